@@ -1,0 +1,47 @@
+# Entry points for people and CI. `make up` and `make test` work on a fresh Debian 12
+# machine: both install what they need first (scripts/install-deps.sh).
+JOBS ?= $(shell nproc)
+BUILD ?= build
+CTEST_FLAGS ?= --output-on-failure
+
+.PHONY: all deps build build-asan build-fuzz up test test-unit test-asan test-fuzz bench format clean
+
+all: build
+
+deps:
+	./scripts/install-deps.sh
+
+$(BUILD)/Makefile:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON
+	cmake --build build-asan -j $(JOBS)
+
+build-fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSLUICE_FUZZ=ON
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
+
+# Build and run sluice with every default (embedded log under ./var), printing its URLs.
+up: build
+	mkdir -p var
+	exec ./$(BUILD)/sluice serve
+
+# Every test: the release build, the whole suite again under ASan+UBSan, and the fuzz
+# targets replaying their seed corpora plus a short fresh run.
+test: build build-asan build-fuzz
+	cd $(BUILD) && ctest $(CTEST_FLAGS) -j 2
+	cd build-asan && ctest $(CTEST_FLAGS) -j 2
+	cd build-fuzz && ctest $(CTEST_FLAGS) -R '^fuzz_'
+
+bench: build
+	./bench/ingest.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-fuzz

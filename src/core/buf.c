@@ -1,0 +1,144 @@
+/* Capped growable buffer; see buf.h. */
+#include "core/buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sl_buf_init(sl_buf *b, size_t cap)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->alloc = 0;
+    b->cap = cap;
+}
+
+void sl_buf_cleanup(sl_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->alloc = 0;
+}
+
+void sl_buf_reset(sl_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+sl_err sl_buf_reserve(sl_buf *b, size_t extra)
+{
+    if (extra > b->cap || b->len > b->cap - extra)
+        return SL_ERR_TOO_LARGE;
+    size_t need = b->len + extra + 1; /* + NUL */
+    if (need <= b->alloc)
+        return SL_OK;
+    size_t grow = b->alloc ? b->alloc : 256;
+    while (grow < need)
+        grow *= 2;
+    if (grow > b->cap + 1)
+        grow = b->cap + 1;
+    char *p = realloc(b->data, grow);
+    if (!p)
+        return SL_ERR_NOMEM;
+    b->data = p;
+    b->alloc = grow;
+    return SL_OK;
+}
+
+sl_err sl_buf_append(sl_buf *b, const void *data, size_t len)
+{
+    sl_err err = sl_buf_reserve(b, len);
+    if (err)
+        return err;
+    if (len)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return SL_OK;
+}
+
+sl_err sl_buf_append_str(sl_buf *b, const char *s)
+{
+    return sl_buf_append(b, s, strlen(s));
+}
+
+sl_err sl_buf_append_char(sl_buf *b, char c)
+{
+    return sl_buf_append(b, &c, 1);
+}
+
+sl_err sl_buf_appendf(sl_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return SL_ERR_INVALID;
+    sl_err err = sl_buf_reserve(b, (size_t)n);
+    if (err)
+        return err;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return SL_OK;
+}
+
+sl_err sl_buf_append_json_string(sl_buf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    /* Worst case every byte becomes \u00XX. */
+    sl_err err = sl_buf_reserve(b, len + 2 <= b->cap ? len + 2 : b->cap);
+    if (err)
+        return err;
+    if ((err = sl_buf_append_char(b, '"')))
+        return err;
+    size_t run = 0; /* start of the pending run of bytes that need no escape */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if ((err = sl_buf_append(b, s + run, i - run)))
+            return err;
+        run = i + 1;
+        char esc[6] = {'\\', 0};
+        size_t n = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+        }
+        if ((err = sl_buf_append(b, esc, n)))
+            return err;
+    }
+    if ((err = sl_buf_append(b, s + run, len - run)))
+        return err;
+    return sl_buf_append_char(b, '"');
+}
+
+char *sl_buf_take(sl_buf *b, size_t *len)
+{
+    char *p = b->data;
+    if (len)
+        *len = b->len;
+    b->data = NULL;
+    b->len = 0;
+    b->alloc = 0;
+    return p;
+}
