@@ -47,7 +47,9 @@ typedef enum sl_event_reason {
 
 const char *sl_event_reason_name(sl_event_reason reason);
 
-#define SL_EVENT_ID_MAX 100
+#define SL_EVENT_ID_MAX 100 /* characters (code points), as the other length limits */
+/* Bytes of event_id in sl_event_entry: 100 characters of up to 4 UTF-8 bytes, plus NUL. */
+#define SL_EVENT_ID_SIZE (4 * SL_EVENT_ID_MAX + 1)
 #define SL_EVENT_MESSAGE_MAX 256
 
 /* One accepted event. Offsets point into sl_event_batch.data. */
@@ -55,7 +57,7 @@ typedef struct sl_event_entry {
     size_t index;              /* position in the request (0 for a single object) */
     size_t json_off, json_len; /* the normalized event JSON */
     size_t key_off, key_len;   /* its session_id, the log's partition key */
-    char event_id[SL_EVENT_ID_MAX + 1];
+    char event_id[SL_EVENT_ID_SIZE]; /* NUL-terminated UTF-8 */
 } sl_event_entry;
 
 /* One refused event of a request. */
@@ -73,6 +75,8 @@ typedef struct sl_event_batch {
     sl_buf data;        /* normalized JSON and keys of the accepted events */
     bool is_batch;      /* the body was an array or {"batch": [...]}, not one object */
     size_t n_events;    /* events the request held: n_accepted + n_rejected */
+    /* private: allocated lengths of accepted and rejected, kept across resets */
+    size_t accepted_cap, rejected_cap;
 } sl_event_batch;
 
 void sl_event_batch_init(sl_event_batch *batch);

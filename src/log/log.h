@@ -50,7 +50,10 @@ typedef void (*sl_log_append_cb)(void *opaque, sl_err err, const char *detail);
 
 /* Queues n records as one unit; copies them, so the caller may free them on return.
  * SL_ERR_BUSY when the pending-bytes bound would be exceeded (back-pressure: answer 503),
- * SL_ERR_CLOSED while closing, SL_ERR_UNSUPPORTED on a handle opened without `producer`.
+ * SL_ERR_CLOSED while closing, SL_ERR_UNSUPPORTED on a handle opened without `producer`,
+ * SL_ERR_TOO_LARGE when the unit alone is larger than max_pending_bytes (it could never be
+ * accepted), SL_ERR_INVALID when n == 0. A record whose key is NULL is spread round-robin;
+ * any other key (even empty) goes to sl_log_partition_for_key.
  * On any error cb is not called. @thread any. */
 SL_MUST_CHECK sl_err sl_log_append(sl_log_t *log, const sl_log_record *recs, size_t n,
                                    sl_log_append_cb cb, void *opaque);
@@ -128,6 +131,10 @@ SL_MUST_CHECK sl_err sl_log_consumer_committed(sl_log_consumer_t *c, unsigned pa
 
 /* Whether every assigned partition has been read to its end as of the last poll. */
 bool sl_log_consumer_is_caught_up(sl_log_consumer_t *c);
+
+/* The detail of the last failed poll, commit, seek or committed call on c ("" if none);
+ * valid until the next call on c. (Added: those calls have no errbuf.) */
+const char *sl_log_consumer_errmsg(sl_log_consumer_t *c);
 
 void sl_log_consumer_close(sl_log_consumer_t *c);
 

@@ -1,0 +1,301 @@
+/* The settings table and its parser; see config.h. Sizes accept K/M/G suffixes (powers of
+ * 1024) and durations ms/s/m/h/d suffixes, so `--log-retention 7d` reads as one expects. */
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum setting_type {
+    SETTING_STRING,
+    SETTING_INT,
+    SETTING_SIZE,     /* bytes, with optional K/M/G suffix */
+    SETTING_DURATION, /* stored in the unit the field name says, from a suffixed value */
+    SETTING_BOOL,     /* a flag without a value; env accepts 1/0/true/false */
+} setting_type;
+
+typedef struct setting {
+    const char *name; /* flag without the leading dashes */
+    const char *env;
+    setting_type type;
+    const char *def;
+    int64_t min, max;
+    int64_t unit_ms; /* durations: milliseconds per stored unit (1 for ms, 1000 for s) */
+    unsigned commands;
+    size_t offset;
+    const char *doc;
+} setting;
+
+#define F(field) offsetof(sl_config, field)
+#define KiB (INT64_C(1) << 10)
+#define MiB (INT64_C(1) << 20)
+#define GiB (INT64_C(1) << 30)
+#define TiB (INT64_C(1) << 40)
+#define DAY_MS (INT64_C(86400000))
+
+static const setting settings[] = {
+    {"listen", "SLUICE_LISTEN", SETTING_STRING, "127.0.0.1:3001", 0, 0, 0, SL_CMD_SERVE,
+     F(listen), "HOST:PORT the ingest API listens on (port 0 picks a free port)"},
+    {"log", "SLUICE_LOG", SETTING_STRING, "file://./var/log", 0, 0, 0,
+     SL_CMD_SERVE | SL_CMD_LOG_READ, F(log_uri), "the durable log: file://DIR (embedded)"},
+    {"log-level", "SLUICE_LOG_LEVEL", SETTING_STRING, "info", 0, 0, 0,
+     SL_CMD_SERVE | SL_CMD_LOG_READ, F(log_level), "diagnostics on stderr: debug, info, warn, error"},
+    {"http-threads", "SLUICE_HTTP_THREADS", SETTING_INT, "2", 1, 256, 0, SL_CMD_SERVE,
+     F(http_threads), "HTTP worker threads (each runs its own event loop)"},
+    {"max-connections", "SLUICE_MAX_CONNECTIONS", SETTING_INT, "4096", 1, 1000000, 0,
+     SL_CMD_SERVE, F(max_connections), "open connections at most; more are refused"},
+    {"max-connections-per-ip", "SLUICE_MAX_CONNECTIONS_PER_IP", SETTING_INT, "0", 0, 1000000, 0,
+     SL_CMD_SERVE, F(max_connections_per_ip), "open connections per client address; 0 = no limit"},
+    {"idle-timeout", "SLUICE_IDLE_TIMEOUT", SETTING_DURATION, "15s", 1, 3600, 1000, SL_CMD_SERVE,
+     F(idle_timeout_s), "a connection silent this long is closed (slow clients cannot hold one)"},
+    {"drain-timeout", "SLUICE_DRAIN_TIMEOUT", SETTING_DURATION, "10s", 0, 600000, 1, SL_CMD_SERVE,
+     F(drain_timeout_ms), "on SIGTERM, how long requests in flight may take to finish"},
+    {"max-body", "SLUICE_MAX_BODY", SETTING_SIZE, "512K", 1 * KiB, 1 * GiB, 0, SL_CMD_SERVE,
+     F(max_body_bytes), "request body as sent; larger gets 413"},
+    {"max-inflated", "SLUICE_MAX_INFLATED", SETTING_SIZE, "4M", 1 * KiB, 1 * GiB, 0, SL_CMD_SERVE,
+     F(max_inflated_bytes), "request body after gzip/deflate decoding; larger gets 413"},
+    {"max-event", "SLUICE_MAX_EVENT", SETTING_SIZE, "32K", 1 * KiB, 16 * MiB, 0, SL_CMD_SERVE,
+     F(max_event_bytes), "one normalized event"},
+    {"max-batch", "SLUICE_MAX_BATCH", SETTING_INT, "1000", 1, 100000, 0, SL_CMD_SERVE,
+     F(max_batch_events), "events in one request"},
+    {"max-depth", "SLUICE_MAX_DEPTH", SETTING_INT, "16", 2, 256, 0, SL_CMD_SERVE, F(max_depth),
+     "JSON nesting depth of one event (the event object is level 1)"},
+    {"max-keys", "SLUICE_MAX_KEYS", SETTING_INT, "256", 16, 100000, 0, SL_CMD_SERVE, F(max_keys),
+     "keys in any one JSON object of an event"},
+    {"log-partitions", "SLUICE_LOG_PARTITIONS", SETTING_INT, "8", 1, 1024, 0, SL_CMD_SERVE,
+     F(log_partitions), "partitions of a new embedded log (an existing log keeps its own)"},
+    {"log-retention-bytes", "SLUICE_LOG_RETENTION_BYTES", SETTING_SIZE, "1G", 0, 64 * TiB, 0,
+     SL_CMD_SERVE, F(log_retention_bytes), "embedded log: oldest events go past this size; 0 = no limit"},
+    {"log-retention", "SLUICE_LOG_RETENTION", SETTING_DURATION, "7d", 0, 3650 * DAY_MS, 1,
+     SL_CMD_SERVE, F(log_retention_ms), "embedded log: events older than this go; 0 = keep"},
+    {"log-max-size", "SLUICE_LOG_MAX_SIZE", SETTING_SIZE, "4G", 16 * MiB, 64 * TiB, 0,
+     SL_CMD_SERVE | SL_CMD_LOG_READ, F(log_max_size_bytes),
+     "embedded log: hard size of the store file (must exceed twice the retention)"},
+    {"log-max-pending", "SLUICE_LOG_MAX_PENDING", SETTING_SIZE, "64M", 64 * KiB, 16 * GiB, 0,
+     SL_CMD_SERVE, F(log_max_pending_bytes),
+     "events accepted but not yet durable; past it requests get 503 (back-pressure)"},
+    {"group", "SLUICE_GROUP", SETTING_STRING, "", 0, 0, 0, SL_CMD_LOG_READ, F(group),
+     "consumer group whose offsets are read and committed; empty = none"},
+    {"from-beginning", "SLUICE_FROM_BEGINNING", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_LOG_READ,
+     F(from_beginning), "with --group: start at the oldest event, not the committed offset"},
+    {"max", "SLUICE_MAX", SETTING_INT, "0", 0, INT64_MAX, 0, SL_CMD_LOG_READ, F(max_messages),
+     "stop after this many events; 0 = all"},
+};
+
+#define N_SETTINGS (sizeof settings / sizeof settings[0])
+
+static const char *type_hint(setting_type t)
+{
+    switch (t) {
+    case SETTING_STRING: return "TEXT";
+    case SETTING_INT: return "N";
+    case SETTING_SIZE: return "BYTES";
+    case SETTING_DURATION: return "DURATION";
+    case SETTING_BOOL: return "";
+    }
+    return "";
+}
+
+/* Parses digits with an optional suffix from `suffixes` (each with its multiplier). */
+static sl_err parse_scaled(const char *s, const char *const *suffixes, const int64_t *mult,
+                           int64_t *out)
+{
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || errno || v < 0)
+        return SL_ERR_INVALID;
+    int64_t m = 1;
+    if (*end) {
+        size_t i;
+        for (i = 0; suffixes[i]; i++) {
+            if (strcasecmp(end, suffixes[i]) == 0)
+                break;
+        }
+        if (!suffixes[i])
+            return SL_ERR_INVALID;
+        m = mult[i];
+    }
+    if (v > INT64_MAX / m)
+        return SL_ERR_INVALID;
+    *out = v * m;
+    return SL_OK;
+}
+
+static sl_err parse_value(const setting *s, const char *text, sl_config *cfg, const char *origin,
+                          char *errbuf, size_t errlen)
+{
+    void *field = (char *)cfg + s->offset;
+    int64_t v = 0;
+    sl_err err = SL_OK;
+    switch (s->type) {
+    case SETTING_STRING: {
+        char *copy = strdup(text);
+        if (!copy)
+            return SL_ERR_NOMEM;
+        free(*(char **)field);
+        *(char **)field = copy;
+        return SL_OK;
+    }
+    case SETTING_BOOL:
+        if (!strcmp(text, "1") || !strcasecmp(text, "true") || !strcasecmp(text, "yes"))
+            *(bool *)field = true;
+        else if (!strcmp(text, "0") || !strcasecmp(text, "false") || !strcasecmp(text, "no"))
+            *(bool *)field = false;
+        else
+            return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
+                                 "%s: \"%s\" is not a boolean (true or false)", origin, text);
+        return SL_OK;
+    case SETTING_INT: {
+        static const char *const none[] = {NULL};
+        err = parse_scaled(text, none, NULL, &v);
+        break;
+    }
+    case SETTING_SIZE: {
+        static const char *const sfx[] = {"b", "k", "kb", "kib", "m", "mb", "mib",
+                                          "g", "gb", "gib", "t", "tb", "tib", NULL};
+        static const int64_t mul[] = {1,   KiB, KiB, KiB, MiB, MiB, MiB,
+                                      GiB, GiB, GiB, TiB, TiB, TiB};
+        err = parse_scaled(text, sfx, mul, &v);
+        break;
+    }
+    case SETTING_DURATION: {
+        static const char *const sfx[] = {"ms", "s", "m", "h", "d", NULL};
+        static const int64_t mul[] = {1, 1000, 60000, 3600000, DAY_MS};
+        int64_t ms;
+        /* A bare number is in the setting's own unit. */
+        err = parse_scaled(text, sfx, mul, &ms);
+        if (!err) {
+            const char *p = text;
+            while (isdigit((unsigned char)*p))
+                p++;
+            v = *p ? ms / s->unit_ms : ms;
+            if (*p && ms % s->unit_ms)
+                err = SL_ERR_INVALID;
+        }
+        break;
+    }
+    }
+    if (err)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "%s: \"%s\" is not a valid %s", origin,
+                             text, s->type == SETTING_INT ? "whole number" :
+                                   s->type == SETTING_SIZE ? "size (like 512K, 64M, 1G)" :
+                                                             "duration (like 500ms, 15s, 7d)");
+    if (v < s->min || v > s->max)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
+                             "%s: %s is out of range (%lld to %lld)", origin, text,
+                             (long long)s->min, (long long)s->max);
+    *(int64_t *)field = v;
+    return SL_OK;
+}
+
+static const setting *find_setting(const char *name, size_t len, unsigned command)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        if ((settings[i].commands & command) && strlen(settings[i].name) == len &&
+            strncmp(settings[i].name, name, len) == 0)
+            return &settings[i];
+    }
+    return NULL;
+}
+
+sl_err sl_config_load(sl_config *cfg, unsigned command, int argc, char **argv, char *errbuf,
+                      size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    sl_err err;
+    char origin[160];
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const setting *s = &settings[i];
+        snprintf(origin, sizeof origin, "default of --%s", s->name);
+        if ((err = parse_value(s, s->def, cfg, origin, errbuf, errlen)))
+            return err;
+        const char *env = getenv(s->env);
+        if ((s->commands & command) && env) {
+            snprintf(origin, sizeof origin, "%s", s->env);
+            if ((err = parse_value(s, env, cfg, origin, errbuf, errlen)))
+                return err;
+        }
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h"))
+            return SL_ERR_NOT_FOUND;
+        if (strncmp(arg, "--", 2) != 0)
+            return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "unexpected argument \"%s\"", arg);
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+        const setting *s = find_setting(name, name_len, command);
+        if (!s)
+            return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
+                                 "unknown flag \"--%.*s\" (see --help)", (int)name_len, name);
+        const char *value;
+        if (eq)
+            value = eq + 1;
+        else if (s->type == SETTING_BOOL)
+            value = "true";
+        else if (i + 1 < argc)
+            value = argv[++i];
+        else
+            return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "flag \"--%s\" needs a value",
+                                 s->name);
+        snprintf(origin, sizeof origin, "--%s", s->name);
+        if ((err = parse_value(s, value, cfg, origin, errbuf, errlen)))
+            return err;
+    }
+    return SL_OK;
+}
+
+void sl_config_cleanup(sl_config *cfg)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        if (settings[i].type == SETTING_STRING) {
+            char **field = (char **)((char *)cfg + settings[i].offset);
+            free(*field);
+            *field = NULL;
+        }
+    }
+}
+
+void sl_config_print_help(FILE *out, unsigned command)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const setting *s = &settings[i];
+        if (!(s->commands & command))
+            continue;
+        char flag[80];
+        snprintf(flag, sizeof flag, "--%s %s", s->name, type_hint(s->type));
+        fprintf(out, "  %-32s %s\n  %-32s [%s, default %s]\n", flag, s->doc, "", s->env,
+                *s->def ? s->def : "\"\"");
+    }
+}
+
+void sl_config_print_markdown(FILE *out)
+{
+    fputs("# Configuration\n\n"
+          "Every setting is a flag and an environment variable; a flag beats the variable, "
+          "which beats the default. Sizes take K, M, G, T suffixes (powers of 1024); "
+          "durations take ms, s, m, h, d.\n\n"
+          "This page is generated by `sluice config-doc` from the settings table in "
+          "`src/core/config.c`; a test checks that it is current.\n\n"
+          "| flag | variable | default | range | commands | meaning |\n"
+          "|---|---|---|---|---|---|\n",
+          out);
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const setting *s = &settings[i];
+        char range[64] = "";
+        if (s->type == SETTING_INT || s->type == SETTING_SIZE)
+            snprintf(range, sizeof range, "%lld–%lld%s", (long long)s->min, (long long)s->max,
+                     s->type == SETTING_SIZE ? " bytes" : "");
+        else if (s->type == SETTING_DURATION)
+            snprintf(range, sizeof range, "%lld–%lld %s", (long long)s->min, (long long)s->max,
+                     s->unit_ms == 1 ? "ms" : "s");
+        fprintf(out, "| `--%s` | `%s` | `%s` | %s | %s%s%s | %s |\n", s->name, s->env,
+                *s->def ? s->def : "", range, (s->commands & SL_CMD_SERVE) ? "serve" : "",
+                (s->commands & SL_CMD_SERVE) && (s->commands & SL_CMD_LOG_READ) ? ", " : "",
+                (s->commands & SL_CMD_LOG_READ) ? "log read" : "", s->doc);
+    }
+}

@@ -1,0 +1,60 @@
+/* Settings: one table drives command-line parsing, environment variables, validation,
+ * `--help` and docs/configuration.md (librdkafka's property table). Every setting has a
+ * flag `--name` and an environment variable `SLUICE_NAME`; a flag beats the environment,
+ * which beats the default. */
+#ifndef SL_CORE_CONFIG_H
+#define SL_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/err.h"
+
+/* Commands a setting applies to (bit mask). */
+enum {
+    SL_CMD_SERVE = 1u << 0,
+    SL_CMD_LOG_READ = 1u << 1,
+};
+
+typedef struct sl_config {
+    /* serve */
+    char *listen;
+    char *log_uri;
+    char *log_level;
+    int64_t http_threads;
+    int64_t max_connections;
+    int64_t max_connections_per_ip;
+    int64_t idle_timeout_s;
+    int64_t drain_timeout_ms;
+    int64_t max_body_bytes;
+    int64_t max_inflated_bytes;
+    int64_t max_event_bytes;
+    int64_t max_batch_events;
+    int64_t max_depth;
+    int64_t max_keys;
+    int64_t log_partitions;
+    int64_t log_retention_bytes;
+    int64_t log_retention_ms;
+    int64_t log_max_size_bytes;
+    int64_t log_max_pending_bytes;
+    /* log read */
+    char *group;
+    bool from_beginning;
+    int64_t max_messages;
+} sl_config;
+
+/* Fills cfg for `command` from the defaults, then the environment, then argv (the words
+ * after the command). Strings in cfg are heap copies freed by sl_config_cleanup.
+ * SL_ERR_CONFIG with a message naming the flag or variable on any bad value or unknown
+ * flag; SL_ERR_NOT_FOUND when argv asks for --help (the caller prints help). */
+SL_MUST_CHECK sl_err sl_config_load(sl_config *cfg, unsigned command, int argc, char **argv,
+                                    char *errbuf, size_t errlen);
+void sl_config_cleanup(sl_config *cfg);
+
+/* Writes the flags of `command` with their variables, defaults and docs. */
+void sl_config_print_help(FILE *out, unsigned command);
+/* Writes docs/configuration.md for every setting. */
+void sl_config_print_markdown(FILE *out);
+
+#endif

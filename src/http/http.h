@@ -1,0 +1,42 @@
+/* The HTTP server: ingest API (POST /analytics), health, readiness and metrics, on
+ * libmicrohttpd with a pool of event-loop threads. A request whose events must become
+ * durable is suspended (no thread waits) and resumed from the log's durability callback. */
+#ifndef SL_HTTP_HTTP_H
+#define SL_HTTP_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "event/event.h"
+#include "log/log.h"
+
+typedef struct sl_http_server sl_http_server_t;
+
+typedef struct sl_http_options {
+    const char *listen;          /* "HOST:PORT"; port 0 picks a free one */
+    unsigned threads;
+    unsigned max_connections;
+    unsigned max_connections_per_ip; /* 0 = no limit */
+    unsigned idle_timeout_s;
+    size_t max_body_bytes;       /* as sent */
+    size_t max_inflated_bytes;   /* after Content-Encoding is undone */
+    sl_event_limits limits;
+} sl_http_options;
+
+/* Starts serving. log is borrowed and must outlive the server. */
+SL_MUST_CHECK sl_err sl_http_server_start(const sl_http_options *opts, sl_log_t *log,
+                                          sl_http_server_t **out, char *errbuf, size_t errlen);
+
+/* The port actually bound (useful with port 0). */
+uint16_t sl_http_server_port(const sl_http_server_t *srv);
+
+/* Graceful stop, step 1: stop accepting connections, answer requests in flight (waiting
+ * up to timeout_ms for their events to become durable), closing keep-alive connections
+ * as their requests finish. Returns the number of requests still unfinished. */
+unsigned sl_http_server_drain(sl_http_server_t *srv, int64_t timeout_ms);
+
+/* Step 2: closes every connection and frees. sl_http_server_free(NULL) is a no-op. */
+void sl_http_server_free(sl_http_server_t *srv);
+
+#endif

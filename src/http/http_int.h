@@ -1,0 +1,75 @@
+/* Internals shared by the HTTP module's files: the server, one request's state, and the
+ * helpers that build answers. */
+#ifndef SL_HTTP_HTTP_INT_H
+#define SL_HTTP_HTTP_INT_H
+
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "core/buf.h"
+#include "http/http.h"
+#include "http/metrics.h"
+
+struct sl_http_server {
+    struct MHD_Daemon *daemon;
+    sl_log_t *log;
+    sl_http_options opts;
+    sl_metrics metrics;
+    uint16_t port;
+    atomic_bool draining;       /* answers carry Connection: close; /ready says no */
+    atomic_uint in_flight;      /* requests begun and not yet completed */
+};
+
+typedef enum sl_content_encoding {
+    SL_ENCODING_IDENTITY,
+    SL_ENCODING_GZIP_OR_DEFLATE, /* zlib detects which from the header bytes */
+} sl_content_encoding;
+
+/* Where a POST /analytics request is in its life:
+ *   READING  -> the body is arriving
+ *   WAITING  -> events handed to the log, connection suspended until the callback
+ *   ANSWERED -> the outcome is known; the next handler call queues the answer */
+typedef enum sl_request_phase { SL_PHASE_READING, SL_PHASE_WAITING, SL_PHASE_ANSWERED } sl_request_phase;
+
+typedef struct sl__http_request {
+    sl_http_server_t *srv;
+    struct MHD_Connection *conn;
+    sl_route route;
+    sl_request_phase phase;
+    unsigned early_status;        /* non-zero: refused before the body was read */
+    char early_message[160];
+    sl_content_encoding encoding;
+    bool body_too_large;
+    sl_buf body;
+    /* Set before the log append; the durability callback only picks success or failure. */
+    unsigned status;
+    sl_buf answer;
+    size_t n_accepted;
+    int64_t append_started_ns;
+    sl_err append_err;            /* written by the log's thread before resume */
+    char append_detail[160];
+} sl__http_request;
+
+/* Undoes a gzip or deflate Content-Encoding. SL_ERR_TOO_LARGE once the output passes
+ * out->cap, SL_ERR_INVALID (with a message) for a corrupt or truncated stream. */
+SL_MUST_CHECK sl_err sl__http_inflate(const char *in, size_t in_len, sl_buf *out, char *errbuf,
+                                      size_t errlen);
+
+/* POST /analytics: called for every chunk of the body and once more at its end (and again
+ * after a resume). @thread an HTTP worker thread. */
+enum MHD_Result sl__http_ingest(sl__http_request *req, const char *upload, size_t *upload_size);
+
+/* Checks Content-Type and Content-Encoding and the announced length before the body is
+ * read; sets req->early_status when the request cannot be taken. */
+void sl__http_ingest_begin(sl__http_request *req);
+
+/* Queues a JSON answer with the CORS and connection headers every answer carries, and
+ * counts it. body is copied. */
+enum MHD_Result sl__http_respond(sl__http_request *req, unsigned status, const char *content_type,
+                                 const char *body, size_t len);
+
+/* Queues {"success":false,"error":<status text>,"message":<message>}. */
+enum MHD_Result sl__http_respond_error(sl__http_request *req, unsigned status, const char *message);
+
+#endif

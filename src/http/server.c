@@ -1,0 +1,348 @@
+/* The libmicrohttpd daemon: listening, routing, per-request state, the answers shared by
+ * every route, health/readiness/metrics, and graceful draining. POST /analytics itself
+ * lives in ingest.c. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/diag.h"
+#include "core/time.h"
+#include "http/http_int.h"
+
+/* Every answer may be read by a browser on another origin (analytics beacons are). */
+static void add_common_headers(sl__http_request *req, struct MHD_Response *resp,
+                               const char *content_type)
+{
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+    if (content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (atomic_load(&req->srv->draining))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+enum MHD_Result sl__http_respond(sl__http_request *req, unsigned status, const char *content_type,
+                                 const char *body, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    add_common_headers(req, resp, content_type);
+    if (status == 405)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+                                req->route == SL_ROUTE_ANALYTICS ? "POST, OPTIONS" : "GET, HEAD");
+    if (status == 503)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
+    MHD_destroy_response(resp);
+    sl_metrics_count_request(&req->srv->metrics, req->route, status);
+    return rc;
+}
+
+static const char *status_text(unsigned status)
+{
+    switch (status) {
+    case 400: return "Bad request";
+    case 404: return "Not found";
+    case 405: return "Method not allowed";
+    case 413: return "Payload too large";
+    case 415: return "Unsupported media type";
+    case 429: return "Too many requests";
+    case 500: return "Internal server error";
+    case 503: return "Service unavailable";
+    default: return "Error";
+    }
+}
+
+enum MHD_Result sl__http_respond_error(sl__http_request *req, unsigned status, const char *message)
+{
+    sl_buf b;
+    sl_buf_init(&b, 4096);
+    enum MHD_Result rc = MHD_NO;
+    if (sl_buf_append_str(&b, "{\"success\":false,\"error\":") ||
+        sl_buf_append_json_string(&b, status_text(status), strlen(status_text(status))) ||
+        sl_buf_append_str(&b, ",\"message\":") ||
+        sl_buf_append_json_string(&b, message, strlen(message)) || sl_buf_append_char(&b, '}'))
+        goto out;
+    rc = sl__http_respond(req, status, "application/json", b.data, b.len);
+out:
+    sl_buf_cleanup(&b);
+    return rc;
+}
+
+static bool log_is_ready(sl_http_server_t *srv, sl_log_stats *st)
+{
+    sl_log_get_stats(srv->log, st);
+    return st->healthy && !atomic_load(&srv->draining);
+}
+
+/* GET /health answers like the reference API (status, kafkaReady, timestamp): kafkaReady
+ * keeps its name for clients that read it and means "the log takes appends". */
+static enum MHD_Result handle_health(sl__http_request *req)
+{
+    sl_log_stats st;
+    bool ready = log_is_ready(req->srv, &st);
+    char ts[SL_TIME_RFC3339_MAX];
+    sl_time_format_rfc3339(sl_time_now_us(), ts);
+    char body[256];
+    int n = snprintf(body, sizeof body,
+                     "{\"status\":\"ok\",\"kafkaReady\":%s,\"logReady\":%s,\"timestamp\":\"%s\"}",
+                     ready ? "true" : "false", ready ? "true" : "false", ts);
+    return sl__http_respond(req, 200, "application/json", body, (size_t)n);
+}
+
+/* GET /ready: 200 only when events sent now would be made durable. */
+static enum MHD_Result handle_ready(sl__http_request *req)
+{
+    sl_log_stats st;
+    bool ready = log_is_ready(req->srv, &st);
+    const char *why = atomic_load(&req->srv->draining) ? "shutting down"
+                      : !st.healthy                    ? "the log failed its last commit"
+                                                       : "";
+    char body[256];
+    int n = snprintf(body, sizeof body, "{\"ready\":%s%s%s%s}", ready ? "true" : "false",
+                     ready ? "" : ",\"reason\":\"", why, ready ? "" : "\"");
+    return sl__http_respond(req, ready ? 200 : 503, "application/json", body, (size_t)n);
+}
+
+static enum MHD_Result handle_metrics(sl__http_request *req)
+{
+    sl_http_server_t *srv = req->srv;
+    sl_log_stats st;
+    sl_log_get_stats(srv->log, &st);
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    sl_metrics_gauges g = {
+        .log = &st,
+        .connections = info ? info->num_connections : 0,
+        .requests_in_flight = atomic_load(&srv->in_flight),
+    };
+    sl_buf b;
+    sl_buf_init(&b, 1 << 20);
+    enum MHD_Result rc;
+    if (sl_metrics_render(&srv->metrics, &g, &b))
+        rc = sl__http_respond_error(req, 500, "could not render metrics");
+    else
+        rc = sl__http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    sl_buf_cleanup(&b);
+    return rc;
+}
+
+/* CORS preflight for any route. */
+static enum MHD_Result handle_preflight(sl__http_request *req)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    add_common_headers(req, resp, NULL);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "POST, GET, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                            "Content-Type, Content-Encoding, Authorization, X-Write-Key");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "86400");
+    enum MHD_Result rc = MHD_queue_response(req->conn, 204, resp);
+    MHD_destroy_response(resp);
+    sl_metrics_count_request(&req->srv->metrics, req->route, 204);
+    return rc;
+}
+
+static sl_route route_of(const char *url)
+{
+    if (!strcmp(url, "/analytics"))
+        return SL_ROUTE_ANALYTICS;
+    if (!strcmp(url, "/health"))
+        return SL_ROUTE_HEALTH;
+    if (!strcmp(url, "/ready"))
+        return SL_ROUTE_READY;
+    if (!strcmp(url, "/metrics"))
+        return SL_ROUTE_METRICS;
+    return SL_ROUTE_OTHER;
+}
+
+static void request_free(sl__http_request *req)
+{
+    sl_buf_cleanup(&req->body);
+    sl_buf_cleanup(&req->answer);
+    free(req);
+}
+
+/* @thread an HTTP worker thread; called on each step of each request. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    sl_http_server_t *srv = cls;
+    sl__http_request *req = *con_cls;
+    if (!req) {
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        req->srv = srv;
+        req->conn = conn;
+        req->route = route_of(url);
+        sl_buf_init(&req->body, srv->opts.max_body_bytes);
+        sl_buf_init(&req->answer, 1 << 20);
+        *con_cls = req;
+        atomic_fetch_add(&srv->in_flight, 1);
+        if (req->route == SL_ROUTE_ANALYTICS && !strcmp(method, MHD_HTTP_METHOD_POST)) {
+            /* Refusing before the body is read spares reading a body we would drop. */
+            sl__http_ingest_begin(req);
+            if (req->early_status)
+                return sl__http_respond_error(req, req->early_status, req->early_message);
+        }
+        return MHD_YES;
+    }
+    if (!strcmp(method, MHD_HTTP_METHOD_OPTIONS))
+        return handle_preflight(req);
+    if (req->route == SL_ROUTE_ANALYTICS) {
+        if (!strcmp(method, MHD_HTTP_METHOD_POST))
+            return sl__http_ingest(req, upload, upload_size);
+        return sl__http_respond_error(req, 405, "use POST for /analytics");
+    }
+    /* Other routes take no body: ignore any that was sent. */
+    if (*upload_size) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    bool is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+    if (req->route == SL_ROUTE_OTHER) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "no route for %.16s %.120s", method, url);
+        return sl__http_respond_error(req, 404, msg);
+    }
+    if (!is_get)
+        return sl__http_respond_error(req, 405, "use GET for this route");
+    switch (req->route) {
+    case SL_ROUTE_HEALTH: return handle_health(req);
+    case SL_ROUTE_READY: return handle_ready(req);
+    default: return handle_metrics(req);
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    sl_http_server_t *srv = cls;
+    sl__http_request *req = *con_cls;
+    if (!req)
+        return;
+    request_free(req);
+    *con_cls = NULL;
+    atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+static void on_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    sl_diag(SL_DIAG_WARN, "http server", "detail=\"%s\"", msg);
+}
+
+/* Splits "HOST:PORT" or "[V6]:PORT" and resolves it to a socket address. */
+static sl_err resolve_listen(const char *listen, struct sockaddr_storage *ss, bool *is_v6,
+                             char *errbuf, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen || !colon[1])
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
+                             "listen address \"%s\" is not HOST:PORT", listen);
+    const char *h = listen;
+    size_t hlen = (size_t)(colon - listen);
+    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    if (hlen >= sizeof host)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "listen host is too long");
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || errno || port < 0 || port > 65535)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "listen port \"%s\" is not 0-65535",
+                             colon + 1);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc != 0)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "could not resolve \"%s\": %s", host,
+                             gai_strerror(rc));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *is_v6 = res->ai_family == AF_INET6;
+    freeaddrinfo(res);
+    return SL_OK;
+}
+
+sl_err sl_http_server_start(const sl_http_options *opts, sl_log_t *log, sl_http_server_t **out,
+                            char *errbuf, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    bool is_v6 = false;
+    sl_err err = resolve_listen(opts->listen, &ss, &is_v6, errbuf, errlen);
+    if (err)
+        return err;
+    sl_http_server_t *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return SL_ERR_NOMEM;
+    srv->log = log;
+    srv->opts = *opts;
+    sl_metrics_init(&srv->metrics);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    if (is_v6)
+        flags |= MHD_USE_IPv6;
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opts->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)opts->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)opts->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)opts->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error,
+        srv, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+    if (!srv->daemon) {
+        free(srv);
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not listen on \"%s\": %s",
+                             opts->listen, errno ? strerror(errno) : "libmicrohttpd refused");
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : 0;
+    *out = srv;
+    return SL_OK;
+}
+
+uint16_t sl_http_server_port(const sl_http_server_t *srv)
+{
+    return srv->port;
+}
+
+unsigned sl_http_server_drain(sl_http_server_t *srv, int64_t timeout_ms)
+{
+    atomic_store(&srv->draining, true);
+    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    int64_t deadline = sl_time_mono_ns() + timeout_ms * 1000000;
+    while (atomic_load(&srv->in_flight) > 0 && sl_time_mono_ns() < deadline) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return atomic_load(&srv->in_flight);
+}
+
+void sl_http_server_free(sl_http_server_t *srv)
+{
+    if (!srv)
+        return;
+    MHD_stop_daemon(srv->daemon);
+    free(srv);
+}

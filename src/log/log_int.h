@@ -1,0 +1,119 @@
+/* Internals shared inside the log module only: the backend vtable that log.c dispatches
+ * through, the handle headers every backend embeds as its first member, and helpers that
+ * tests reach directly (the Kafka murmur2 hash). Nothing outside src/log includes this. */
+#ifndef SL_LOG_LOG_INT_H
+#define SL_LOG_LOG_INT_H
+
+#include "log/log.h"
+
+/* Operations a backend provides. log.c validates public arguments that do not depend on
+ * the backend (NULL handles, counts) before calling through. */
+typedef struct sl__log_backend {
+    const char *name;
+    void (*close)(sl_log_t *log);
+    sl_err (*append)(sl_log_t *log, const sl_log_record *recs, size_t n, sl_log_append_cb cb,
+                     void *opaque);
+    unsigned (*partition_count)(const sl_log_t *log);
+    void (*get_stats)(sl_log_t *log, sl_log_stats *stats);
+
+    sl_err (*consumer_open)(sl_log_t *log, const sl_log_consumer_options *opts,
+                            sl_log_consumer_t **out, char *errbuf, size_t errlen);
+    sl_err (*consumer_poll)(sl_log_consumer_t *c, sl_log_message *msgs, size_t max,
+                            size_t *n_out, int timeout_ms);
+    sl_err (*consumer_commit)(sl_log_consumer_t *c, const sl_log_position *pos, size_t n);
+    sl_err (*consumer_seek)(sl_log_consumer_t *c, unsigned partition, uint64_t offset);
+    sl_err (*consumer_committed)(sl_log_consumer_t *c, unsigned partition, uint64_t *offset);
+    bool (*consumer_is_caught_up)(sl_log_consumer_t *c);
+    const char *(*consumer_errmsg)(sl_log_consumer_t *c);
+    void (*consumer_close)(sl_log_consumer_t *c);
+} sl__log_backend;
+
+/* First member of every backend's log handle, so log.c can dispatch on any sl_log_t. */
+struct sl_log {
+    const sl__log_backend *be;
+};
+
+/* First member of every backend's consumer handle. */
+struct sl_log_consumer {
+    const sl__log_backend *be;
+};
+
+/* Limits shared by the URI layer and the backends. */
+#define SL__LOG_MAX_PARTITIONS 1024u
+#define SL__LOG_MIN_SIZE_BYTES (64u * 1024u)
+#define SL__LOG_GROUP_MAX 100u
+
+/* Kafka's Utils.murmur2 (Java), bit for bit: signed 32-bit result. */
+int32_t sl__log_murmur2(const void *data, size_t len);
+
+/* Whether name is a valid consumer group name: 1..100 chars of [A-Za-z0-9._-] (so it can
+ * be part of a lock file name and a meta key). */
+bool sl__log_group_name_ok(const char *name);
+
+/* Opens the embedded LMDB backend in dir. opts is already validated and complete. */
+SL_MUST_CHECK sl_err sl__log_embedded_open(const char *dir, const sl_log_options *opts,
+                                           sl_log_t **out, char *errbuf, size_t errlen);
+
+/* ---- embedded backend internals (embedded.c, embedded_consumer.c) ---- */
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+/* Stored record value: int64 append time (ms since the epoch), uint32 key length, both in
+ * native byte order (LMDB files are not portable across byte orders anyway), then the key,
+ * then the value. */
+#define SL__LOG_REC_HDR 12u
+/* Bytes of messages one poll copies at most (a single larger message is still returned). */
+#define SL__LOG_POLL_BYTES ((size_t)8 << 20)
+
+/* One LMDB environment per log directory per process, shared by every handle on it:
+ * LMDB forbids opening an environment twice in one process (closing the second copy would
+ * drop the first one's file locks). Found by the directory's device and inode. */
+typedef struct sl__log_env {
+    struct sl__log_env *next; /* @locks the registry mutex in embedded.c */
+    unsigned refs;            /* @locks the registry mutex */
+    dev_t dev;
+    ino_t ino;
+    char *dir;
+    MDB_env *env;
+    unsigned partitions; /* as stored in the log, whatever the options said */
+    MDB_dbi meta;
+    MDB_dbi *part; /* partitions entries */
+
+    /* Same-process commit notifications, so consumers wake when data lands. */
+    pthread_mutex_t mu;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC */
+    uint64_t commit_seq; /* @locks mu; bumped after every commit that appended */
+    unsigned writers;    /* @locks mu; producer handles of this process (0 or 1) */
+} sl__log_env;
+
+/* Maps an LMDB (or errno) code to an sl_err. */
+sl_err sl__log_mdb_err(int rc);
+
+/* The meta key of a group's committed offset for a partition, NUL-terminated. */
+#define SL__LOG_GROUP_KEY_MAX (SL__LOG_GROUP_MAX + 24)
+size_t sl__log_group_key(char out[SL__LOG_GROUP_KEY_MAX], const char *group, unsigned partition);
+
+/* Opens (and creates) dir/name with mode 0600 and takes an exclusive non-blocking flock;
+ * *fd_out = -1 and SL_ERR_BUSY when another open file holds it. */
+SL_MUST_CHECK sl_err sl__log_lock_file(const char *dir, const char *name, int *fd_out);
+
+/* Consumer backend entry points (embedded_consumer.c), wired into the vtable. */
+sl_err sl__log_emb_consumer_open(sl_log_t *log, const sl_log_consumer_options *opts,
+                                 sl_log_consumer_t **out, char *errbuf, size_t errlen);
+sl_err sl__log_emb_consumer_poll(sl_log_consumer_t *c, sl_log_message *msgs, size_t max,
+                                 size_t *n_out, int timeout_ms);
+sl_err sl__log_emb_consumer_commit(sl_log_consumer_t *c, const sl_log_position *pos, size_t n);
+sl_err sl__log_emb_consumer_seek(sl_log_consumer_t *c, unsigned partition, uint64_t offset);
+sl_err sl__log_emb_consumer_committed(sl_log_consumer_t *c, unsigned partition,
+                                      uint64_t *offset);
+bool sl__log_emb_consumer_is_caught_up(sl_log_consumer_t *c);
+const char *sl__log_emb_consumer_errmsg(sl_log_consumer_t *c);
+void sl__log_emb_consumer_close(sl_log_consumer_t *c);
+
+/* The shared environment of an embedded log handle (for its consumers). */
+sl__log_env *sl__log_emb_env(sl_log_t *log);
+
+#endif

@@ -1,0 +1,200 @@
+/* sluice's command line: picks the command, loads its settings, and calls into the
+ * modules. Kept thin: everything that does work lives in src/<module>/. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "core/config.h"
+#include "core/diag.h"
+#include "http/http.h"
+#include "log/log.h"
+
+static void usage(FILE *out)
+{
+    fputs("usage: sluice COMMAND [FLAGS]\n\n"
+          "commands:\n"
+          "  serve        run the ingest API on the durable log\n"
+          "  log read     print events stored in the log as JSON lines\n"
+          "  config-doc   print docs/configuration.md\n"
+          "  help         this text; `sluice COMMAND --help` lists a command's flags\n",
+          out);
+}
+
+static int config_or_help(sl_config *cfg, unsigned command, const char *name, int argc,
+                          char **argv)
+{
+    char errbuf[512];
+    sl_err err = sl_config_load(cfg, command, argc, argv, errbuf, sizeof errbuf);
+    if (err == SL_ERR_NOT_FOUND) {
+        printf("usage: sluice %s [FLAGS]\n\nflags (each also read from its variable):\n", name);
+        sl_config_print_help(stdout, command);
+        sl_config_cleanup(cfg);
+        return 0;
+    }
+    if (err) {
+        fprintf(stderr, "sluice %s: %s\n", name, errbuf);
+        sl_config_cleanup(cfg);
+        return 2;
+    }
+    sl_diag_level level;
+    if (sl_diag_parse_level(cfg->log_level, &level)) {
+        fprintf(stderr, "sluice %s: --log-level: \"%s\" is not debug, info, warn or error\n", name,
+                cfg->log_level);
+        sl_config_cleanup(cfg);
+        return 2;
+    }
+    sl_diag_set_level(level);
+    return -1;
+}
+
+static void log_options_from(const sl_config *cfg, bool producer, sl_log_options *lo)
+{
+    sl_log_options_default(lo);
+    lo->producer = producer;
+    lo->partitions = (unsigned)cfg->log_partitions;
+    lo->retention_bytes = (uint64_t)cfg->log_retention_bytes;
+    lo->retention_ms = (uint64_t)cfg->log_retention_ms;
+    lo->max_size_bytes = (uint64_t)cfg->log_max_size_bytes;
+    lo->max_pending_bytes = (size_t)cfg->log_max_pending_bytes;
+}
+
+/* Many keep-alive clients need many descriptors; take what the hard limit allows. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    sl_config cfg;
+    int rc = config_or_help(&cfg, SL_CMD_SERVE, "serve", argc, argv);
+    if (rc >= 0)
+        return rc;
+    rc = 1;
+    char errbuf[512];
+    sl_log_t *log = NULL;
+    sl_http_server_t *srv = NULL;
+
+    /* Signals are taken by sigwait() in this thread only: block them before any thread
+     * starts so every thread inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+
+    sl_log_options lo;
+    log_options_from(&cfg, true, &lo);
+    if (sl_log_open(cfg.log_uri, &lo, &log, errbuf, sizeof errbuf)) {
+        sl_diag(SL_DIAG_ERROR, "could not open the log", "uri=\"%s\" detail=\"%s\"", cfg.log_uri,
+                errbuf);
+        goto out;
+    }
+    sl_http_options ho = {
+        .listen = cfg.listen,
+        .threads = (unsigned)cfg.http_threads,
+        .max_connections = (unsigned)cfg.max_connections,
+        .max_connections_per_ip = (unsigned)cfg.max_connections_per_ip,
+        .idle_timeout_s = (unsigned)cfg.idle_timeout_s,
+        .max_body_bytes = (size_t)cfg.max_body_bytes,
+        .max_inflated_bytes = (size_t)cfg.max_inflated_bytes,
+        .limits = {
+            .max_event_bytes = (size_t)cfg.max_event_bytes,
+            .max_depth = (unsigned)cfg.max_depth,
+            .max_keys = (size_t)cfg.max_keys,
+            .max_batch = (size_t)cfg.max_batch_events,
+        },
+    };
+    if (sl_http_server_start(&ho, log, &srv, errbuf, sizeof errbuf)) {
+        sl_diag(SL_DIAG_ERROR, "could not start the HTTP server", "detail=\"%s\"", errbuf);
+        goto out;
+    }
+    char base[300];
+    const char *colon = strrchr(cfg.listen, ':');
+    snprintf(base, sizeof base, "http://%.*s:%u", (int)(colon - cfg.listen), cfg.listen,
+             sl_http_server_port(srv));
+    sl_diag(SL_DIAG_INFO, "listening", "url=%s log=\"%s\" partitions=%u", base, cfg.log_uri,
+            sl_log_partition_count(log));
+    printf("sluice is serving\n"
+           "  ingest   POST %s/analytics\n"
+           "  health   GET  %s/health\n"
+           "  ready    GET  %s/ready\n"
+           "  metrics  GET  %s/metrics\n"
+           "  log      %s  (see it with: sluice log read --log %s)\n",
+           base, base, base, base, cfg.log_uri, cfg.log_uri);
+    fflush(stdout);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    sl_diag(SL_DIAG_INFO, "shutting down", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    unsigned left = sl_http_server_drain(srv, cfg.drain_timeout_ms);
+    if (left)
+        sl_diag(SL_DIAG_WARN, "requests still in flight at the drain deadline", "requests=%u",
+                left);
+    rc = 0;
+out:
+    sl_http_server_free(srv);
+    sl_log_close(log);
+    if (rc == 0)
+        sl_diag(SL_DIAG_INFO, "stopped", NULL);
+    sl_config_cleanup(&cfg);
+    return rc;
+}
+
+static int cmd_log_read(int argc, char **argv)
+{
+    sl_config cfg;
+    int rc = config_or_help(&cfg, SL_CMD_LOG_READ, "log read", argc, argv);
+    if (rc >= 0)
+        return rc;
+    rc = 1;
+    char errbuf[512];
+    sl_log_t *log = NULL;
+    sl_log_options lo;
+    log_options_from(&cfg, false, &lo);
+    if (sl_log_open(cfg.log_uri, &lo, &log, errbuf, sizeof errbuf)) {
+        fprintf(stderr, "sluice log read: %s\n", errbuf);
+        goto out;
+    }
+    sl_log_print_options po = {
+        .group = *cfg.group ? cfg.group : NULL,
+        .from_beginning = cfg.from_beginning,
+        .max = (uint64_t)cfg.max_messages,
+    };
+    if (sl_log_print(log, &po, stdout, errbuf, sizeof errbuf)) {
+        fprintf(stderr, "sluice log read: %s\n", errbuf);
+        goto out;
+    }
+    rc = fflush(stdout) == 0 ? 0 : 1;
+out:
+    sl_log_close(log);
+    sl_config_cleanup(&cfg);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "serve"))
+        return cmd_serve(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "log") && argc >= 3 && !strcmp(argv[2], "read"))
+        return cmd_log_read(argc - 3, argv + 3);
+    if (!strcmp(argv[1], "config-doc")) {
+        sl_config_print_markdown(stdout);
+        return 0;
+    }
+    fprintf(stderr, "sluice: unknown command \"%s\"\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

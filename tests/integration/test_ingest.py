@@ -1,0 +1,169 @@
+"""The ingest API's good paths over real HTTP: shapes of body, encodings, enrichment,
+CORS, health/ready/metrics, the stored form read back with `sluice log read`, consumer
+group offsets, settings from the environment, and a graceful SIGTERM."""
+
+import gzip
+import json
+import os
+import subprocess
+import threading
+import zlib
+
+from harness import DROP, SLUICE, Checks, Server, event, read_log
+
+checks = Checks("ingest")
+
+FIELDS = ["event_id", "timestamp", "received_at", "channel", "platform", "event_type",
+          "event_category", "resource_id", "resource_title", "interaction_target", "session_id",
+          "user_id", "device_id", "user_agent", "client_version", "interaction_value",
+          "interaction_text", "metadata"]
+
+
+def shapes(srv, sent):
+    e = event()
+    status, a = srv.post(e)
+    checks.check(status == 200 and a["success"] is True and a["eventId"] == e["event_id"]
+                 and a["accepted"] == 1, f"single event: {status} {a}")
+    sent.append(e)
+    arr = [event(), event()]
+    status, a = srv.post(arr)
+    checks.check(status == 200 and a["eventIds"] == [x["event_id"] for x in arr],
+                 f"array: {status} {a}")
+    sent.extend(arr)
+    env = [event(), event()]
+    status, a = srv.post({"batch": env})
+    checks.check(status == 200 and a["accepted"] == 2, f"envelope: {status} {a}")
+    sent.extend(env)
+    e = event()
+    status, a = srv.post(json.dumps(e), {"Content-Type": "text/plain;charset=UTF-8"})
+    checks.check(status == 200, f"text/plain beacon: {status} {a}")
+    sent.append(e)
+    e = event()
+    status, a = srv.post(gzip.compress(json.dumps(e).encode()), {"Content-Encoding": "gzip"})
+    checks.check(status == 200, f"gzip: {status} {a}")
+    sent.append(e)
+    e = event()
+    status, a = srv.post(zlib.compress(json.dumps(e).encode()), {"Content-Encoding": "deflate"})
+    checks.check(status == 200, f"deflate: {status} {a}")
+    sent.append(e)
+
+
+def enrichment(srv):
+    """Server-assigned ids, defaulted and skew-corrected timestamps, header user agent,
+    unknown fields folded into metadata. Returns the ids to look for in the log."""
+    e = event(event_id=DROP, timestamp=DROP, favourite_colour="teal")
+    status, a = srv.post(e, {"User-Agent": "it-test/1.0"})
+    checks.check(status == 200 and len(a["eventId"]) == 36 and a["eventId"][14] == "7",
+                 f"server-assigned UUIDv7: {a}")
+    e2 = event(message_id="seg-msg-1", event_id=DROP, timestamp="2026-01-01T00:00:00Z",
+               sent_at="2026-01-01T00:00:10Z")
+    status, a2 = srv.post(e2)
+    checks.check(status == 200 and a2["eventId"] == "seg-msg-1", f"message_id kept: {a2}")
+    return a["eventId"], a2["eventId"]
+
+
+def check_stored(srv, sent, ua_id, skew_id):
+    stored = {s["event_id"]: s for s in srv.read_log()}
+    for e in sent:
+        s = stored.get(e["event_id"])
+        checks.check(s is not None, f"event {e['event_id']} not in the log")
+        if not s:
+            continue
+        checks.check(list(s.keys()) == FIELDS, f"stored keys {list(s.keys())}")
+        for k in ("channel", "platform", "event_type", "session_id", "resource_id", "user_id",
+                  "interaction_value", "metadata", "timestamp"):
+            checks.check(s[k] == e[k], f"{k}: stored {s[k]!r}, sent {e[k]!r}")
+    s = stored.get(ua_id, {})
+    checks.check(s.get("user_agent") == "it-test/1.0", f"user agent from header: {s}")
+    checks.check(s.get("metadata", {}).get("favourite_colour") == "teal",
+                 f"unknown field folded into metadata: {s}")
+    checks.check(s.get("timestamp") == s.get("received_at"), f"timestamp defaulted: {s}")
+    s = stored.get(skew_id, {})
+    # Client clock 10 s ahead at send time: corrected time is received_at - 10 s.
+    checks.check(s.get("timestamp") and s["timestamp"] < s["received_at"],
+                 f"skew-corrected timestamp: {s}")
+
+
+def cors_and_probes(srv):
+    status, h, _ = srv.request("OPTIONS", "/analytics", headers={
+        "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"})
+    checks.check(status == 204 and h.get("access-control-allow-origin") == "*"
+                 and "POST" in h.get("access-control-allow-methods", ""), f"preflight: {status} {h}")
+    status, h, data = srv.request("GET", "/health")
+    body = json.loads(data)
+    checks.check(status == 200 and body["status"] == "ok" and body["kafkaReady"] is True
+                 and "timestamp" in body, f"health: {body}")
+    status, _, data = srv.request("GET", "/ready")
+    checks.check(status == 200 and json.loads(data)["ready"] is True, f"ready: {data!r}")
+    status, h, data = srv.request("GET", "/metrics")
+    text = data.decode()
+    for name in ("sluice_http_requests_total{route=\"/analytics\",code=\"200\"}",
+                 "sluice_events_accepted_total", "sluice_log_append_seconds_bucket",
+                 "sluice_log_records", "process_resident_memory_bytes"):
+        checks.check(name in text, f"metrics lack {name}")
+
+
+def groups(srv, total):
+    """A consumer group reads in steps and resumes from its committed offset."""
+    first = read_log(srv.log_uri, "--group", "it", "--max", "3")
+    rest = read_log(srv.log_uri, "--group", "it")
+    checks.check(len(first) == 3 and len(first) + len(rest) == total,
+                 f"group read {len(first)} then {len(rest)}, want 3 then {total - 3}")
+    again = read_log(srv.log_uri, "--group", "it")
+    checks.check(again == [], f"group read after the end gave {len(again)} events")
+    replay = read_log(srv.log_uri, "--group", "it", "--from-beginning")
+    checks.check(len(replay) == total, f"--from-beginning gave {len(replay)}, want {total}")
+
+
+def graceful_stop_answers_in_flight(srv):
+    """SIGTERM while clients are sending: every request that got an answer got a real one,
+    and the server exits 0."""
+    results = []
+
+    def sender():
+        c = srv.conn()
+        for _ in range(200):
+            try:
+                st, a = srv.post(event(), conn=c)
+                results.append(st)
+            except OSError:
+                break
+
+    threads = [threading.Thread(target=sender) for _ in range(4)]
+    for t in threads:
+        t.start()
+    rc = srv.stop()
+    for t in threads:
+        t.join()
+    checks.check(rc == 0, f"exit code {rc} after SIGTERM")
+    checks.check(all(s == 200 for s in results), f"answers during shutdown: {set(results)}")
+
+
+def settings_from_env():
+    with Server(env={"SLUICE_MAX_BATCH": "2"}) as srv:
+        status, a = srv.post([event(), event(), event()])
+        checks.check(status == 413, f"SLUICE_MAX_BATCH=2 not honoured: {status} {a}")
+    bad = subprocess.run([SLUICE, "serve", "--max-body", "lots"], capture_output=True, text=True)
+    checks.check(bad.returncode == 2 and "--max-body" in bad.stderr, f"bad flag: {bad.stderr}")
+    help_ = subprocess.run([SLUICE, "serve", "--help"], capture_output=True, text=True)
+    checks.check(help_.returncode == 0 and "SLUICE_LISTEN" in help_.stdout, "serve --help")
+    doc = subprocess.run([SLUICE, "config-doc"], capture_output=True, text=True).stdout
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "configuration.md")) as f:
+        checks.check(f.read() == doc, "docs/configuration.md is stale: run sluice config-doc")
+
+
+def main():
+    with Server() as srv:
+        sent = []
+        shapes(srv, sent)
+        ua_id, skew_id = enrichment(srv)
+        check_stored(srv, sent, ua_id, skew_id)
+        cors_and_probes(srv)
+        groups(srv, len(sent) + 2)
+        graceful_stop_answers_in_flight(srv)
+    settings_from_env()
+    checks.finish()
+
+
+if __name__ == "__main__":
+    main()
