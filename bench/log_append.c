@@ -291,8 +291,7 @@ int main(int argc, char **argv)
     if (strcmp(mode, "both") == 0 || strcmp(mode, "el") == 0) {
         el_inflight = threads > SLOTS_MAX ? SLOTS_MAX : threads;
         double el = run("single-el", el_pool_main, 1, secs);
-        printf("  (%u single-record appends in flight from %u threads)\n", el_inflight,
-               el_threads);
+        printf("  (%u single-record appends in flight from %u threads)\n", el_inflight, el_threads);
         printf("target single >= 40000/s: %s\n", el >= 40000 ? "met" : "MISSED");
     }
     if (strcmp(mode, "batch") == 0 || strcmp(mode, "both") == 0) {

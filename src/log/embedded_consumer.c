@@ -279,8 +279,8 @@ static sl_err read_partition(emb_consumer *c, poll_state *st, unsigned p, size_t
         }
         if (!buf_reserve(c, len))
             return set_errmsg(c, SL_ERR_NOMEM,
-                              "could not read log \"%s\": out of memory for %zu bytes",
-                              c->le->dir, len);
+                              "could not read log \"%s\": out of memory for %zu bytes", c->le->dir,
+                              len);
         memcpy(c->buf + c->buf_len, (const char *)v.mv_data + SL__LOG_REC_HDR, len);
         st->msgs[st->n++] = (sl_log_message){
             .partition = p,
@@ -391,8 +391,7 @@ sl_err sl__log_emb_consumer_poll(sl_log_consumer_t *base, sl_log_message *msgs, 
     }
 }
 
-sl_err sl__log_emb_consumer_commit(sl_log_consumer_t *base, const sl_log_position *pos,
-                                   size_t n)
+sl_err sl__log_emb_consumer_commit(sl_log_consumer_t *base, const sl_log_position *pos, size_t n)
 {
     emb_consumer *c = (emb_consumer *)base;
     c->errmsg[0] = '\0';
@@ -436,15 +435,16 @@ sl_err sl__log_emb_consumer_seek(sl_log_consumer_t *base, unsigned partition, ui
     emb_consumer *c = (emb_consumer *)base;
     c->errmsg[0] = '\0';
     if (partition >= c->parts)
-        return set_errmsg(c, SL_ERR_INVALID, "cannot seek partition %u: log \"%s\" has %u "
-                          "partitions", partition, c->le->dir, c->parts);
+        return set_errmsg(c, SL_ERR_INVALID,
+                          "cannot seek partition %u: log \"%s\" has %u "
+                          "partitions",
+                          partition, c->le->dir, c->parts);
     c->pos[partition] = offset;
     c->caught[partition] = false;
     return SL_OK;
 }
 
-sl_err sl__log_emb_consumer_committed(sl_log_consumer_t *base, unsigned partition,
-                                      uint64_t *offset)
+sl_err sl__log_emb_consumer_committed(sl_log_consumer_t *base, unsigned partition, uint64_t *offset)
 {
     emb_consumer *c = (emb_consumer *)base;
     c->errmsg[0] = '\0';

@@ -28,12 +28,11 @@ static sl_err check_options(const char *uri, const sl_log_options *opts, char *e
 {
     if (opts->partitions < 1 || opts->partitions > SL__LOG_MAX_PARTITIONS)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
-                             "could not open log \"%s\": partitions must be 1 to %u, not %u",
-                             uri, SL__LOG_MAX_PARTITIONS, opts->partitions);
+                             "could not open log \"%s\": partitions must be 1 to %u, not %u", uri,
+                             SL__LOG_MAX_PARTITIONS, opts->partitions);
     if (opts->max_pending_bytes == 0)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
-                             "could not open log \"%s\": max_pending_bytes must be above 0",
-                             uri);
+                             "could not open log \"%s\": max_pending_bytes must be above 0", uri);
     if (opts->max_size_bytes < SL__LOG_MIN_SIZE_BYTES)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
                              "could not open log \"%s\": max_size_bytes must be at least %u, "
@@ -99,8 +98,8 @@ int32_t sl__log_murmur2(const void *data, size_t len)
     size_t len4 = len / 4;
     for (size_t i = 0; i < len4; i++) {
         const unsigned char *q = p + i * 4;
-        uint32_t k = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
-                     (uint32_t)q[3] << 24;
+        uint32_t k =
+            (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
         k *= m;
         k ^= k >> r;
         k *= m;
@@ -179,8 +178,8 @@ sl_err sl_log_consumer_open(sl_log_t *log, const sl_log_consumer_options *opts,
     return log->be->consumer_open(log, opts, out, errbuf, errlen);
 }
 
-sl_err sl_log_consumer_poll(sl_log_consumer_t *c, sl_log_message *msgs, size_t max,
-                            size_t *n_out, int timeout_ms)
+sl_err sl_log_consumer_poll(sl_log_consumer_t *c, sl_log_message *msgs, size_t max, size_t *n_out,
+                            int timeout_ms)
 {
     return c->be->consumer_poll(c, msgs, max, n_out, timeout_ms);
 }
@@ -261,8 +260,7 @@ sl_err sl_log_print(sl_log_t *log, const sl_log_print_options *opts, FILE *out, 
     for (unsigned p = 0; p < parts; p++)
         next[p] = UINT64_MAX;
 
-    sl_log_consumer_options copts = {.group = opts->group,
-                                     .from_beginning = opts->from_beginning};
+    sl_log_consumer_options copts = {.group = opts->group, .from_beginning = opts->from_beginning};
     err = sl_log_consumer_open(log, &copts, &c, errbuf, errlen);
     if (err)
         goto out;
@@ -276,8 +274,7 @@ sl_err sl_log_print(sl_log_t *log, const sl_log_print_options *opts, FILE *out, 
         size_t n = 0;
         err = sl_log_consumer_poll(c, msgs, want, &n, 0);
         if (err) {
-            sl_errbuf_set(errbuf, errlen, err, "could not read log: %s",
-                          sl_log_consumer_errmsg(c));
+            sl_errbuf_set(errbuf, errlen, err, "could not read log: %s", sl_log_consumer_errmsg(c));
             goto out;
         }
         for (size_t i = 0; i < n; i++) {

@@ -18,8 +18,8 @@ typedef struct sl__log_backend {
 
     sl_err (*consumer_open)(sl_log_t *log, const sl_log_consumer_options *opts,
                             sl_log_consumer_t **out, char *errbuf, size_t errlen);
-    sl_err (*consumer_poll)(sl_log_consumer_t *c, sl_log_message *msgs, size_t max,
-                            size_t *n_out, int timeout_ms);
+    sl_err (*consumer_poll)(sl_log_consumer_t *c, sl_log_message *msgs, size_t max, size_t *n_out,
+                            int timeout_ms);
     sl_err (*consumer_commit)(sl_log_consumer_t *c, const sl_log_position *pos, size_t n);
     sl_err (*consumer_seek)(sl_log_consumer_t *c, unsigned partition, uint64_t offset);
     sl_err (*consumer_committed)(sl_log_consumer_t *c, unsigned partition, uint64_t *offset);
@@ -41,7 +41,7 @@ struct sl_log_consumer {
 /* Limits shared by the URI layer and the backends. */
 #define SL__LOG_MAX_PARTITIONS 1024u
 #define SL__LOG_MIN_SIZE_BYTES (64u * 1024u)
-#define SL__LOG_GROUP_MAX 100u
+#define SL__LOG_GROUP_MAX      100u
 
 /* Kafka's Utils.murmur2 (Java), bit for bit: signed 32-bit result. */
 int32_t sl__log_murmur2(const void *data, size_t len);
@@ -89,6 +89,84 @@ typedef struct sl__log_env {
     unsigned writers;    /* @locks mu; producer handles of this process (0 or 1) */
 } sl__log_env;
 
+/* The writer checks retention (and the registry-free stats cache refreshes) this often. */
+#define SL__LOG_HOUSEKEEPING_NS 1000000000ll
+
+/* One partition's committed state, as in meta "partition/N" plus the cached timestamp of
+ * its oldest record (INT64_MAX when empty), which makes the age check free. */
+typedef struct pstate {
+    uint64_t next;
+    uint64_t records;
+    uint64_t bytes;
+    int64_t first_ts;
+} pstate;
+
+/* The stored form of meta "partition/N". */
+typedef struct pmeta {
+    uint64_t next;
+    uint64_t records;
+    uint64_t bytes;
+} pmeta;
+
+typedef struct wrec {
+    const char *key; /* NULL: no key, spread round-robin */
+    const char *value;
+    uint32_t key_len;
+    size_t value_len;
+} wrec;
+
+/* One sl_log_append call, copied into a single allocation: wrec array, then the bytes. */
+typedef struct wunit {
+    struct wunit *next;
+    sl_log_append_cb cb;
+    void *opaque;
+    size_t n;
+    size_t size; /* counted against max_pending_bytes */
+    wrec recs[];
+} wunit;
+
+typedef struct emb_log {
+    sl_log_t base;
+    sl__log_env *le;
+    bool producer;
+    int lock_fd;
+    uint64_t retention_bytes; /* effective (clamped) */
+    uint64_t retention_ms;
+    size_t max_pending_bytes;
+    uint64_t max_size_bytes;
+    size_t txn_budget; /* bytes of units per write transaction (see take_batch) */
+
+    /* The append queue. */
+    pthread_mutex_t qmu;
+    pthread_cond_t qcond; /* CLOCK_MONOTONIC */
+    wunit *qhead;         /* @locks qmu */
+    wunit *qtail;         /* @locks qmu */
+    size_t qbytes;        /* @locks qmu; queued or being written, callbacks not yet run */
+    bool closing;         /* @locks qmu */
+    pthread_t writer;
+    bool writer_started;
+
+    /* @thread writer only (and open, before the writer starts). */
+    pstate *ps;
+    pstate *scratch;
+    MDB_cursor **curs;
+    uint64_t total_bytes;
+    unsigned rr;
+    int64_t next_housekeeping_ns;
+    int64_t next_reader_check_ns;
+
+    /* Stats, readable from any thread without a lock or a transaction. */
+    _Atomic uint64_t st_records;
+    _Atomic uint64_t st_bytes;
+    _Atomic uint64_t st_appended;
+    _Atomic uint64_t st_commits;
+    _Atomic uint64_t st_pending;
+    atomic_bool st_healthy;
+    /* Non-producer handles refresh records/bytes from meta at most once a second. */
+    pthread_mutex_t smu;
+    int64_t stats_read_ns; /* @locks smu */
+} emb_log;
+
 /* Maps an LMDB (or errno) code to an sl_err. */
 sl_err sl__log_mdb_err(int rc);
 
@@ -100,6 +178,27 @@ size_t sl__log_group_key(char out[SL__LOG_GROUP_KEY_MAX], const char *group, uns
  * *fd_out = -1 and SL_ERR_BUSY when another open file holds it. */
 SL_MUST_CHECK sl_err sl__log_lock_file(const char *dir, const char *name, int *fd_out);
 
+/* mkdir -p dir, mode 0700 for what it creates. */
+SL_MUST_CHECK sl_err sl__log_make_dirs(const char *dir, char *errbuf, size_t errlen);
+
+/* A condition variable timed on CLOCK_MONOTONIC. */
+SL_MUST_CHECK sl_err sl__log_cond_init_mono(pthread_cond_t *cond);
+
+/* Finds or opens the environment of dir (refcounted), creating the log's DBs with
+ * opts->partitions if it is new. @locks the registry mutex */
+SL_MUST_CHECK sl_err sl__log_env_acquire(const char *dir, const sl_log_options *opts,
+                                         sl__log_env **out, char *errbuf, size_t errlen);
+/* Drops a reference; the last one closes the environment. NULL is a no-op. */
+void sl__log_env_release(sl__log_env *le);
+
+/* The meta key "partition/N". out must have 32 bytes; k points into it. */
+void sl__log_meta_part_key(char out[32], unsigned p, MDB_val *k);
+
+/* Writer side (embedded_writer.c). load_state runs at open, before the writer starts. */
+SL_MUST_CHECK sl_err sl__log_emb_load_state(emb_log *lg, char *errbuf, size_t errlen);
+void sl__log_emb_publish_stats(emb_log *lg);
+void *sl__log_emb_writer_main(void *arg);
+
 /* Consumer backend entry points (embedded_consumer.c), wired into the vtable. */
 sl_err sl__log_emb_consumer_open(sl_log_t *log, const sl_log_consumer_options *opts,
                                  sl_log_consumer_t **out, char *errbuf, size_t errlen);
@@ -107,8 +206,7 @@ sl_err sl__log_emb_consumer_poll(sl_log_consumer_t *c, sl_log_message *msgs, siz
                                  size_t *n_out, int timeout_ms);
 sl_err sl__log_emb_consumer_commit(sl_log_consumer_t *c, const sl_log_position *pos, size_t n);
 sl_err sl__log_emb_consumer_seek(sl_log_consumer_t *c, unsigned partition, uint64_t offset);
-sl_err sl__log_emb_consumer_committed(sl_log_consumer_t *c, unsigned partition,
-                                      uint64_t *offset);
+sl_err sl__log_emb_consumer_committed(sl_log_consumer_t *c, unsigned partition, uint64_t *offset);
 bool sl__log_emb_consumer_is_caught_up(sl_log_consumer_t *c);
 const char *sl__log_emb_consumer_errmsg(sl_log_consumer_t *c);
 void sl__log_emb_consumer_close(sl_log_consumer_t *c);

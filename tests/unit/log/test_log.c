@@ -229,14 +229,13 @@ static void test_bad_uri_and_options(void **state)
     fixture *fx = *state;
     sl_log_t *log = (sl_log_t *)0x1;
     char eb[256] = "";
-    assert_int_equal(sl_log_open("http://example.com/x", NULL, &log, eb, sizeof eb),
-                     SL_ERR_CONFIG);
+    assert_int_equal(sl_log_open("http://example.com/x", NULL, &log, eb, sizeof eb), SL_ERR_CONFIG);
     assert_null(log);
     assert_non_null(strstr(eb, "\"http://example.com/x\""));
 
-    assert_int_equal(sl_log_open("kafka://localhost:9092/analytics-events", NULL, &log, eb,
-                                 sizeof eb),
-                     SL_ERR_UNSUPPORTED);
+    assert_int_equal(
+        sl_log_open("kafka://localhost:9092/analytics-events", NULL, &log, eb, sizeof eb),
+        SL_ERR_UNSUPPORTED);
     assert_string_equal(eb, "kafka log backend is not built yet");
 
     assert_int_equal(sl_log_open("file://", NULL, &log, eb, sizeof eb), SL_ERR_CONFIG);
@@ -294,8 +293,7 @@ static void test_append_order_and_durability(void **state)
         size_t n = 1 + u % 3;
         for (size_t i = 0; i < n; i++) {
             snprintf(keys[i], sizeof keys[i], "session-%u", (unsigned)((u * 7 + i) % 23));
-            snprintf(vals[i], sizeof vals[i], "{\"unit\":%u,\"i\":%u}", (unsigned)u,
-                     (unsigned)i);
+            snprintf(vals[i], sizeof vals[i], "{\"unit\":%u,\"i\":%u}", (unsigned)u, (unsigned)i);
             /* Every 10th unit has a keyless record: spread round-robin. */
             bool keyless = u % 10 == 0 && i == 0;
             recs[i] = (sl_log_record){keyless ? NULL : keys[i], keyless ? 0 : strlen(keys[i]),
@@ -516,8 +514,8 @@ static void test_consumer_commit_resume(void **state)
     fill(log, r, 60, "a");
 
     assign_rec ar = {0};
-    sl_log_consumer_options co = {.group = "g1", .on_assign = on_assign,
-                                  .on_revoke = on_revoke, .opaque = &ar};
+    sl_log_consumer_options co = {
+        .group = "g1", .on_assign = on_assign, .on_revoke = on_revoke, .opaque = &ar};
     sl_log_consumer_t *c = NULL;
     char eb[256];
     assert_int_equal(sl_log_consumer_open(log, &co, &c, eb, sizeof eb), SL_OK);
@@ -687,6 +685,42 @@ static void test_poll_waits_and_wakes(void **state)
     assert_true(mono_ms() - t0 >= 75);
     sl_log_consumer_close(c);
     sl_log_close(log);
+    cbrec_free(r);
+}
+
+static void test_poll_byte_cap(void **state)
+{
+    fixture *fx = *state;
+    cbrec *r = cbrec_new();
+    sl_log_t *log = open_log(fx->uri, true, 1);
+    size_t big = (size_t)5 << 20; /* two do not fit in one poll's 8 MiB */
+    char *val = malloc(big + 1);
+    assert_non_null(val);
+    memset(val, 'b', big);
+    val[big] = '\0';
+    for (uintptr_t i = 0; i < 3; i++)
+        assert_int_equal(append_one(log, r, i, "k", val), SL_OK);
+    wait_callbacks(r, 3);
+    sl_log_consumer_t *c = NULL;
+    char eb[256];
+    assert_int_equal(sl_log_consumer_open(log, NULL, &c, eb, sizeof eb), SL_OK);
+    sl_log_message msgs[10];
+    size_t n = 0, total = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sl_log_consumer_poll(c, msgs, 10, &n, 0), SL_OK);
+        assert_int_equal(n, 1);
+        assert_int_equal(msgs[0].offset, (uint64_t)i);
+        assert_int_equal(msgs[0].value_len, big);
+        assert_int_equal(msgs[0].value[big - 1], 'b');
+        total += n;
+    }
+    assert_int_equal(total, 3);
+    assert_int_equal(sl_log_consumer_poll(c, msgs, 10, &n, 0), SL_OK);
+    assert_int_equal(n, 0);
+    assert_true(sl_log_consumer_is_caught_up(c));
+    sl_log_consumer_close(c);
+    sl_log_close(log);
+    free(val);
     cbrec_free(r);
 }
 
@@ -891,7 +925,7 @@ static void test_map_full_is_clean(void **state)
         }
     }
     assert_true(failed_at > 0);
-    assert_int_equal(r->errs[failed_at], SL_ERR_TOO_LARGE);
+    assert_int_equal(r->errs[failed_at], SL_ERR_IO); /* server-side: retry later, not 413 */
     assert_non_null(strstr(r->last_detail, "is full"));
     sl_log_stats st;
     sl_log_get_stats(log, &st);
@@ -918,8 +952,6 @@ static void test_map_full_is_clean(void **state)
     assert_int_equal(sl_log_open(uri2, &o, &log, eb, sizeof eb), SL_OK);
     for (size_t i = 0; i < 100; i++)
         assert_int_equal(append_one(log, r, i, "k", val), SL_OK);
-    size_t before = r->n;
-    (void)before;
     sl_log_close(log);
     size_t bad = 0;
     for (size_t i = failed_at + 2; i < r->n; i++)
@@ -1023,11 +1055,20 @@ static void test_print(void **state)
     assert_string_equal(s, "{\"n\":1}-0\n");
     free(s);
 
-    /* Another process-style reader handle can print while the producer is open. */
+    /* A bad group name is refused before anything is printed. */
     sl_log_print_options bad = {.group = "no/slash"};
     s = print_to_string(log, &bad, &err);
     assert_int_equal(err, SL_ERR_INVALID);
+    assert_string_equal(s, "");
     free(s);
+
+    /* `sluice log read` uses a handle without the producer role, alongside the producer. */
+    sl_log_t *reader = open_log(fx->uri, false, 1);
+    s = print_to_string(reader, NULL, &err);
+    assert_int_equal(err, SL_OK);
+    assert_string_equal(s, "{\"n\":1}-0\n{\"n\":1}-1\n{\"n\":1}-2\n{\"n\":1}-3\n{\"n\":1}-4\n");
+    free(s);
+    sl_log_close(reader);
     sl_log_close(log);
     cbrec_free(r);
 }
@@ -1038,8 +1079,7 @@ int main(void)
         cmocka_unit_test(test_murmur2_matches_kafka),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test_setup_teardown(test_bad_uri_and_options, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_append_order_and_durability, setup_dir,
-                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_append_order_and_durability, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_partition_count_is_kept, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_append_errors, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_producer_lock_busy, setup_dir, teardown_dir),
@@ -1047,6 +1087,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_consumer_commit_resume, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_seek, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_poll_waits_and_wakes, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_poll_byte_cap, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_backpressure_busy, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_close_drains_pending, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_retention_by_bytes, setup_dir, teardown_dir),

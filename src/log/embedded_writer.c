@@ -1,0 +1,511 @@
+/* The embedded log's writer thread: takes queued append units, writes them and applies
+ * retention in one LMDB write transaction per group, commits (one fsync group), then runs
+ * the units' callbacks. Also loads a producer's partition state at open. The invariants
+ * it keeps are numbered in embedded.c. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/diag.h"
+#include "core/time.h"
+#include "log/log_int.h"
+
+#define READER_CHECK_NS 10000000000ll /* stale LMDB reader slots of dead processes */
+
+static int64_t now_ms(void)
+{
+    return sl_time_now_us() / 1000;
+}
+
+/* An absolute CLOCK_MONOTONIC deadline for pthread_cond_timedwait. */
+static struct timespec mono_deadline(int64_t wait_ns)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t ns = (int64_t)ts.tv_nsec + wait_ns % 1000000000ll;
+    ts.tv_sec += (time_t)(wait_ns / 1000000000ll + ns / 1000000000ll);
+    ts.tv_nsec = (long)(ns % 1000000000ll);
+    return ts;
+}
+
+/* ---- writer state ---- */
+
+void sl__log_meta_part_key(char out[32], unsigned p, MDB_val *k)
+{
+    int n = snprintf(out, 32, "partition/%u", p);
+    k->mv_size = n < 0 ? 0 : (size_t)n;
+    k->mv_data = out;
+}
+
+/* The append time of a stored record; INT64_MIN for one too short to hold a header, so
+ * retention removes it first. */
+static int64_t record_ts(const MDB_val *v)
+{
+    int64_t ts = INT64_MIN;
+    if (v->mv_size >= SL__LOG_REC_HDR)
+        memcpy(&ts, v->mv_data, sizeof ts);
+    return ts;
+}
+
+static uint64_t record_bytes(const MDB_val *v)
+{
+    return v->mv_size >= SL__LOG_REC_HDR ? v->mv_size - SL__LOG_REC_HDR : 0;
+}
+
+/* Loads every partition's committed state. Repairs (with a warning) meta that disagrees
+ * with the records, so that offsets are never reused (invariant 2) and stats stay true.
+ * @thread open, before the writer starts. */
+sl_err sl__log_emb_load_state(emb_log *lg, char *errbuf, size_t errlen)
+{
+    sl__log_env *le = lg->le;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    sl_err err = SL_OK;
+    int rc = mdb_txn_begin(le->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        goto mdb_fail;
+    lg->total_bytes = 0;
+    for (unsigned p = 0; p < le->partitions; p++) {
+        pstate *ps = &lg->ps[p];
+        *ps = (pstate){.first_ts = INT64_MAX};
+        char kb[32];
+        MDB_val k, v;
+        sl__log_meta_part_key(kb, p, &k);
+        rc = mdb_get(txn, le->meta, &k, &v);
+        if (rc == 0 && v.mv_size == sizeof(pmeta)) {
+            pmeta pm;
+            memcpy(&pm, v.mv_data, sizeof pm);
+            ps->next = pm.next;
+            ps->records = pm.records;
+            ps->bytes = pm.bytes;
+        } else if (rc == 0) {
+            sl_diag(SL_DIAG_WARN, "log partition meta is corrupt, rebuilding it",
+                    "dir=\"%s\" partition=%u", le->dir, p);
+        } else if (rc != MDB_NOTFOUND) {
+            goto mdb_fail;
+        }
+        rc = mdb_cursor_open(txn, le->part[p], &cur);
+        if (rc)
+            goto mdb_fail;
+        MDB_val ck, cv;
+        rc = mdb_cursor_get(cur, &ck, &cv, MDB_LAST);
+        if (rc == 0) {
+            uint64_t last = 0;
+            if (ck.mv_size != sizeof last) {
+                err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                                    "could not open log \"%s\": partition %u has a key of %zu "
+                                    "bytes",
+                                    le->dir, p, ck.mv_size);
+                goto out;
+            }
+            memcpy(&last, ck.mv_data, sizeof last);
+            if (ps->next <= last) {
+                sl_diag(SL_DIAG_WARN, "log next offset behind its records, moving it",
+                        "dir=\"%s\" partition=%u next=%" PRIu64 " last=%" PRIu64, le->dir, p,
+                        ps->next, last);
+                ps->next = last + 1;
+            }
+            rc = mdb_cursor_get(cur, &ck, &cv, MDB_FIRST);
+            if (rc)
+                goto mdb_fail;
+            ps->first_ts = record_ts(&cv);
+        } else if (rc != MDB_NOTFOUND) {
+            goto mdb_fail;
+        }
+        MDB_stat ms;
+        rc = mdb_stat(txn, le->part[p], &ms);
+        if (rc)
+            goto mdb_fail;
+        if (ms.ms_entries != ps->records) {
+            /* Only reachable after outside damage: recount rather than trust either. */
+            uint64_t bytes = 0;
+            for (rc = mdb_cursor_get(cur, &ck, &cv, MDB_FIRST); rc == 0;
+                 rc = mdb_cursor_get(cur, &ck, &cv, MDB_NEXT))
+                bytes += record_bytes(&cv);
+            if (rc != MDB_NOTFOUND)
+                goto mdb_fail;
+            sl_diag(SL_DIAG_WARN, "log partition counts disagree with its records, recounted",
+                    "dir=\"%s\" partition=%u meta_records=%" PRIu64 " records=%zu", le->dir, p,
+                    ps->records, ms.ms_entries);
+            ps->records = ms.ms_entries;
+            ps->bytes = bytes;
+        }
+        mdb_cursor_close(cur);
+        cur = NULL;
+        lg->total_bytes += ps->bytes;
+    }
+    goto out;
+mdb_fail:
+    err = sl_errbuf_set(errbuf, errlen, sl__log_mdb_err(rc), "could not open log \"%s\": %s",
+                        le->dir, mdb_strerror(rc));
+out:
+    if (cur)
+        mdb_cursor_close(cur);
+    if (txn)
+        mdb_txn_abort(txn);
+    return err;
+}
+
+void sl__log_emb_publish_stats(emb_log *lg)
+{
+    uint64_t records = 0;
+    for (unsigned p = 0; p < lg->le->partitions; p++)
+        records += lg->ps[p].records;
+    atomic_store(&lg->st_records, records);
+    atomic_store(&lg->st_bytes, lg->total_bytes);
+}
+
+/* ---- the writer thread ---- */
+
+/* The cursor of partition p in the current write transaction (closed by LMDB when the
+ * transaction ends). @thread writer */
+static int part_cursor(emb_log *lg, MDB_txn *txn, unsigned p, MDB_cursor **out)
+{
+    if (!lg->curs[p]) {
+        int rc = mdb_cursor_open(txn, lg->le->part[p], &lg->curs[p]);
+        if (rc)
+            return rc;
+    }
+    *out = lg->curs[p];
+    return 0;
+}
+
+/* Deletes the oldest record of partition p, keeping scratch counts true (invariant 3).
+ * @thread writer */
+static int delete_oldest(emb_log *lg, MDB_txn *txn, unsigned p, bool *touched)
+{
+    MDB_cursor *cur;
+    int rc = part_cursor(lg, txn, p, &cur);
+    if (rc)
+        return rc;
+    pstate *ps = &lg->scratch[p];
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (rc == MDB_NOTFOUND) {
+        ps->records = 0;
+        lg->total_bytes -= ps->bytes;
+        ps->bytes = 0;
+        ps->first_ts = INT64_MAX;
+        touched[p] = true;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    uint64_t b = record_bytes(&v);
+    rc = mdb_cursor_del(cur, 0);
+    if (rc)
+        return rc;
+    if (b > ps->bytes)
+        b = ps->bytes;
+    ps->bytes -= b;
+    lg->total_bytes -= b;
+    if (ps->records)
+        ps->records--;
+    touched[p] = true;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (rc == MDB_NOTFOUND) {
+        ps->first_ts = INT64_MAX;
+        /* Nothing left: whatever the counters say, it is zero (repairs drift). */
+        lg->total_bytes -= ps->bytes;
+        ps->bytes = 0;
+        ps->records = 0;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    ps->first_ts = record_ts(&v);
+    return 0;
+}
+
+/* Whether retention has anything to delete, from cached state only. @thread writer */
+static bool retention_due(emb_log *lg, const pstate *ps, int64_t now)
+{
+    if (lg->retention_bytes && lg->total_bytes > lg->retention_bytes)
+        return true;
+    if (lg->retention_ms) {
+        int64_t cutoff = now - (int64_t)lg->retention_ms;
+        for (unsigned p = 0; p < lg->le->partitions; p++) {
+            if (ps[p].records && ps[p].first_ts < cutoff)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Deletes records past their age, then the oldest records of the whole log (by append
+ * time, across partitions) until it fits retention_bytes with `incoming` more bytes. Runs
+ * before the batch is written, so the log never holds more than the limit, and pages freed
+ * by earlier transactions' deletions are what the batch reuses. @thread writer */
+static int enforce_retention(emb_log *lg, MDB_txn *txn, int64_t now, uint64_t incoming,
+                             bool *touched)
+{
+    unsigned parts = lg->le->partitions;
+    pstate *ps = lg->scratch;
+    int rc;
+    if (lg->retention_ms) {
+        int64_t cutoff = now - (int64_t)lg->retention_ms;
+        for (unsigned p = 0; p < parts; p++) {
+            while (ps[p].records && ps[p].first_ts < cutoff) {
+                rc = delete_oldest(lg, txn, p, touched);
+                if (rc)
+                    return rc;
+            }
+        }
+    }
+    while (lg->retention_bytes && lg->total_bytes + incoming > lg->retention_bytes) {
+        /* The partition with the oldest first record (ties: the bigger one, so records of
+         * one millisecond do not drain a single partition), and the runner-up's time: the
+         * victim loses records until it is no longer the oldest, without a rescan each. */
+        unsigned victim = parts;
+        int64_t runner_up = INT64_MAX;
+        for (unsigned p = 0; p < parts; p++) {
+            if (!ps[p].records)
+                continue;
+            if (victim == parts || ps[p].first_ts < ps[victim].first_ts ||
+                (ps[p].first_ts == ps[victim].first_ts && ps[p].bytes > ps[victim].bytes)) {
+                if (victim != parts && ps[victim].first_ts < runner_up)
+                    runner_up = ps[victim].first_ts;
+                victim = p;
+            } else if (ps[p].first_ts < runner_up) {
+                runner_up = ps[p].first_ts;
+            }
+        }
+        if (victim == parts)
+            break; /* counters say bytes but no records remain: nothing to delete */
+        do {
+            rc = delete_oldest(lg, txn, victim, touched);
+            if (rc)
+                return rc;
+        } while (lg->total_bytes + incoming > lg->retention_bytes && ps[victim].records &&
+                 ps[victim].first_ts < runner_up);
+    }
+    return 0;
+}
+
+/* Stores one unit's records with MDB_APPEND (keys only grow, so pages fill completely and
+ * no search is needed) and MDB_RESERVE (the value is written in place, once).
+ * @thread writer */
+static int write_unit(emb_log *lg, MDB_txn *txn, const wunit *u, int64_t ts, bool *touched)
+{
+    unsigned parts = lg->le->partitions;
+    for (size_t i = 0; i < u->n; i++) {
+        const wrec *r = &u->recs[i];
+        unsigned p =
+            r->key ? sl_log_partition_for_key(r->key, r->key_len, parts) : lg->rr++ % parts;
+        pstate *ps = &lg->scratch[p];
+        MDB_cursor *cur;
+        int rc = part_cursor(lg, txn, p, &cur);
+        if (rc)
+            return rc;
+        uint64_t off = ps->next;
+        MDB_val k = {sizeof off, &off};
+        MDB_val v = {SL__LOG_REC_HDR + r->key_len + r->value_len, NULL};
+        rc = mdb_cursor_put(cur, &k, &v, MDB_RESERVE | MDB_APPEND);
+        if (rc)
+            return rc;
+        char *d = v.mv_data;
+        memcpy(d, &ts, sizeof ts);
+        memcpy(d + 8, &r->key_len, sizeof r->key_len);
+        if (r->key_len)
+            memcpy(d + SL__LOG_REC_HDR, r->key, r->key_len);
+        if (r->value_len)
+            memcpy(d + SL__LOG_REC_HDR + r->key_len, r->value, r->value_len);
+        ps->next++;
+        ps->records++;
+        ps->bytes += r->key_len + r->value_len;
+        lg->total_bytes += r->key_len + r->value_len;
+        if (ps->first_ts == INT64_MAX)
+            ps->first_ts = ts;
+        touched[p] = true;
+    }
+    return 0;
+}
+
+/* One write transaction: the units (may be none: retention only), retention, meta, one
+ * commit; then every unit's callback. @thread writer */
+static void commit_batch(emb_log *lg, wunit *units, bool *touched)
+{
+    sl__log_env *le = lg->le;
+    unsigned parts = le->partitions;
+    uint64_t saved_total = lg->total_bytes;
+    uint64_t nrecs = 0;
+    MDB_txn *txn = NULL;
+    int64_t now = now_ms();
+    memcpy(lg->scratch, lg->ps, parts * sizeof *lg->scratch);
+    memset(touched, 0, parts * sizeof *touched);
+    memset(lg->curs, 0, parts * sizeof *lg->curs);
+
+    int rc = mdb_txn_begin(le->env, NULL, 0, &txn);
+    if (rc == MDB_MAP_RESIZED) {
+        /* Another process grew the map: adopt its size and retry once. */
+        mdb_env_set_mapsize(le->env, 0);
+        rc = mdb_txn_begin(le->env, NULL, 0, &txn);
+    }
+    if (rc) {
+        txn = NULL;
+        goto done;
+    }
+    uint64_t incoming = 0;
+    for (wunit *u = units; u; u = u->next)
+        incoming += u->size - sizeof(wunit) - u->n * sizeof(wrec);
+    rc = enforce_retention(lg, txn, now, incoming, touched);
+    if (rc)
+        goto done;
+    for (wunit *u = units; u; u = u->next) {
+        rc = write_unit(lg, txn, u, now, touched);
+        if (rc)
+            goto done;
+        nrecs += u->n;
+    }
+    for (unsigned p = 0; p < parts; p++) {
+        if (!touched[p])
+            continue;
+        char kb[32];
+        MDB_val k;
+        sl__log_meta_part_key(kb, p, &k);
+        pmeta pm = {lg->scratch[p].next, lg->scratch[p].records, lg->scratch[p].bytes};
+        MDB_val v = {sizeof pm, &pm};
+        rc = mdb_put(txn, le->meta, &k, &v, 0);
+        if (rc)
+            goto done;
+    }
+    rc = mdb_txn_commit(txn); /* fsyncs (invariant 1) */
+    txn = NULL;
+
+done:
+    if (txn)
+        mdb_txn_abort(txn);
+    char detail[512] = "";
+    sl_err err = SL_OK;
+    if (rc == 0) {
+        memcpy(lg->ps, lg->scratch, parts * sizeof *lg->ps);
+        sl__log_emb_publish_stats(lg);
+        atomic_fetch_add(&lg->st_commits, 1);
+        atomic_fetch_add(&lg->st_appended, nrecs);
+        atomic_store(&lg->st_healthy, true);
+        if (units) {
+            pthread_mutex_lock(&le->mu);
+            le->commit_seq++;
+            pthread_cond_broadcast(&le->cond);
+            pthread_mutex_unlock(&le->mu);
+        }
+    } else {
+        lg->total_bytes = saved_total; /* invariant 4: nothing half-applied */
+        err = sl__log_mdb_err(rc);
+        if (rc == MDB_MAP_FULL)
+            snprintf(detail, sizeof detail, "log \"%s\" is full (max_size_bytes %" PRIu64 "): %s",
+                     le->dir, lg->max_size_bytes, mdb_strerror(rc));
+        else
+            snprintf(detail, sizeof detail, "could not commit to log \"%s\": %s", le->dir,
+                     mdb_strerror(rc));
+        /* To a producer all of these are a failed write on the server's side. A full store
+         * in particular is not SL_ERR_TOO_LARGE: that code tells the caller its own unit
+         * was too big (HTTP 413), while this one must be retried later (503). */
+        if (err != SL_ERR_CORRUPT && err != SL_ERR_NOMEM)
+            err = SL_ERR_IO;
+        if (atomic_exchange(&lg->st_healthy, false))
+            sl_diag(SL_DIAG_ERROR, "log commit failed", "dir=\"%s\" error=\"%s\"", le->dir,
+                    mdb_strerror(rc));
+    }
+
+    size_t freed = 0;
+    for (wunit *u = units; u; u = u->next)
+        freed += u->size;
+    if (freed) {
+        pthread_mutex_lock(&lg->qmu);
+        lg->qbytes -= freed;
+        atomic_store(&lg->st_pending, lg->qbytes);
+        pthread_mutex_unlock(&lg->qmu);
+    }
+    while (units) {
+        wunit *next = units->next;
+        units->cb(units->opaque, err, err ? detail : NULL);
+        free(units);
+        units = next;
+    }
+}
+
+static void housekeeping(emb_log *lg, bool *touched)
+{
+    int64_t mono = sl_time_mono_ns();
+    if (mono < lg->next_housekeeping_ns)
+        return;
+    lg->next_housekeeping_ns = mono + SL__LOG_HOUSEKEEPING_NS;
+    if (retention_due(lg, lg->ps, now_ms()))
+        commit_batch(lg, NULL, touched);
+    if (mono >= lg->next_reader_check_ns) {
+        lg->next_reader_check_ns = mono + READER_CHECK_NS;
+        int dead = 0;
+        mdb_reader_check(lg->le->env, &dead);
+        if (dead)
+            sl_diag(SL_DIAG_INFO, "log cleared stale readers", "dir=\"%s\" readers=%d", lg->le->dir,
+                    dead);
+    }
+}
+
+/* Unlinks the queued units that go into one transaction: all of them, unless they add up
+ * to more than txn_budget (then as many as fit, at least one), so that one huge backlog
+ * cannot overflow a small map in a single transaction. @locks qmu */
+static wunit *take_batch(emb_log *lg)
+{
+    wunit *head = lg->qhead, *last = head;
+    if (!head)
+        return NULL;
+    size_t bytes = head->size;
+    while (last->next && bytes + last->next->size <= lg->txn_budget) {
+        last = last->next;
+        bytes += last->size;
+    }
+    lg->qhead = last->next;
+    if (!lg->qhead)
+        lg->qtail = NULL;
+    last->next = NULL;
+    return head;
+}
+
+/* Takes everything queued, commits it as one group, repeats; checks retention at least
+ * once a second, busy or idle; drains the queue on close (invariant 7).
+ * @thread the log's writer */
+void *sl__log_emb_writer_main(void *arg)
+{
+    emb_log *lg = arg;
+    bool *touched = calloc(lg->le->partitions, sizeof *touched);
+    for (;;) {
+        pthread_mutex_lock(&lg->qmu);
+        if (!lg->qhead && !lg->closing) {
+            struct timespec dl = mono_deadline(SL__LOG_HOUSEKEEPING_NS);
+            pthread_cond_timedwait(&lg->qcond, &lg->qmu, &dl);
+        }
+        wunit *units = take_batch(lg);
+        bool stop = lg->closing && !units;
+        pthread_mutex_unlock(&lg->qmu);
+        if (stop)
+            break;
+        if (!touched) {
+            /* Could not get 1 KiB at start: fail units rather than lose callbacks. */
+            touched = calloc(lg->le->partitions, sizeof *touched);
+            if (!touched) {
+                size_t freed = 0;
+                while (units) {
+                    wunit *next = units->next;
+                    freed += units->size;
+                    units->cb(units->opaque, SL_ERR_NOMEM, "log writer is out of memory");
+                    free(units);
+                    units = next;
+                }
+                pthread_mutex_lock(&lg->qmu);
+                lg->qbytes -= freed;
+                atomic_store(&lg->st_pending, lg->qbytes);
+                pthread_mutex_unlock(&lg->qmu);
+                continue;
+            }
+        }
+        if (units)
+            commit_batch(lg, units, touched);
+        housekeeping(lg, touched);
+    }
+    free(touched);
+    return NULL;
+}
