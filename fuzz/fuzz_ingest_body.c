@@ -13,18 +13,17 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const keys[18] = {
-    "event_id",          "timestamp",        "received_at",    "channel",
-    "platform",          "event_type",       "event_category", "resource_id",
-    "resource_title",    "interaction_target", "session_id",   "user_id",
-    "device_id",         "user_agent",       "client_version", "interaction_value",
-    "interaction_text",  "metadata"};
+    "event_id",          "timestamp",        "received_at", "channel",        "platform",
+    "event_type",        "event_category",   "resource_id", "resource_title", "interaction_target",
+    "session_id",        "user_id",          "device_id",   "user_agent",     "client_version",
+    "interaction_value", "interaction_text", "metadata"};
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "invariant broken at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                       \
-        }                                                                                  \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "invariant broken at %s:%d: %s\n", __FILE__, __LINE__, #cond);         \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static bool utf8_text(const char *s)
@@ -41,15 +40,14 @@ static void check_entry(const sl_event_batch *batch, const sl_event_entry *e,
     CHECK(e->key_off + e->key_len <= batch->data.len);
     CHECK(e->json_len <= lim->max_event_bytes);
     json_error_t jerr;
-    json_t *j = json_loadb(batch->data.data + e->json_off, e->json_len, JSON_REJECT_DUPLICATES,
-                           &jerr);
+    json_t *j =
+        json_loadb(batch->data.data + e->json_off, e->json_len, JSON_REJECT_DUPLICATES, &jerr);
     CHECK(j != NULL);
     CHECK(json_is_object(j));
     CHECK(json_object_size(j) == 18);
-    const char *key;
-    json_t *v;
     size_t k = 0;
-    json_object_foreach (j, key, v) {
+    for (void *it = json_object_iter(j); it; it = json_object_iter_next(j, it)) {
+        const char *key = json_object_iter_key(it);
         CHECK(strcmp(key, keys[k]) == 0);
         k++;
     }
@@ -69,6 +67,88 @@ static void check_entry(const sl_event_batch *batch, const sl_event_entry *e,
     json_decref(j);
 }
 
+/* Same JSON, keys in the same order; numbers by value (3.0 is written as 3). */
+static bool same_json(json_t *a, json_t *b)
+{
+    if (json_is_number(a) && json_is_number(b))
+        return json_number_value(a) == json_number_value(b) &&
+               (json_is_real(a) || json_is_real(b) ||
+                json_integer_value(a) == json_integer_value(b));
+    if (json_typeof(a) != json_typeof(b))
+        return false;
+    if (json_is_object(a)) {
+        if (json_object_size(a) != json_object_size(b))
+            return false;
+        void *ib = json_object_iter(b);
+        for (void *ia = json_object_iter(a); ia; ia = json_object_iter_next(a, ia)) {
+            if (json_object_iter_key_len(ia) != json_object_iter_key_len(ib) ||
+                memcmp(json_object_iter_key(ia), json_object_iter_key(ib),
+                       json_object_iter_key_len(ia)) != 0 ||
+                !same_json(json_object_iter_value(ia), json_object_iter_value(ib)))
+                return false;
+            ib = json_object_iter_next(b, ib);
+        }
+        return true;
+    }
+    if (json_is_array(a)) {
+        if (json_array_size(a) != json_array_size(b))
+            return false;
+        for (size_t i = 0; i < json_array_size(a); i++) {
+            if (!same_json(json_array_get(a, i), json_array_get(b, i)))
+                return false;
+        }
+        return true;
+    }
+    return json_equal(a, b);
+}
+
+static bool is_known(const char *key)
+{
+    static const char *const known[] = {"message_id", "sent_at"};
+    for (size_t i = 0; i < 18; i++) {
+        if (strcmp(key, keys[i]) == 0)
+            return strcmp(key, "received_at") != 0; /* a client's received_at is unknown */
+    }
+    return strcmp(key, known[0]) == 0 || strcmp(key, known[1]) == 0;
+}
+
+static json_t *non_null(json_t *v)
+{
+    return v && !json_is_null(v) ? v : NULL;
+}
+
+/* For a one-event body: the event's own fields come out as they went in, and metadata is
+ * the client's metadata followed by the unknown top-level fields, in order. */
+static void check_single(const uint8_t *data, size_t size, const sl_event_batch *batch)
+{
+    const sl_event_entry *e = &batch->accepted[0];
+    json_t *in = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
+    json_t *out = json_loadb(batch->data.data + e->json_off, e->json_len, 0, NULL);
+    CHECK(json_is_object(in) && json_is_object(out));
+    json_t *md = non_null(json_object_get(in, "metadata"));
+    json_t *want = md ? json_copy(md) : json_object();
+    CHECK(want != NULL);
+    bool both_ids =
+        non_null(json_object_get(in, "event_id")) && non_null(json_object_get(in, "message_id"));
+    for (void *it = json_object_iter(in); it; it = json_object_iter_next(in, it)) {
+        const char *key = json_object_iter_key(it);
+        if (!is_known(key) || (both_ids && strcmp(key, "message_id") == 0))
+            CHECK(json_object_set(want, key, json_object_iter_value(it)) == 0);
+    }
+    CHECK(same_json(want, json_object_get(out, "metadata")));
+    static const char *const copied[] = {"channel",          "event_type",  "session_id",
+                                         "platform",         "resource_id", "interaction_text",
+                                         "interaction_value"};
+    for (size_t i = 0; i < sizeof copied / sizeof copied[0]; i++) {
+        json_t *a = non_null(json_object_get(in, copied[i]));
+        json_t *b = json_object_get(out, copied[i]);
+        CHECK(a ? same_json(a, b) : json_is_null(b));
+    }
+    json_decref(want);
+    json_decref(in);
+    json_decref(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* One batch for the whole run, as a server thread keeps one across requests. */
@@ -86,8 +166,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sl_event_reason reason = SL_REASON__COUNT;
     char errbuf[256] = "";
 
-    sl_err err = sl_event_parse_body((const char *)data, size, &ctx, &lim, &batch, &reason,
-                                     errbuf, sizeof errbuf);
+    sl_err err = sl_event_parse_body((const char *)data, size, &ctx, &lim, &batch, &reason, errbuf,
+                                     sizeof errbuf);
     if (err != SL_OK) {
         CHECK(err == SL_ERR_INVALID || err == SL_ERR_TOO_LARGE || err == SL_ERR_NOMEM);
         CHECK(batch.n_accepted == 0 && batch.n_rejected == 0 && batch.n_events == 0);
@@ -109,6 +189,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         total += e->json_len + e->key_len;
     }
     CHECK(total == batch.data.len); /* nothing of a refused event stays in data */
+    if (!batch.is_batch && batch.n_accepted == 1)
+        check_single(data, size, &batch);
     for (size_t i = 0; i < batch.n_rejected; i++) {
         const sl_event_rejection *r = &batch.rejected[i];
         CHECK(r->index < batch.n_events);

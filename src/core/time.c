@@ -131,8 +131,8 @@ sl_err sl_time_parse_rfc3339(const char *s, size_t len, int64_t *us_out)
         return SL_ERR_INVALID;
 
     /* A leap second (:60) simply adds up to the first second of the next minute. */
-    int64_t secs = days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 +
-                   hour * 3600 + min * 60 + sec - offset_s;
+    int64_t secs = days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 + hour * 3600 +
+                   min * 60 + sec - offset_s;
     int64_t us = secs * US_PER_SEC + frac_us;
     /* An offset or leap second can carry a year-0001 or year-9999 time out of the range
      * that sl_time_format_rfc3339 (and PostgreSQL/Parquet readers) can hold. */

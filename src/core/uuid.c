@@ -20,7 +20,7 @@
  * even when the wall clock steps back. */
 static _Atomic uint64_t last_state;
 
-#define RND_SIZE 1024
+#define RND_SIZE   1024
 #define RND_PER_ID 10 /* 8 bytes for rand_b, 2 for the counter seed */
 
 static _Thread_local struct {
@@ -95,8 +95,8 @@ void sl_uuid_v7(char out[SL_UUID_STR_LEN + 1])
     uint64_t next;
     do {
         next = now_ms > (old >> 12) ? (now_ms << 12 | seed) : old + 1;
-    } while (!atomic_compare_exchange_weak_explicit(&last_state, &old, next,
-                                                    memory_order_relaxed, memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&last_state, &old, next, memory_order_relaxed,
+                                                    memory_order_relaxed));
 
     uint64_t ms = next >> 12;
     unsigned counter = (unsigned)(next & 0xfff);
@@ -127,8 +127,7 @@ bool sl_uuid_is_canonical(const char *s, size_t len)
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             if (c != '-')
                 return false;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-                     (c >= 'A' && c <= 'F'))) {
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
             return false;
         }
     }

@@ -15,18 +15,12 @@
 #define DATA_SLACK ((size_t)64 << 20)
 
 static const char *const reason_names[SL_REASON__COUNT] = {
-    [SL_REASON_MALFORMED_JSON] = "malformed_json",
-    [SL_REASON_INVALID_UTF8] = "invalid_utf8",
-    [SL_REASON_NOT_OBJECT] = "not_object",
-    [SL_REASON_MISSING_FIELD] = "missing_field",
-    [SL_REASON_WRONG_TYPE] = "wrong_type",
-    [SL_REASON_TOO_LONG] = "too_long",
-    [SL_REASON_INVALID_VALUE] = "invalid_value",
-    [SL_REASON_TOO_DEEP] = "too_deep",
-    [SL_REASON_TOO_MANY_KEYS] = "too_many_keys",
-    [SL_REASON_TOO_LARGE] = "too_large",
-    [SL_REASON_DUPLICATE_FIELD] = "duplicate_field",
-    [SL_REASON_EMPTY_BATCH] = "empty_batch",
+    [SL_REASON_MALFORMED_JSON] = "malformed_json",   [SL_REASON_INVALID_UTF8] = "invalid_utf8",
+    [SL_REASON_NOT_OBJECT] = "not_object",           [SL_REASON_MISSING_FIELD] = "missing_field",
+    [SL_REASON_WRONG_TYPE] = "wrong_type",           [SL_REASON_TOO_LONG] = "too_long",
+    [SL_REASON_INVALID_VALUE] = "invalid_value",     [SL_REASON_TOO_DEEP] = "too_deep",
+    [SL_REASON_TOO_MANY_KEYS] = "too_many_keys",     [SL_REASON_TOO_LARGE] = "too_large",
+    [SL_REASON_DUPLICATE_FIELD] = "duplicate_field", [SL_REASON_EMPTY_BATCH] = "empty_batch",
     [SL_REASON_TOO_MANY_EVENTS] = "too_many_events",
 };
 
@@ -133,6 +127,31 @@ static void clean_text(char *out, size_t size, const char *in)
     out[o] = '\0';
 }
 
+/* Whether s[0..len) is the start of a valid UTF-8 sequence that the end of input cut. */
+static bool utf8_cut_short(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t need = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
+                  : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+                  : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                                 : 0;
+    if (need == 0 || len >= need)
+        return false;
+    /* The same second-byte ranges as a complete sequence (no overlongs, surrogates or
+     * code points past U+10FFFF). */
+    if (len >= 2) {
+        unsigned char lo = p[0] == 0xe0 ? 0xa0 : p[0] == 0xf0 ? 0x90 : 0x80;
+        unsigned char hi = p[0] == 0xed ? 0x9f : p[0] == 0xf4 ? 0x8f : 0xbf;
+        if (p[1] < lo || p[1] > hi)
+            return false;
+    }
+    for (size_t i = 2; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return false;
+    }
+    return true;
+}
+
 /* The key that jansson found twice. It reports only where the key's token ends, so walk
  * back to its opening quote (the first '"' not escaped by an odd run of backslashes)
  * and decode the token. */
@@ -180,7 +199,16 @@ static sl_err load_error(const char *body, size_t len, const json_error_t *jerr,
         return sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "out of memory parsing the body");
     case json_error_invalid_utf8:
         /* jansson validates UTF-8 as it reads, so position is the offset (from 0) of the
-         * first byte of the first bad sequence. */
+         * first byte of the first bad sequence. A body cut inside a character is a
+         * truncated body, which is malformed JSON like any other truncation. */
+        if (jerr->position >= 0 && (size_t)jerr->position < len &&
+            utf8_cut_short(body + jerr->position, len - (size_t)jerr->position)) {
+            *reason = SL_REASON_MALFORMED_JSON;
+            sl__event_msg(errbuf, errlen,
+                          "malformed JSON at line %d, column %d: body ends inside a character",
+                          jerr->line, jerr->column);
+            return SL_ERR_INVALID;
+        }
         *reason = SL_REASON_INVALID_UTF8;
         sl__event_msg(errbuf, errlen, "body is not valid UTF-8 at byte %d", jerr->position);
         return SL_ERR_INVALID;
@@ -204,8 +232,8 @@ static sl_err load_error(const char *body, size_t len, const json_error_t *jerr,
          * real beyond double): not malformed, so not reported as such. */
         *reason = SL_REASON_INVALID_VALUE;
         clean_text(text, sizeof text, jerr->text);
-        sl__event_msg(errbuf, errlen, "number out of range at line %d, column %d: %s",
-                      jerr->line, jerr->column, text);
+        sl__event_msg(errbuf, errlen, "number out of range at line %d, column %d: %s", jerr->line,
+                      jerr->column, text);
         return SL_ERR_INVALID;
     default:
         *reason = SL_REASON_MALFORMED_JSON;
@@ -220,14 +248,14 @@ static sl_err load_error(const char *body, size_t len, const json_error_t *jerr,
 static sl_err read_envelope(json_t *root, sl__event_request *req, sl_event_reason *reason,
                             char *errbuf, size_t errlen)
 {
-    const char *key;
-    size_t klen;
-    json_t *v, *sent_at = NULL;
-    json_object_keylen_foreach (root, key, klen, v) {
+    json_t *sent_at = NULL;
+    for (void *it = json_object_iter(root); it; it = json_object_iter_next(root, it)) {
+        const char *key = json_object_iter_key(it);
+        size_t klen = json_object_iter_key_len(it);
         if (klen == 5 && memcmp(key, "batch", 5) == 0)
             continue;
         if (klen == 7 && memcmp(key, "sent_at", 7) == 0) {
-            sent_at = v;
+            sent_at = json_object_iter_value(it);
             continue;
         }
         char shown[SL__QUOTE_SIZE];
@@ -265,8 +293,8 @@ static void init_request(sl__event_request *req, const sl_event_context *ctx,
 static sl_err add_rejection(sl_event_batch *batch, size_t index, const sl_event_rejection *rej,
                             size_t n_events)
 {
-    sl_err err = grow((void **)&batch->rejected, &batch->rejected_cap, n_events,
-                      sizeof *batch->rejected);
+    sl_err err =
+        grow((void **)&batch->rejected, &batch->rejected_cap, n_events, sizeof *batch->rejected);
     if (err)
         return err;
     sl_event_rejection *r = &batch->rejected[batch->n_rejected++];

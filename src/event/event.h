@@ -49,14 +49,14 @@ const char *sl_event_reason_name(sl_event_reason reason);
 
 #define SL_EVENT_ID_MAX 100 /* characters (code points), as the other length limits */
 /* Bytes of event_id in sl_event_entry: 100 characters of up to 4 UTF-8 bytes, plus NUL. */
-#define SL_EVENT_ID_SIZE (4 * SL_EVENT_ID_MAX + 1)
+#define SL_EVENT_ID_SIZE     (4 * SL_EVENT_ID_MAX + 1)
 #define SL_EVENT_MESSAGE_MAX 256
 
 /* One accepted event. Offsets point into sl_event_batch.data. */
 typedef struct sl_event_entry {
-    size_t index;              /* position in the request (0 for a single object) */
-    size_t json_off, json_len; /* the normalized event JSON */
-    size_t key_off, key_len;   /* its session_id, the log's partition key */
+    size_t index;                    /* position in the request (0 for a single object) */
+    size_t json_off, json_len;       /* the normalized event JSON */
+    size_t key_off, key_len;         /* its session_id, the log's partition key */
     char event_id[SL_EVENT_ID_SIZE]; /* NUL-terminated UTF-8 */
 } sl_event_entry;
 
@@ -72,9 +72,9 @@ typedef struct sl_event_batch {
     size_t n_accepted;
     sl_event_rejection *rejected;
     size_t n_rejected;
-    sl_buf data;        /* normalized JSON and keys of the accepted events */
-    bool is_batch;      /* the body was an array or {"batch": [...]}, not one object */
-    size_t n_events;    /* events the request held: n_accepted + n_rejected */
+    sl_buf data;     /* normalized JSON and keys of the accepted events */
+    bool is_batch;   /* the body was an array or {"batch": [...]}, not one object */
+    size_t n_events; /* events the request held: n_accepted + n_rejected */
     /* private: allocated lengths of accepted and rejected, kept across resets */
     size_t accepted_cap, rejected_cap;
 } sl_event_batch;
@@ -84,7 +84,8 @@ void sl_event_batch_init(sl_event_batch *batch);
 void sl_event_batch_reset(sl_event_batch *batch);
 void sl_event_batch_cleanup(sl_event_batch *batch);
 
-/* Parses a request body and validates, enriches and normalizes every event in it.
+/* Parses a request body and validates, enriches and normalizes every event in it. The
+ * batch is emptied first (keeping its memory).
  *
  * SL_OK: the body had a recognized shape; each event is in batch->accepted or
  *   batch->rejected (possibly all rejected; a single-object body gives one entry).

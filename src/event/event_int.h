@@ -88,8 +88,7 @@ SL_MUST_CHECK sl_err sl__event_normalize(const sl__event *ev, const sl__event_re
 
 /* Parses a timestamp value (RFC 3339 string or epoch milliseconds) that must lie within
  * 1970-01-01 .. 9999-12-31; on failure fills *rej naming `field`. */
-bool sl__event_parse_time(const json_t *v, const char *field, int64_t *us,
-                          sl_event_rejection *rej);
+bool sl__event_parse_time(const json_t *v, const char *field, int64_t *us, sl_event_rejection *rej);
 
 /* Formats a message into an sl_event_rejection-sized buffer; a truncated message is cut
  * at a UTF-8 character boundary so it stays valid text. */
@@ -100,7 +99,7 @@ void sl__event_reject(sl_event_rejection *rej, sl_event_reason reason, const cha
 /* Writes s as a quoted, JSON-escaped string of at most SL__QUOTE_CHARS characters
  * (followed by "..." when cut) into out; always NUL-terminates. s must be valid UTF-8. */
 #define SL__QUOTE_CHARS 40
-#define SL__QUOTE_SIZE (SL__QUOTE_CHARS * 6 + 8)
+#define SL__QUOTE_SIZE  (SL__QUOTE_CHARS * 6 + 8)
 void sl__event_quote(char out[SL__QUOTE_SIZE], const char *s, size_t len);
 
 /* The JSON type of v as a user reads it: "object", "array", "string", "number",

@@ -1,7 +1,7 @@
 /* Serialization of a validated event into the normalized JSON that goes into the log and
- * to Kafka: the 18 keys in a fixed order, written straight into the batch's buffer (no
- * jansson tree is built for them); only metadata's own nested values go through
- * json_dump_callback. Runs once per accepted event, so it avoids printf except for reals. */
+ * to Kafka: the 18 keys in a fixed order, written straight into the batch's buffer with
+ * sl_buf (no jansson tree is built and dumped), metadata included. Runs once per accepted
+ * event, so it avoids printf except for reals. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,35 +168,57 @@ static sl_err append_str_or_null(sl_buf *b, const char *s, size_t len)
     return sl_buf_append_json_string(b, s, len);
 }
 
-struct dump_ctx {
-    sl_buf *b;
-    sl_err err;
-};
-
-static int dump_cb(const char *buf, size_t size, void *data)
-{
-    struct dump_ctx *dc = data;
-    dc->err = sl_buf_append(dc->b, buf, size);
-    return dc->err ? -1 : 0;
-}
-
-/* Any JSON value, compact. Scalars are written here; containers go to jansson. */
+/* Any JSON value, compact. Containers are written here too rather than by jansson's
+ * json_dump_callback, which prints reals with %.17g (0.1 becomes 0.10000000000000001
+ * and 3.0 stays 3.0, digits that PostgreSQL's jsonb keeps and shows, unlike the reference
+ * stack's JSON.stringify) and allocates a loop-detection table per call. Recursion is
+ * bounded: validate.c has checked the nesting against max_depth. */
 static sl_err append_value(sl_buf *b, const json_t *v)
 {
+    sl_err err;
     switch (json_typeof(v)) {
-    case JSON_STRING: return sl_buf_append_json_string(b, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER: return append_int(b, json_integer_value(v));
-    case JSON_REAL: return append_real(b, json_real_value(v));
-    case JSON_TRUE: return sl_buf_append(b, LIT("true"));
-    case JSON_FALSE: return sl_buf_append(b, LIT("false"));
-    case JSON_NULL: return sl_buf_append(b, LIT("null"));
-    case JSON_OBJECT:
-    case JSON_ARRAY: break;
+    case JSON_STRING:
+        return sl_buf_append_json_string(b, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return append_int(b, json_integer_value(v));
+    case JSON_REAL:
+        return append_real(b, json_real_value(v));
+    case JSON_TRUE:
+        return sl_buf_append(b, LIT("true"));
+    case JSON_FALSE:
+        return sl_buf_append(b, LIT("false"));
+    case JSON_NULL:
+        return sl_buf_append(b, LIT("null"));
+    case JSON_OBJECT: {
+        json_t *obj = (json_t *)v; /* jansson's iterators take no const */
+        if ((err = sl_buf_append_char(b, '{')))
+            return err;
+        bool first = true;
+        for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+            if (!first && (err = sl_buf_append_char(b, ',')))
+                return err;
+            first = false;
+            if ((err = sl_buf_append_json_string(b, json_object_iter_key(it),
+                                                 json_object_iter_key_len(it))) ||
+                (err = sl_buf_append_char(b, ':')) ||
+                (err = append_value(b, json_object_iter_value(it))))
+                return err;
+        }
+        return sl_buf_append_char(b, '}');
     }
-    struct dump_ctx dc = {b, SL_OK};
-    if (json_dump_callback(v, dump_cb, &dc, JSON_COMPACT | JSON_ENCODE_ANY) != 0)
-        return dc.err ? dc.err : SL_ERR_NOMEM; /* jansson's own allocation failed */
-    return SL_OK;
+    case JSON_ARRAY: {
+        if ((err = sl_buf_append_char(b, '[')))
+            return err;
+        size_t n = json_array_size(v);
+        for (size_t i = 0; i < n; i++) {
+            if ((i && (err = sl_buf_append_char(b, ','))) ||
+                (err = append_value(b, json_array_get(v, i))))
+                return err;
+        }
+        return sl_buf_append_char(b, ']');
+    }
+    }
+    return SL_ERR_INTERNAL; /* not a JSON type */
 }
 
 /* metadata, with the unknown top-level fields (and a message_id that lost to event_id)
@@ -245,7 +267,8 @@ static sl_err write_event(const sl__event *ev, const sl__event_request *req, sl_
 
     if ((err = sl_buf_append(b, LIT("{\"event_id\":"))) ||
         (err = sl_buf_append_json_string(b, id, id_len)) ||
-        (err = sl_buf_append(b, LIT(",\"timestamp\":\""))) || (err = sl_buf_append(b, ts, ts_len)) ||
+        (err = sl_buf_append(b, LIT(",\"timestamp\":\""))) ||
+        (err = sl_buf_append(b, ts, ts_len)) ||
         (err = sl_buf_append(b, LIT("\",\"received_at\":\""))) ||
         (err = sl_buf_append(b, req->received_at, req->received_at_len)) ||
         (err = sl_buf_append_char(b, '"')))

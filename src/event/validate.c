@@ -102,14 +102,20 @@ int sl__event_key_lookup(const char *key, size_t len)
 const char *sl__event_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
     case JSON_INTEGER:
-    case JSON_REAL: return "number";
+    case JSON_REAL:
+        return "number";
     case JSON_TRUE:
-    case JSON_FALSE: return "boolean";
-    case JSON_NULL: return "null";
+    case JSON_FALSE:
+        return "boolean";
+    case JSON_NULL:
+        return "null";
     }
     return "unknown";
 }
@@ -223,8 +229,7 @@ static bool time_range_error(const json_t *v, const char *field, sl_event_reject
     return false;
 }
 
-bool sl__event_parse_time(const json_t *v, const char *field, int64_t *us,
-                          sl_event_rejection *rej)
+bool sl__event_parse_time(const json_t *v, const char *field, int64_t *us, sl_event_rejection *rej)
 {
     switch (json_typeof(v)) {
     case JSON_STRING: {
@@ -274,8 +279,7 @@ static bool check_nesting(const json_t *v, unsigned depth, const sl_event_limits
     if (!json_is_object(v) && !json_is_array(v))
         return true;
     if (depth > lim->max_depth) {
-        sl__event_reject(rej, SL_REASON_TOO_DEEP, "nesting deeper than %u levels",
-                         lim->max_depth);
+        sl__event_reject(rej, SL_REASON_TOO_DEEP, "nesting deeper than %u levels", lim->max_depth);
         return false;
     }
     if (json_is_object(v)) {
@@ -284,21 +288,19 @@ static bool check_nesting(const json_t *v, unsigned depth, const sl_event_limits
             char shown[SL__QUOTE_SIZE];
             sl__event_quote(shown, key, klen);
             sl__event_reject(rej, SL_REASON_TOO_MANY_KEYS,
-                             "an object in field %s has %zu keys, over the limit of %zu", shown,
-                             n, lim->max_keys);
+                             "an object in field %s has %zu keys, over the limit of %zu", shown, n,
+                             lim->max_keys);
             return false;
         }
-        const char *k;
-        json_t *child;
-        json_object_foreach ((json_t *)v, k, child) {
-            if (!check_nesting(child, depth + 1, lim, key, klen, rej))
+        json_t *obj = (json_t *)v; /* jansson's iterators take no const */
+        for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+            if (!check_nesting(json_object_iter_value(it), depth + 1, lim, key, klen, rej))
                 return false;
         }
     } else {
-        size_t i;
-        json_t *child;
-        json_array_foreach (v, i, child) {
-            if (!check_nesting(child, depth + 1, lim, key, klen, rej))
+        size_t n = json_array_size(v);
+        for (size_t i = 0; i < n; i++) {
+            if (!check_nesting(json_array_get(v, i), depth + 1, lim, key, klen, rej))
                 return false;
         }
     }
@@ -327,8 +329,8 @@ static bool check_event_id(sl__event *ev, json_t *slot[], sl_event_rejection *re
     if (!idv)
         return true;
     if (!json_is_string(idv)) {
-        sl__event_reject(rej, SL_REASON_WRONG_TYPE, "field \"%s\" must be a string, got %s",
-                         name, sl__event_type_name(idv));
+        sl__event_reject(rej, SL_REASON_WRONG_TYPE, "field \"%s\" must be a string, got %s", name,
+                         sl__event_type_name(idv));
         return false;
     }
     const char *s = json_string_value(idv);
@@ -519,8 +521,7 @@ bool sl__event_validate(json_t *obj, const sl__event_request *req, sl__event *ev
         return false;
     }
     if (lim->max_depth < 1) {
-        sl__event_reject(rej, SL_REASON_TOO_DEEP, "nesting deeper than %u levels",
-                         lim->max_depth);
+        sl__event_reject(rej, SL_REASON_TOO_DEEP, "nesting deeper than %u levels", lim->max_depth);
         return false;
     }
     if (ev->metadata && !check_nesting(ev->metadata, 2, lim, "metadata", 8, rej))

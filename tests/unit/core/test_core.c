@@ -15,7 +15,7 @@
 
 #define US INT64_C(1000000)
 /* 2024-01-15T10:30:00Z */
-#define T0 (INT64_C(1705314600) * US)
+#define T0     (INT64_C(1705314600) * US)
 #define MIN_US (INT64_C(-62135596800) * US)
 #define MAX_US (INT64_C(253402300799) * US + 999999)
 
@@ -60,7 +60,8 @@ static void test_time_parse_valid(void **state)
     assert_int_equal(parse_ok("2024-01-15T10:30:00.999999999Z"), T0 + 999999);
     assert_int_equal(parse_ok("2024-01-15T10:30:00.000000001+01:00"), T0 - 3600 * US);
     /* Leap years. */
-    assert_int_equal(parse_ok("2024-02-29T00:00:00Z"), parse_ok("2024-03-01T00:00:00Z") - 86400 * US);
+    assert_int_equal(parse_ok("2024-02-29T00:00:00Z"),
+                     parse_ok("2024-03-01T00:00:00Z") - 86400 * US);
     assert_int_equal(parse_ok("2000-02-29T00:00:00Z"), INT64_C(951782400) * US);
     assert_int_equal(parse_ok("2024-12-31T00:00:00Z"), INT64_C(1735603200) * US);
     /* Leap second folded into the next second. */
@@ -85,9 +86,9 @@ static void test_time_parse_invalid(void **state)
         "2024",
         "2024-01-15",
         "2024-01-15T10:30",
-        "2024-01-15T10:30:00",         /* no zone */
-        "2024-01-15T10:30:00.123",     /* no zone */
-        "2024-01-15T10:30:00.Z",       /* empty fraction */
+        "2024-01-15T10:30:00",             /* no zone */
+        "2024-01-15T10:30:00.123",         /* no zone */
+        "2024-01-15T10:30:00.Z",           /* empty fraction */
         "2024-01-15T10:30:00.1234567890Z", /* 10 digits */
         "2024-01-15T10:30:00,123Z",
         "2024-01-15T24:00:00Z",
@@ -132,8 +133,7 @@ static void test_time_parse_invalid(void **state)
         parse_bad(bad[i]);
 
     /* Every truncation of valid times is refused. */
-    static const char *const full[] = {"2024-01-15T10:30:00.123456Z",
-                                       "2024-01-15T10:30:00+02:00"};
+    static const char *const full[] = {"2024-01-15T10:30:00.123456Z", "2024-01-15T10:30:00+02:00"};
     for (size_t f = 0; f < 2; f++) {
         int64_t us;
         for (size_t n = 0; n < strlen(full[f]); n++) {
@@ -204,8 +204,8 @@ static void test_time_clocks(void **state)
 {
     (void)state;
     int64_t now = sl_time_now_us();
-    assert_true(now > INT64_C(1700000000) * US);  /* after 2023 */
-    assert_true(now < INT64_C(4102444800) * US);  /* before 2100 */
+    assert_true(now > INT64_C(1700000000) * US); /* after 2023 */
+    assert_true(now < INT64_C(4102444800) * US); /* before 2100 */
     int64_t a = sl_time_mono_ns();
     int64_t b = sl_time_mono_ns();
     assert_true(a > 0);
@@ -235,7 +235,7 @@ static void test_uuid_format(void **state)
         sl_uuid_v7(u);
         assert_int_equal(strlen(u), SL_UUID_STR_LEN);
         assert_true(sl_uuid_is_canonical(u, strlen(u)));
-        assert_int_equal(u[14], '7'); /* version */
+        assert_int_equal(u[14], '7');           /* version */
         assert_non_null(strchr("89ab", u[19])); /* variant 10 */
         for (int j = 0; j < SL_UUID_STR_LEN; j++)
             assert_true(u[j] == '-' || (u[j] >= '0' && u[j] <= '9') ||
@@ -299,10 +299,9 @@ static void test_uuid_unique_across_threads(void **state)
 static void test_uuid_canonical(void **state)
 {
     (void)state;
-    const char *good[] = {"0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a7b",
-                          "00000000-0000-0000-0000-000000000000",
-                          "FFFFFFFF-FFFF-4FFF-BFFF-FFFFFFFFFFFF",
-                          "550e8400-e29b-41d4-a716-446655440000"};
+    const char *good[] = {
+        "0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a7b", "00000000-0000-0000-0000-000000000000",
+        "FFFFFFFF-FFFF-4FFF-BFFF-FFFFFFFFFFFF", "550e8400-e29b-41d4-a716-446655440000"};
     for (size_t i = 0; i < 4; i++)
         assert_true(sl_uuid_is_canonical(good[i], strlen(good[i])));
     const char *bad[] = {"",
@@ -324,14 +323,10 @@ static void test_uuid_canonical(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_time_parse_valid),
-        cmocka_unit_test(test_time_parse_invalid),
-        cmocka_unit_test(test_time_format),
-        cmocka_unit_test(test_time_round_trip),
-        cmocka_unit_test(test_time_clocks),
-        cmocka_unit_test(test_uuid_format),
-        cmocka_unit_test(test_uuid_monotonic),
-        cmocka_unit_test(test_uuid_unique_across_threads),
+        cmocka_unit_test(test_time_parse_valid), cmocka_unit_test(test_time_parse_invalid),
+        cmocka_unit_test(test_time_format),      cmocka_unit_test(test_time_round_trip),
+        cmocka_unit_test(test_time_clocks),      cmocka_unit_test(test_uuid_format),
+        cmocka_unit_test(test_uuid_monotonic),   cmocka_unit_test(test_uuid_unique_across_threads),
         cmocka_unit_test(test_uuid_canonical),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
