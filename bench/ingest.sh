@@ -15,6 +15,11 @@ trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$OUT"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 hwm_kb() { awk '/VmHWM/{print $2}' "/proc/$1/status"; }
+# Peak anonymous memory (heap, stacks) sampled every 100 ms: VmHWM also counts the pages of
+# the log's memory-mapped file, which are page cache the kernel can drop, not our memory.
+sample_anon() { local max=0 v; while kill -0 "$1" 2>/dev/null; do
+  v=$(awk '/RssAnon/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0); [ "${v:-0}" -gt "$max" ] && max=$v
+  echo "$max" > "$2"; sleep 0.1; done; }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
 # run_wrk NAME PID PORT BATCH: one wrk run against a server; appends a result row.
@@ -27,9 +32,9 @@ run_wrk() {
   ticks1=$(cpu_ticks "$pid")
   echo "$out" > "$OUT/$name.wrk"
   reqs=$(echo "$out" | awk '/requests in/{print $1}')
-  python3 - "$name" "$batch" "$reqs" "$((ticks1 - ticks0))" "$hz" "$(hwm_kb "$pid")" "$OUT/$name.wrk" <<'PY' >> "$OUT/rows"
+  python3 - "$name" "$batch" "$reqs" "$((ticks1 - ticks0))" "$hz" "$(hwm_kb "$pid")" "$OUT/$name.wrk" "$(cat "$OUT/anon.$pid")" <<'PY' >> "$OUT/rows"
 import re, sys
-name, batch, reqs, ticks, hz, hwm, path = sys.argv[1:]
+name, batch, reqs, ticks, hz, hwm, path, anon = sys.argv[1:]
 text = open(path).read()
 def lat(p):
     m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s)" % p, text, re.M)
@@ -39,7 +44,7 @@ rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 cpu_us = int(ticks) / int(hz) * 1e6 / max(int(reqs), 1)
 print(f"| {name} | {int(batch)} | {rps:,.0f} | {rps*int(batch):,.0f} | {lat(50):.2f} | {lat(99):.2f} "
-      f"| {cpu_us:.1f} | {int(hwm)/1024:.1f} | {non2xx.group(1) if non2xx else 0} |")
+      f"| {cpu_us:.1f} | {int(hwm)/1024:.1f} ({int(anon)/1024:.1f} anonymous) | {non2xx.group(1) if non2xx else 0} |")
 PY
 }
 
@@ -80,6 +85,7 @@ SPORT=$(free_port)
 "$SLUICE" serve --listen "127.0.0.1:$SPORT" --log "file://$OUT/log" --log-level warn >/dev/null &
 SPID=$!
 wait_port "$SPORT"
+sample_anon "$SPID" "$OUT/anon.$SPID" &
 run_wrk "sluice single event" "$SPID" "$SPORT" 1
 run_wrk "sluice batch of 100" "$SPID" "$SPORT" 100
 STORED=$(curl -s "http://127.0.0.1:$SPORT/metrics" | awk '/^sluice_log_appended_total/{print $2}')

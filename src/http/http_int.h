@@ -40,7 +40,9 @@ typedef struct sl__http_request {
     unsigned early_status;        /* non-zero: refused before the body was read */
     char early_message[160];
     sl_content_encoding encoding;
-    bool body_too_large;
+    bool responded;               /* an answer is queued: drop whatever else arrives */
+    bool body_too_large;          /* over --max-body: the rest is dropped, then 413 */
+    size_t discarded;             /* bytes dropped past the cap */
     sl_buf body;
     /* Set before the log append; the durability callback only picks success or failure. */
     unsigned status;

@@ -1,6 +1,7 @@
 /* POST /analytics: reads the body (capped), undoes gzip/deflate, parses and validates the
  * events, hands the accepted ones to the log as one unit, and answers once they are
  * durable. The connection is suspended meanwhile, so no thread waits on a disk. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,13 +11,32 @@
 #include "core/time.h"
 #include "http/http_int.h"
 
-/* Per worker thread: parsing scratch reused from request to request. Shrunk after an
- * unusually large request so an idle server holds little memory. */
-static _Thread_local sl_event_batch tl_batch;
-static _Thread_local bool tl_batch_ready;
-static _Thread_local sl_buf tl_inflated;
-static _Thread_local sl_log_record *tl_records;
-static _Thread_local size_t tl_records_cap;
+/* Per worker thread: parsing scratch reused from request to request, owned by a pthread
+ * key so it is freed when MHD's worker thread exits. Shrunk after an unusually large
+ * request so an idle server holds little memory. */
+typedef struct scratch {
+    sl_event_batch batch;
+    sl_buf inflated;
+    sl_log_record *records;
+    size_t records_cap;
+} scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    scratch *sc = p;
+    sl_event_batch_cleanup(&sc->batch);
+    sl_buf_cleanup(&sc->inflated);
+    free(sc->records);
+    free(sc);
+}
+
+static void scratch_key_create(void)
+{
+    pthread_key_create(&scratch_key, scratch_free);
+}
 
 #define SCRATCH_KEEP_BYTES (4u << 20)
 
@@ -173,36 +193,44 @@ static enum MHD_Result answer_outcome(sl__http_request *req)
     return sl__http_respond_error(req, 503, msg);
 }
 
-static void scratch_prepare(const sl_http_options *opts)
+/* This thread's scratch, emptied for a new request; NULL when out of memory. */
+static scratch *scratch_get(const sl_http_options *opts)
 {
-    if (!tl_batch_ready) {
-        sl_event_batch_init(&tl_batch);
-        sl_buf_init(&tl_inflated, opts->max_inflated_bytes);
-        tl_batch_ready = true;
+    pthread_once(&scratch_once, scratch_key_create);
+    scratch *sc = pthread_getspecific(scratch_key);
+    if (!sc) {
+        sc = calloc(1, sizeof *sc);
+        if (!sc || pthread_setspecific(scratch_key, sc) != 0) {
+            free(sc);
+            return NULL;
+        }
+        sl_event_batch_init(&sc->batch);
+        sl_buf_init(&sc->inflated, opts->max_inflated_bytes);
     }
-    sl_event_batch_reset(&tl_batch);
-    sl_buf_reset(&tl_inflated);
+    sl_event_batch_reset(&sc->batch);
+    sl_buf_reset(&sc->inflated);
+    return sc;
 }
 
-static void scratch_trim(void)
+static void scratch_trim(scratch *sc)
 {
-    if (tl_batch.data.alloc > SCRATCH_KEEP_BYTES) {
-        sl_event_batch_cleanup(&tl_batch);
-        sl_event_batch_init(&tl_batch);
+    if (sc->batch.data.alloc > SCRATCH_KEEP_BYTES) {
+        sl_event_batch_cleanup(&sc->batch);
+        sl_event_batch_init(&sc->batch);
     }
-    if (tl_inflated.alloc > SCRATCH_KEEP_BYTES)
-        sl_buf_cleanup(&tl_inflated);
+    if (sc->inflated.alloc > SCRATCH_KEEP_BYTES)
+        sl_buf_cleanup(&sc->inflated);
 }
 
-static sl_err ensure_records(size_t n)
+static sl_err scratch_reserve_records(scratch *sc, size_t n)
 {
-    if (n <= tl_records_cap)
+    if (n <= sc->records_cap)
         return SL_OK;
-    sl_log_record *p = realloc(tl_records, n * sizeof *p);
+    sl_log_record *p = realloc(sc->records, n * sizeof *p);
     if (!p)
         return SL_ERR_NOMEM;
-    tl_records = p;
-    tl_records_cap = n;
+    sc->records = p;
+    sc->records_cap = n;
     return SL_OK;
 }
 
@@ -211,29 +239,27 @@ static enum MHD_Result finish_body(sl__http_request *req)
 {
     sl_http_server_t *srv = req->srv;
     char errbuf[256];
-    if (req->body_too_large) {
-        snprintf(errbuf, sizeof errbuf, "body exceeds the limit of %zu bytes",
-                 srv->opts.max_body_bytes);
-        return sl__http_respond_error(req, 413, errbuf);
-    }
-    scratch_prepare(&srv->opts);
+    scratch *sc = scratch_get(&srv->opts);
+    if (!sc)
+        return sl__http_respond_error(req, 503, "out of memory; retry shortly");
+    sl_event_batch *batch = &sc->batch;
     enum MHD_Result rc;
     const char *body = req->body.data ? req->body.data : "";
     size_t body_len = req->body.len;
     if (req->encoding == SL_ENCODING_GZIP_OR_DEFLATE) {
-        sl_err err = sl__http_inflate(body, body_len, &tl_inflated, errbuf, sizeof errbuf);
+        sl_err err = sl__http_inflate(body, body_len, &sc->inflated, errbuf, sizeof errbuf);
         if (err) {
             rc = sl__http_respond_error(req, err == SL_ERR_TOO_LARGE ? 413 : 400, errbuf);
             goto out;
         }
-        body = tl_inflated.data;
-        body_len = tl_inflated.len;
+        body = sc->inflated.data;
+        body_len = sc->inflated.len;
     }
 
     const char *ua = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "User-Agent");
     sl_event_context ctx = {.received_at_us = sl_time_now_us(), .user_agent = ua};
     sl_event_reason reason;
-    sl_err err = sl_event_parse_body(body, body_len, &ctx, &srv->opts.limits, &tl_batch, &reason,
+    sl_err err = sl_event_parse_body(body, body_len, &ctx, &srv->opts.limits, batch, &reason,
                                      errbuf, sizeof errbuf);
     if (err) {
         if (err == SL_ERR_NOMEM) {
@@ -244,33 +270,34 @@ static enum MHD_Result finish_body(sl__http_request *req)
         rc = sl__http_respond_error(req, err == SL_ERR_TOO_LARGE ? 413 : 400, errbuf);
         goto out;
     }
-    for (size_t i = 0; i < tl_batch.n_rejected; i++)
-        sl_metrics_count_rejection(&srv->metrics, tl_batch.rejected[i].reason, 1);
-    if (tl_batch.n_accepted == 0) {
-        rc = answer_all_rejected(req, &tl_batch);
+    for (size_t i = 0; i < batch->n_rejected; i++)
+        sl_metrics_count_rejection(&srv->metrics, batch->rejected[i].reason, 1);
+    if (batch->n_accepted == 0) {
+        rc = answer_all_rejected(req, batch);
         goto out;
     }
 
-    if (build_accepted_answer(&req->answer, &tl_batch) || ensure_records(tl_batch.n_accepted)) {
+    if (build_accepted_answer(&req->answer, batch) ||
+        scratch_reserve_records(sc, batch->n_accepted)) {
         rc = sl__http_respond_error(req, 503, "out of memory; retry shortly");
         goto out;
     }
-    for (size_t i = 0; i < tl_batch.n_accepted; i++) {
-        const sl_event_entry *e = &tl_batch.accepted[i];
-        tl_records[i] = (sl_log_record){
-            .key = tl_batch.data.data + e->key_off,
+    for (size_t i = 0; i < batch->n_accepted; i++) {
+        const sl_event_entry *e = &batch->accepted[i];
+        sc->records[i] = (sl_log_record){
+            .key = batch->data.data + e->key_off,
             .key_len = e->key_len,
-            .value = tl_batch.data.data + e->json_off,
+            .value = batch->data.data + e->json_off,
             .value_len = e->json_len,
         };
     }
     req->status = 200;
-    req->n_accepted = tl_batch.n_accepted;
+    req->n_accepted = batch->n_accepted;
     req->phase = SL_PHASE_WAITING;
     req->append_started_ns = sl_time_mono_ns();
     /* Suspend first: the callback may run on the log's thread before append returns. */
     MHD_suspend_connection(req->conn);
-    err = sl_log_append(srv->log, tl_records, tl_batch.n_accepted, on_durable, req);
+    err = sl_log_append(srv->log, sc->records, batch->n_accepted, on_durable, req);
     if (err) {
         req->append_err = err;
         snprintf(req->append_detail, sizeof req->append_detail, "%s", sl_strerror(err));
@@ -279,7 +306,7 @@ static enum MHD_Result finish_body(sl__http_request *req)
     }
     rc = MHD_YES;
 out:
-    scratch_trim();
+    scratch_trim(sc);
     return rc;
 }
 
@@ -295,12 +322,29 @@ enum MHD_Result sl__http_ingest(sl__http_request *req, const char *upload, size_
         break;
     }
     if (*upload_size) {
-        if (!req->body_too_large && sl_buf_append(&req->body, upload, *upload_size)) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (!req->body_too_large) {
+            if (sl_buf_append(&req->body, upload, n) == SL_OK)
+                return MHD_YES;
             req->body_too_large = true;
             sl_buf_cleanup(&req->body);
         }
-        *upload_size = 0;
+        /* A chunked body over the cap: MHD cannot answer before the body ends, so drop the
+         * rest and answer 413 then; a body that goes on past 8 times the cap is cut off. */
+        req->discarded += n;
+        if (req->discarded > 8 * req->srv->opts.max_body_bytes) {
+            sl_diag(SL_DIAG_WARN, "closing a connection whose body would not end",
+                    "discarded_bytes=%zu", req->discarded);
+            return MHD_NO;
+        }
         return MHD_YES;
+    }
+    if (req->body_too_large) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "body exceeds the limit of %zu bytes",
+                 req->srv->opts.max_body_bytes);
+        return sl__http_respond_error(req, 413, msg);
     }
     return finish_body(req);
 }

@@ -41,6 +41,7 @@ enum MHD_Result sl__http_respond(sl__http_request *req, unsigned status, const c
     enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
     MHD_destroy_response(resp);
     sl_metrics_count_request(&req->srv->metrics, req->route, status);
+    req->responded = true;
     return rc;
 }
 
@@ -147,6 +148,7 @@ static enum MHD_Result handle_preflight(sl__http_request *req)
     enum MHD_Result rc = MHD_queue_response(req->conn, 204, resp);
     MHD_destroy_response(resp);
     sl_metrics_count_request(&req->srv->metrics, req->route, 204);
+    req->responded = true;
     return rc;
 }
 
@@ -194,6 +196,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             if (req->early_status)
                 return sl__http_respond_error(req, req->early_status, req->early_message);
         }
+        return MHD_YES;
+    }
+    if (req->responded) {
+        *upload_size = 0;
         return MHD_YES;
     }
     if (!strcmp(method, MHD_HTTP_METHOD_OPTIONS))
@@ -302,13 +308,14 @@ sl_err sl_http_server_start(const sl_http_options *opts, sl_log_t *log, sl_http_
     if (is_v6)
         flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, srv,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opts->threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)opts->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)opts->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)opts->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error,
-        srv, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+        MHD_OPTION_END);
     if (!srv->daemon) {
         free(srv);
         return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not listen on \"%s\": %s",

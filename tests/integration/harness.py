@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -95,7 +96,12 @@ class Server:
 
     def stop(self, timeout=30):
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+        rc = self.proc.wait(timeout)
+        if rc != 0:
+            time.sleep(0.2)  # let the reader thread collect the last lines
+            print(f"sluice exited {rc}; its last stderr lines:\n" +
+                  "".join(self.stderr_lines[-15:]), flush=True)
+        return rc
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
@@ -130,6 +136,31 @@ class Server:
         except ValueError:
             parsed = data
         return status, parsed
+
+    def raw_exchange(self, head, body=b""):
+        """Sends bytes as they are and reads one answer: (status, body bytes). For requests
+        http.client cannot make, such as headers announcing a body that is never sent."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        try:
+            s.sendall(head + body)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            head_end = data.index(b"\r\n\r\n") + 4
+            status = int(data.split(b" ", 2)[1])
+            m = re.search(rb"(?i)content-length: *(\d+)", data[:head_end])
+            length = int(m.group(1)) if m else 0
+            while len(data) < head_end + length:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            return status, data[head_end:head_end + length]
+        finally:
+            s.close()
 
     def read_log(self, *args):
         return read_log(self.log_uri, *args)
