@@ -320,6 +320,8 @@ static void test_uuid_canonical(void **state)
     assert_false(sl_uuid_is_canonical(NULL, 36));
 }
 
+int sl_test_config_run(void); /* test_config.c */
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,5 +331,6 @@ int main(void)
         cmocka_unit_test(test_uuid_monotonic),   cmocka_unit_test(test_uuid_unique_across_threads),
         cmocka_unit_test(test_uuid_canonical),
     };
-    return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("core", tests, NULL, NULL);
+    return failed + sl_test_config_run();
 }

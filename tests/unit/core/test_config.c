@@ -1,0 +1,155 @@
+/* Unit tests for the settings table (src/core/config.c) and the capped buffer
+ * (src/core/buf.c); run from test_core.c's main through sl_test_config_run(). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+
+int sl_test_config_run(void);
+
+static sl_err load(sl_config *cfg, unsigned cmd, int argc, char **argv, char *eb)
+{
+    return sl_config_load(cfg, cmd, argc, argv, eb, 256);
+}
+
+static void config_defaults_and_suffixes(void **state)
+{
+    unsetenv("SLUICE_MAX_BODY");
+    sl_config cfg;
+    char eb[256];
+    assert_int_equal(load(&cfg, SL_CMD_SERVE, 0, NULL, eb), SL_OK);
+    assert_string_equal(cfg.listen, "127.0.0.1:3001");
+    assert_int_equal(cfg.max_body_bytes, 512 * 1024);
+    assert_int_equal(cfg.log_retention_ms, 7LL * 86400 * 1000);
+    assert_int_equal(cfg.idle_timeout_s, 15);
+    sl_config_cleanup(&cfg);
+
+    char *argv[] = {"--max-body", "2M", "--log-retention=36h", "--idle-timeout", "90",
+                    "--drain-timeout", "1500ms"};
+    assert_int_equal(load(&cfg, SL_CMD_SERVE, 7, argv, eb), SL_OK);
+    assert_int_equal(cfg.max_body_bytes, 2 * 1024 * 1024);
+    assert_int_equal(cfg.log_retention_ms, 36LL * 3600 * 1000);
+    assert_int_equal(cfg.idle_timeout_s, 90); /* a bare number is in the setting's unit */
+    assert_int_equal(cfg.drain_timeout_ms, 1500);
+    sl_config_cleanup(&cfg);
+}
+
+static void config_flag_beats_env_beats_default(void **state)
+{
+    sl_config cfg;
+    char eb[256];
+    setenv("SLUICE_LISTEN", "0.0.0.0:9000", 1);
+    assert_int_equal(load(&cfg, SL_CMD_SERVE, 0, NULL, eb), SL_OK);
+    assert_string_equal(cfg.listen, "0.0.0.0:9000");
+    sl_config_cleanup(&cfg);
+    char *argv[] = {"--listen", "127.0.0.1:1"};
+    assert_int_equal(load(&cfg, SL_CMD_SERVE, 2, argv, eb), SL_OK);
+    assert_string_equal(cfg.listen, "127.0.0.1:1");
+    sl_config_cleanup(&cfg);
+    unsetenv("SLUICE_LISTEN");
+}
+
+static void config_errors_name_the_setting(void **state)
+{
+    sl_config cfg;
+    char eb[256];
+    char *bad_size[] = {"--max-body", "lots"};
+    assert_int_equal(load(&cfg, SL_CMD_SERVE, 2, bad_size, eb), SL_ERR_CONFIG);
+    assert_non_null(strstr(eb, "--max-body"));
+    assert_non_null(strstr(eb, "lots"));
+    sl_config_cleanup(&cfg);
+
+    char *out_of_range[] = {"--http-threads", "0"};
+    assert_int_equal(load(&cfg, SL_CMD_SERVE, 2, out_of_range, eb), SL_ERR_CONFIG);
+    assert_non_null(strstr(eb, "out of range"));
+    sl_config_cleanup(&cfg);
+
+    char *unknown[] = {"--no-such-flag"};
+    assert_int_equal(load(&cfg, SL_CMD_SERVE, 1, unknown, eb), SL_ERR_CONFIG);
+    assert_non_null(strstr(eb, "--no-such-flag"));
+    sl_config_cleanup(&cfg);
+
+    /* A flag of another command is unknown here. */
+    char *other_cmd[] = {"--group", "g"};
+    assert_int_equal(load(&cfg, SL_CMD_SERVE, 2, other_cmd, eb), SL_ERR_CONFIG);
+    sl_config_cleanup(&cfg);
+
+    char *missing_value[] = {"--listen"};
+    assert_int_equal(load(&cfg, SL_CMD_SERVE, 1, missing_value, eb), SL_ERR_CONFIG);
+    assert_non_null(strstr(eb, "needs a value"));
+    sl_config_cleanup(&cfg);
+
+    /* 1500ms is not a whole number of seconds. */
+    char *fraction[] = {"--idle-timeout", "1500ms"};
+    assert_int_equal(load(&cfg, SL_CMD_SERVE, 2, fraction, eb), SL_ERR_CONFIG);
+    sl_config_cleanup(&cfg);
+
+    setenv("SLUICE_MAX_BATCH", "-3", 1);
+    assert_int_equal(load(&cfg, SL_CMD_SERVE, 0, NULL, eb), SL_ERR_CONFIG);
+    assert_non_null(strstr(eb, "SLUICE_MAX_BATCH"));
+    sl_config_cleanup(&cfg);
+    unsetenv("SLUICE_MAX_BATCH");
+
+    char *help[] = {"--help"};
+    assert_int_equal(load(&cfg, SL_CMD_SERVE, 1, help, eb), SL_ERR_NOT_FOUND);
+    sl_config_cleanup(&cfg);
+}
+
+static void config_bool_flags(void **state)
+{
+    sl_config cfg;
+    char eb[256];
+    char *argv[] = {"--from-beginning", "--group", "g1"};
+    assert_int_equal(load(&cfg, SL_CMD_LOG_READ, 3, argv, eb), SL_OK);
+    assert_true(cfg.from_beginning);
+    assert_string_equal(cfg.group, "g1");
+    sl_config_cleanup(&cfg);
+    char *off[] = {"--from-beginning=false"};
+    assert_int_equal(load(&cfg, SL_CMD_LOG_READ, 1, off, eb), SL_OK);
+    assert_false(cfg.from_beginning);
+    sl_config_cleanup(&cfg);
+}
+
+static void buf_cap_and_json_escapes(void **state)
+{
+    sl_buf b;
+    sl_buf_init(&b, 8);
+    assert_int_equal(sl_buf_append_str(&b, "12345678"), SL_OK);
+    assert_int_equal(sl_buf_append_char(&b, '9'), SL_ERR_TOO_LARGE);
+    assert_int_equal(b.len, 8); /* a failed append leaves the buffer as it was */
+    assert_string_equal(b.data, "12345678");
+    sl_buf_cleanup(&b);
+
+    sl_buf_init(&b, 1024);
+    const char raw[] = "a\"b\\c\n\x01\x7f\xc3\xa9";
+    assert_int_equal(sl_buf_append_json_string(&b, raw, sizeof raw - 1), SL_OK);
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\u0001\x7f\xc3\xa9\"");
+    sl_buf_reset(&b);
+    assert_int_equal(sl_buf_appendf(&b, "%d-%s", 42, "x"), SL_OK);
+    assert_string_equal(b.data, "42-x");
+    size_t len;
+    char *taken = sl_buf_take(&b, &len);
+    assert_int_equal(len, 4);
+    assert_null(b.data);
+    free(taken);
+    sl_buf_cleanup(&b);
+}
+
+int sl_test_config_run(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(config_defaults_and_suffixes),
+        cmocka_unit_test(config_flag_beats_env_beats_default),
+        cmocka_unit_test(config_errors_name_the_setting),
+        cmocka_unit_test(config_bool_flags),
+        cmocka_unit_test(buf_cap_and_json_escapes),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
