@@ -58,6 +58,8 @@ static void log_options_from(const sl_config *cfg, bool producer, sl_log_options
     lo->retention_ms = (uint64_t)cfg->log_retention_ms;
     lo->max_size_bytes = (uint64_t)cfg->log_max_size_bytes;
     lo->max_pending_bytes = (size_t)cfg->log_max_pending_bytes;
+    lo->kafka_opts = (const char *const *)cfg->kafka_opts;
+    lo->n_kafka_opts = cfg->n_kafka_opts;
 }
 
 /* Many keep-alive clients need many descriptors; take what the hard limit allows. */
@@ -80,6 +82,12 @@ static int cmd_serve(int argc, char **argv)
     char errbuf[512];
     sl_log_t *log = NULL;
     sl_http_server_t *srv = NULL;
+    /* Only the ingest API exists so far; sinks (pg, lake) will be roles of their own. */
+    if (strcmp(cfg.roles, "all") != 0 && strcmp(cfg.roles, "api") != 0) {
+        fprintf(stderr, "sluice serve: --roles: \"%s\" is not api or all\n", cfg.roles);
+        sl_config_cleanup(&cfg);
+        return 2;
+    }
 
     /* Signals are taken by sigwait() in this thread only: block them before any thread
      * starts so every thread inherits the mask. */

@@ -14,6 +14,8 @@ typedef enum setting_type {
     SETTING_SIZE,     /* bytes, with optional K/M/G suffix */
     SETTING_DURATION, /* stored in the unit the field name says, from a suffixed value */
     SETTING_BOOL,     /* a flag without a value; env accepts 1/0/true/false */
+    SETTING_LIST,     /* repeatable flag; env holds a comma-separated list. The field is a
+                       * NULL-terminated char ** followed by its size_t count. */
 } setting_type;
 
 typedef struct setting {
@@ -39,7 +41,9 @@ static const setting settings[] = {
     {"listen", "SLUICE_LISTEN", SETTING_STRING, "127.0.0.1:3001", 0, 0, 0, SL_CMD_SERVE,
      F(listen), "HOST:PORT the ingest API listens on (port 0 picks a free port)"},
     {"log", "SLUICE_LOG", SETTING_STRING, "file://./var/log", 0, 0, 0,
-     SL_CMD_SERVE | SL_CMD_LOG_READ, F(log_uri), "the durable log: file://DIR (embedded)"},
+     SL_CMD_SERVE | SL_CMD_LOG_READ, F(log_uri),
+     "the durable log: file://DIR (embedded) or kafka://HOST:PORT[,HOST:PORT...]/TOPIC "
+     "(Apache Kafka; topic analytics-events when omitted)"},
     {"log-level", "SLUICE_LOG_LEVEL", SETTING_STRING, "info", 0, 0, 0,
      SL_CMD_SERVE | SL_CMD_LOG_READ, F(log_level), "diagnostics on stderr: debug, info, warn, error"},
     {"http-threads", "SLUICE_HTTP_THREADS", SETTING_INT, "2", 1, 256, 0, SL_CMD_SERVE,
@@ -76,6 +80,13 @@ static const setting settings[] = {
     {"log-max-pending", "SLUICE_LOG_MAX_PENDING", SETTING_SIZE, "64M", 64 * KiB, 16 * GiB, 0,
      SL_CMD_SERVE, F(log_max_pending_bytes),
      "events accepted but not yet durable; past it requests get 503 (back-pressure)"},
+    {"kafka-opt", "SLUICE_KAFKA_OPT", SETTING_LIST, "", 0, 0, 0, SL_CMD_SERVE | SL_CMD_LOG_READ,
+     F(kafka_opts),
+     "kafka:// log: a librdkafka property key=value, applied after sluice's own (repeat the "
+     "flag; the variable takes key=value[,key=value...]), e.g. message.timeout.ms=5000"},
+    {"roles", "SLUICE_ROLES", SETTING_STRING, "all", 0, 0, 0, SL_CMD_SERVE, F(roles),
+     "what this process runs: api (the ingest API) or all; today both mean the ingest API, "
+     "the sinks arrive with later issues"},
     {"group", "SLUICE_GROUP", SETTING_STRING, "", 0, 0, 0, SL_CMD_LOG_READ, F(group),
      "consumer group whose offsets are read and committed; empty = none"},
     {"from-beginning", "SLUICE_FROM_BEGINNING", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_LOG_READ,
@@ -86,6 +97,10 @@ static const setting settings[] = {
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
+/* list_add() finds a list's count right after its items pointer. */
+_Static_assert(offsetof(sl_config, n_kafka_opts) == offsetof(sl_config, kafka_opts) + sizeof(char **),
+               "a list setting's count must follow its items");
+
 static const char *type_hint(setting_type t)
 {
     switch (t) {
@@ -94,6 +109,7 @@ static const char *type_hint(setting_type t)
     case SETTING_SIZE: return "BYTES";
     case SETTING_DURATION: return "DURATION";
     case SETTING_BOOL: return "";
+    case SETTING_LIST: return "KEY=VALUE";
     }
     return "";
 }
@@ -124,6 +140,50 @@ static sl_err parse_scaled(const char *s, const char *const *suffixes, const int
     return SL_OK;
 }
 
+static void list_clear(const setting *s, sl_config *cfg)
+{
+    char ***items = (char ***)((char *)cfg + s->offset);
+    size_t *count = (size_t *)((char *)cfg + s->offset + sizeof(char **));
+    for (size_t i = 0; *items && i < *count; i++)
+        free((*items)[i]);
+    free(*items);
+    *items = NULL;
+    *count = 0;
+}
+
+/* Appends the comma-separated entries of text (flags add one entry each: commas stay). */
+static sl_err list_add(const setting *s, const char *text, sl_config *cfg, const char *origin,
+                       char *errbuf, size_t errlen)
+{
+    char ***items = (char ***)((char *)cfg + s->offset);
+    size_t *count = (size_t *)((char *)cfg + s->offset + sizeof(char **));
+    bool split = strncmp(origin, "--", 2) != 0;
+    const char *p = text;
+    while (*p) {
+        const char *end = split ? strchr(p, ',') : NULL;
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > 0) {
+            if (!memchr(p, '=', len) || p[0] == '=')
+                return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
+                                     "%s: \"%.*s\" is not key=value", origin, (int)len, p);
+            if (*count >= 1024)
+                return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "%s: too many entries",
+                                     origin);
+            char **grown = realloc(*items, (*count + 2) * sizeof *grown);
+            if (!grown)
+                return SL_ERR_NOMEM;
+            *items = grown;
+            if (!(grown[*count] = strndup(p, len)))
+                return SL_ERR_NOMEM;
+            grown[++*count] = NULL;
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return SL_OK;
+}
+
 static sl_err parse_value(const setting *s, const char *text, sl_config *cfg, const char *origin,
                           char *errbuf, size_t errlen)
 {
@@ -139,6 +199,8 @@ static sl_err parse_value(const setting *s, const char *text, sl_config *cfg, co
         *(char **)field = copy;
         return SL_OK;
     }
+    case SETTING_LIST:
+        return list_add(s, text, cfg, origin, errbuf, errlen);
     case SETTING_BOOL:
         if (!strcmp(text, "1") || !strcasecmp(text, "true") || !strcasecmp(text, "yes"))
             *(bool *)field = true;
@@ -252,6 +314,8 @@ sl_err sl_config_load(sl_config *cfg, unsigned command, int argc, char **argv, c
 void sl_config_cleanup(sl_config *cfg)
 {
     for (size_t i = 0; i < N_SETTINGS; i++) {
+        if (settings[i].type == SETTING_LIST)
+            list_clear(&settings[i], cfg);
         if (settings[i].type == SETTING_STRING) {
             char **field = (char **)((char *)cfg + settings[i].offset);
             free(*field);
@@ -293,6 +357,8 @@ void sl_config_print_markdown(FILE *out)
         else if (s->type == SETTING_DURATION)
             snprintf(range, sizeof range, "%lld–%lld %s", (long long)s->min, (long long)s->max,
                      s->unit_ms == 1 ? "ms" : "s");
+        else if (s->type == SETTING_LIST)
+            snprintf(range, sizeof range, "repeatable");
         fprintf(out, "| `--%s` | `%s` | `%s` | %s | %s%s%s | %s |\n", s->name, s->env,
                 *s->def ? s->def : "", range, (s->commands & SL_CMD_SERVE) ? "serve" : "",
                 (s->commands & SL_CMD_SERVE) && (s->commands & SL_CMD_LOG_READ) ? ", " : "",

@@ -38,6 +38,9 @@ typedef struct sl_config {
     int64_t log_retention_ms;
     int64_t log_max_size_bytes;
     int64_t log_max_pending_bytes;
+    char **kafka_opts;    /* SETTING_LIST: "key=value" strings, NULL-terminated */
+    size_t n_kafka_opts;  /* entries of kafka_opts (the list setting's count follows it) */
+    char *roles;
     /* log read */
     char *group;
     bool from_beginning;

@@ -1,5 +1,5 @@
 /* The backend-neutral half of the log: option defaults and checks, URI dispatch
- * (file://DIR to the embedded LMDB backend, kafka:// reserved for librdkafka), Kafka's
+ * (file://DIR to the embedded LMDB backend, kafka:// to librdkafka in kafka.c), Kafka's
  * default partitioner, and `sluice log read` (sl_log_print), written against the public
  * consumer calls so it works the same on every backend. */
 #include "log/log.h"
@@ -57,9 +57,12 @@ sl_err sl_log_open(const char *uri, const sl_log_options *opts, sl_log_t **out, 
         sl_log_options_default(&defaults);
         opts = &defaults;
     }
-    if (strncmp(uri, "kafka://", 8) == 0)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_UNSUPPORTED,
-                             "kafka log backend is not built yet");
+    if (strncmp(uri, "kafka://", 8) == 0) {
+        sl_err err = check_options(uri, opts, errbuf, errlen);
+        if (err)
+            return err;
+        return sl__log_kafka_open(uri + 8, opts, out, errbuf, errlen);
+    }
     if (strncmp(uri, "file://", 7) != 0)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
                              "unsupported log URI \"%s\": expected file://DIR or "
@@ -248,6 +251,7 @@ sl_err sl_log_print(sl_log_t *log, const sl_log_print_options *opts, FILE *out, 
     uint64_t *next = NULL;
     sl_log_position *pos = NULL;
     uint64_t printed = 0;
+    bool idle = false;
     sl_err err;
 
     msgs = calloc(PRINT_BATCH, sizeof *msgs);
@@ -272,7 +276,9 @@ sl_err sl_log_print(sl_log_t *log, const sl_log_print_options *opts, FILE *out, 
         if (want == 0)
             break;
         size_t n = 0;
-        err = sl_log_consumer_poll(c, msgs, want, &n, 0);
+        /* Wait a little only when the last poll found nothing yet the end is not reached
+         * (a Kafka consumer still joining its group or fetching), instead of spinning. */
+        err = sl_log_consumer_poll(c, msgs, want, &n, idle ? 100 : 0);
         if (err) {
             sl_errbuf_set(errbuf, errlen, err, "could not read log: %s", sl_log_consumer_errmsg(c));
             goto out;
@@ -290,6 +296,7 @@ sl_err sl_log_print(sl_log_t *log, const sl_log_print_options *opts, FILE *out, 
         }
         if (n == 0 && sl_log_consumer_is_caught_up(c))
             break;
+        idle = n == 0;
     }
     if (fflush(out) != 0) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not flush log output");

@@ -1,5 +1,5 @@
 /* The durable event log: one interface, two backends (file:// embedded on LMDB, and
- * kafka:// through librdkafka, to come). Producers append records (key = session_id,
+ * kafka:// Apache Kafka through librdkafka). Producers append records (key = session_id,
  * value = normalized event JSON) and learn through a callback when they are durable;
  * consumers belong to a named group, poll batches and commit offsets, as in Kafka.
  *
@@ -24,11 +24,17 @@ typedef struct sl_log_options {
     uint64_t retention_ms;      /* 0 = unlimited; default 7 days */
     size_t max_pending_bytes;   /* bound on appended-but-not-yet-durable bytes; 64 MiB */
     uint64_t max_size_bytes;    /* hard size of the store (LMDB map size); default 4 GiB */
+    /* kafka://: librdkafka properties "key=value", applied after sluice's own defaults so
+     * they win (borrowed for sl_log_open only). Ignored by file://. */
+    const char *const *kafka_opts;
+    size_t n_kafka_opts;
 } sl_log_options;
 
 void sl_log_options_default(sl_log_options *opts);
 
-/* Opens the log named by uri ("file://DIR", creating DIR if needed). */
+/* Opens the log named by uri: "file://DIR" (creating DIR if needed) or
+ * "kafka://HOST:PORT[,HOST:PORT...][/TOPIC]" (topic "analytics-events" by default; the
+ * topic must exist, its partition count is read from the brokers at open). */
 SL_MUST_CHECK sl_err sl_log_open(const char *uri, const sl_log_options *opts, sl_log_t **out,
                                  char *errbuf, size_t errlen);
 

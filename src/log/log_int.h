@@ -54,6 +54,11 @@ bool sl__log_group_name_ok(const char *name);
 SL_MUST_CHECK sl_err sl__log_embedded_open(const char *dir, const sl_log_options *opts,
                                            sl_log_t **out, char *errbuf, size_t errlen);
 
+/* Opens the Kafka backend; spec is the URI after "kafka://" (brokers[/topic]). opts is
+ * already validated. See kafka.c. */
+SL_MUST_CHECK sl_err sl__log_kafka_open(const char *spec, const sl_log_options *opts,
+                                        sl_log_t **out, char *errbuf, size_t errlen);
+
 /* ---- embedded backend internals (embedded.c, embedded_consumer.c) ---- */
 
 #include <lmdb.h>
@@ -213,5 +218,44 @@ void sl__log_emb_consumer_close(sl_log_consumer_t *c);
 
 /* The shared environment of an embedded log handle (for its consumers). */
 sl__log_env *sl__log_emb_env(sl_log_t *log);
+
+
+/* ---- kafka backend internals (kafka.c, kafka_consumer.c) ---- */
+
+#include <librdkafka/rdkafka.h>
+
+#define SL__LOG_KAFKA_DEFAULT_TOPIC "analytics-events"
+
+/* What consumers need from their log handle. */
+typedef struct sl__log_kafka_info {
+    const char *brokers;           /* bootstrap list, as in the URI */
+    const char *topic;
+    unsigned partitions;           /* as read from the brokers at open */
+    const char *const *opts;       /* user "key=value" properties, owned by the log */
+    size_t n_opts;
+} sl__log_kafka_info;
+
+const sl__log_kafka_info *sl__log_kafka_info_of(sl_log_t *log);
+
+/* A new librdkafka configuration with bootstrap.servers, sluice's log and error routing,
+ * then `defaults` (NULL-terminated key, value pairs), then the user's properties (so they
+ * win). NULL with errbuf filled on a bad property. */
+rd_kafka_conf_t *sl__log_kafka_conf_new(const sl__log_kafka_info *ki, const char *const *defaults,
+                                        char *errbuf, size_t errlen);
+
+/* librdkafka log lines into sl_diag. @thread librdkafka's threads */
+void sl__log_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
+sl_err sl__log_kafka_consumer_open(sl_log_t *log, const sl_log_consumer_options *opts,
+                                   sl_log_consumer_t **out, char *errbuf, size_t errlen);
+sl_err sl__log_kafka_consumer_poll(sl_log_consumer_t *c, sl_log_message *msgs, size_t max,
+                                   size_t *n_out, int timeout_ms);
+sl_err sl__log_kafka_consumer_commit(sl_log_consumer_t *c, const sl_log_position *pos, size_t n);
+sl_err sl__log_kafka_consumer_seek(sl_log_consumer_t *c, unsigned partition, uint64_t offset);
+sl_err sl__log_kafka_consumer_committed(sl_log_consumer_t *c, unsigned partition,
+                                        uint64_t *offset);
+bool sl__log_kafka_consumer_is_caught_up(sl_log_consumer_t *c);
+const char *sl__log_kafka_consumer_errmsg(sl_log_consumer_t *c);
+void sl__log_kafka_consumer_close(sl_log_consumer_t *c);
 
 #endif

@@ -1,0 +1,105 @@
+#!/bin/bash
+# Kafka ingest benchmark, side by side in one run against the same librdkafka mock cluster
+# (build/sluice-kafka-mock, started here) and the same wrk script (bench/post_event.lua,
+# BATCH=1): sluice with --log kafka://, and the reference Node.js API (Express + KafkaJS,
+# github dataGriff/analytics.platform, analytics-api/) when $REFERENCE_API_DIR points at a
+# checkout of that directory. The reference is copied to a temp dir, npm-installed there,
+# and its broker address (kafka:29092) rewritten to the mock's; nothing of it is committed.
+# Usage: [REFERENCE_API_DIR=DIR] bench/kafka.sh [seconds] [connections]
+# Env: SLUICE (build/sluice), KAFKA_MOCK (build/sluice-kafka-mock), REFERENCE_PATH
+# (/analytics), REFERENCE_ENTRY (package.json's main, else server.js/index.js/app.js).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+CONNS=${2:-64}
+SLUICE=${SLUICE:-build/sluice}
+KAFKA_MOCK=${KAFKA_MOCK:-build/sluice-kafka-mock}
+REFERENCE_PATH=${REFERENCE_PATH:-/analytics}
+OUT=$(mktemp -d /tmp/sluice-bench-kafka.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$OUT"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+
+# run_wrk NAME KEY PID URL: one wrk run; appends a result row, keeps requests/s in KEY.rps.
+run_wrk() {
+  local name=$1 key=$2 pid=$3 url=$4 t0 t1 out
+  t0=$(cpu_ticks "$pid")
+  out=$(BATCH=1 wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s bench/post_event.lua "$url")
+  t1=$(cpu_ticks "$pid")
+  echo "$out" > "$OUT/$key.wrk"
+  python3 - "$name" "$OUT/$key.wrk" "$((t1 - t0))" "$(getconf CLK_TCK)" <<'PY' >> "$OUT/rows"
+import re, sys
+name, path, ticks, hz = sys.argv[1:]
+text = open(path).read()
+def lat(p):
+    m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s)" % p, text, re.M)
+    return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+reqs = int(re.search(r"(\d+) requests in", text).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+cpu = int(ticks) / int(hz) * 1e6 / max(reqs, 1)
+print(f"| {name} | {rps:,.0f} | {lat(50):.2f} | {lat(99):.2f} | {cpu:.0f} | {non2xx.group(1) if non2xx else 0} |")
+open(path[:-4] + ".rps", "w").write(str(rps))
+PY
+}
+
+# --- the mock cluster: 1 broker, 8 partitions, topic analytics-events ---
+mkfifo "$OUT/mock.in"
+"$KAFKA_MOCK" --brokers 1 --partitions 8 --topic analytics-events < "$OUT/mock.in" > "$OUT/mock.out" 2>/dev/null &
+exec 9>"$OUT/mock.in" # keeps the mock's stdin open
+for _ in $(seq 100); do grep -q '^bootstrap=' "$OUT/mock.out" && break; sleep 0.1; done
+BOOTSTRAP=$(sed -n 's/^bootstrap=//p' "$OUT/mock.out")
+[ -n "$BOOTSTRAP" ] || { echo "the mock cluster did not start" >&2; exit 1; }
+echo "mock cluster: $BOOTSTRAP"
+
+echo "| server | requests/s | p50 ms | p99 ms | server CPU µs/request | non-2xx |" > "$OUT/rows"
+echo "|---|---|---|---|---|---|" >> "$OUT/rows"
+
+# --- sluice, Kafka backend ---
+SPORT=$(free_port)
+"$SLUICE" serve --listen "127.0.0.1:$SPORT" --log "kafka://$BOOTSTRAP/analytics-events" \
+  --log-level warn >/dev/null &
+SPID=$!
+wait_port "$SPORT" || { echo "sluice did not start" >&2; exit 1; }
+run_wrk "sluice (kafka://)" sluice "$SPID" "http://127.0.0.1:$SPORT/analytics"
+kill -TERM "$SPID"; wait "$SPID" || true
+
+# --- the reference API (Express + KafkaJS) ---
+if [ -z "${REFERENCE_API_DIR:-}" ]; then
+  echo "REFERENCE_API_DIR is not set: skipping the reference Node.js API (point it at a" \
+       "checkout of dataGriff/analytics.platform's analytics-api/ to compare)"
+else
+  command -v node >/dev/null && command -v npm >/dev/null ||
+    { echo "node and npm are needed for the reference API" >&2; exit 1; }
+  REF="$OUT/reference"
+  cp -r "$REFERENCE_API_DIR" "$REF"
+  rm -rf "$REF/node_modules"
+  grep -rl 'kafka:29092' "$REF" --include='*.js' --include='*.json' --include='.env*' |
+    xargs -r sed -i "s#kafka:29092#$BOOTSTRAP#g"
+  (cd "$REF" && if [ -f package.json ]; then npm install --no-audit --no-fund --silent;
+   else npm install --no-audit --no-fund --silent express cors body-parser kafkajs; fi)
+  ENTRY=${REFERENCE_ENTRY:-$(cd "$REF" && node -p 'try{require("./package.json").main||""}catch(e){""}')}
+  for f in "$ENTRY" server.js index.js app.js; do [ -n "$f" ] && [ -f "$REF/$f" ] && ENTRY=$f && break; done
+  RPORT=$(free_port)
+  (cd "$REF" && PORT=$RPORT KAFKA_BROKERS=$BOOTSTRAP KAFKA_BROKER=$BOOTSTRAP exec node "$ENTRY") \
+    > "$OUT/reference.log" 2>&1 &
+  RPID=$!
+  if ! wait_port "$RPORT"; then
+    RPORT=3001 # the reference's own default when it ignores $PORT
+    wait_port "$RPORT" || { echo "the reference API did not start:" >&2; cat "$OUT/reference.log" >&2; exit 1; }
+  fi
+  sleep 2 # KafkaJS connects its producer after listen
+  NODE_PID=$(pgrep -P "$RPID" node || echo "$RPID")
+  run_wrk "reference (Express + KafkaJS)" reference "$NODE_PID" "http://127.0.0.1:$RPORT$REFERENCE_PATH"
+  kill -TERM "$RPID" 2>/dev/null || true
+fi
+
+echo
+echo "$DURATION s per run, $CONNS connections, one ~500-byte event per request, same mock cluster."
+cat "$OUT/rows"
+if [ -f "$OUT/reference.rps" ]; then
+  python3 -c "import sys; s, r = (float(open(p).read()) for p in sys.argv[1:]); print(f'\nsluice / reference requests/s: {s / r:.1f}x')" \
+    "$OUT/sluice.rps" "$OUT/reference.rps"
+fi
