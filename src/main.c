@@ -120,6 +120,9 @@ static int cmd_serve(int argc, char **argv)
             .max_keys = (size_t)cfg.max_keys,
             .max_batch = (size_t)cfg.max_batch_events,
         },
+        .write_keys = cfg.write_keys,
+        .n_write_keys = cfg.n_write_keys,
+        .rate_limit = (uint64_t)cfg.rate_limit,
     };
     if (sl_http_server_start(&ho, log, &srv, errbuf, sizeof errbuf)) {
         sl_diag(SL_DIAG_ERROR, "could not start the HTTP server", "detail=\"%s\"", errbuf);

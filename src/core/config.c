@@ -16,6 +16,7 @@ typedef enum setting_type {
     SETTING_BOOL,     /* a flag without a value; env accepts 1/0/true/false */
     SETTING_LIST,     /* repeatable flag; env holds a comma-separated list. The field is a
                        * NULL-terminated char ** followed by its size_t count. */
+    SETTING_KV_LIST,  /* a SETTING_LIST whose entries must be key=value */
 } setting_type;
 
 typedef struct setting {
@@ -80,10 +81,16 @@ static const setting settings[] = {
     {"log-max-pending", "SLUICE_LOG_MAX_PENDING", SETTING_SIZE, "64M", 64 * KiB, 16 * GiB, 0,
      SL_CMD_SERVE, F(log_max_pending_bytes),
      "events accepted but not yet durable; past it requests get 503 (back-pressure)"},
-    {"kafka-opt", "SLUICE_KAFKA_OPT", SETTING_LIST, "", 0, 0, 0, SL_CMD_SERVE | SL_CMD_LOG_READ,
+    {"kafka-opt", "SLUICE_KAFKA_OPT", SETTING_KV_LIST, "", 0, 0, 0, SL_CMD_SERVE | SL_CMD_LOG_READ,
      F(kafka_opts),
      "kafka:// log: a librdkafka property key=value, applied after sluice's own (repeat the "
      "flag; the variable takes key=value[,key=value...]), e.g. message.timeout.ms=5000"},
+    {"write-keys", "SLUICE_WRITE_KEYS", SETTING_LIST, "", 0, 0, 0, SL_CMD_SERVE, F(write_keys),
+     "keys a client must send (X-Write-Key, Authorization: Bearer, or ?writeKey=) to post "
+     "events; none = open to anyone who can reach the port"},
+    {"rate-limit", "SLUICE_RATE_LIMIT", SETTING_INT, "0", 0, 100000000, 0, SL_CMD_SERVE,
+     F(rate_limit), "events per second per write key (all clients together without keys), "
+     "with one second of burst; over it requests get 429 with Retry-After; 0 = no limit"},
     {"roles", "SLUICE_ROLES", SETTING_STRING, "all", 0, 0, 0, SL_CMD_SERVE, F(roles),
      "what this process runs: api (the ingest API) or all; today both mean the ingest API, "
      "the sinks arrive with later issues"},
@@ -100,6 +107,8 @@ static const setting settings[] = {
 /* list_add() finds a list's count right after its items pointer. */
 _Static_assert(offsetof(sl_config, n_kafka_opts) == offsetof(sl_config, kafka_opts) + sizeof(char **),
                "a list setting's count must follow its items");
+_Static_assert(offsetof(sl_config, n_write_keys) == offsetof(sl_config, write_keys) + sizeof(char **),
+               "a list setting's count must follow its items");
 
 static const char *type_hint(setting_type t)
 {
@@ -109,7 +118,8 @@ static const char *type_hint(setting_type t)
     case SETTING_SIZE: return "BYTES";
     case SETTING_DURATION: return "DURATION";
     case SETTING_BOOL: return "";
-    case SETTING_LIST: return "KEY=VALUE";
+    case SETTING_LIST: return "TEXT";
+    case SETTING_KV_LIST: return "KEY=VALUE";
     }
     return "";
 }
@@ -163,7 +173,7 @@ static sl_err list_add(const setting *s, const char *text, sl_config *cfg, const
         const char *end = split ? strchr(p, ',') : NULL;
         size_t len = end ? (size_t)(end - p) : strlen(p);
         if (len > 0) {
-            if (!memchr(p, '=', len) || p[0] == '=')
+            if (s->type == SETTING_KV_LIST && (!memchr(p, '=', len) || p[0] == '='))
                 return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
                                      "%s: \"%.*s\" is not key=value", origin, (int)len, p);
             if (*count >= 1024)
@@ -200,6 +210,7 @@ static sl_err parse_value(const setting *s, const char *text, sl_config *cfg, co
         return SL_OK;
     }
     case SETTING_LIST:
+    case SETTING_KV_LIST:
         return list_add(s, text, cfg, origin, errbuf, errlen);
     case SETTING_BOOL:
         if (!strcmp(text, "1") || !strcasecmp(text, "true") || !strcasecmp(text, "yes"))
@@ -314,7 +325,7 @@ sl_err sl_config_load(sl_config *cfg, unsigned command, int argc, char **argv, c
 void sl_config_cleanup(sl_config *cfg)
 {
     for (size_t i = 0; i < N_SETTINGS; i++) {
-        if (settings[i].type == SETTING_LIST)
+        if (settings[i].type == SETTING_LIST || settings[i].type == SETTING_KV_LIST)
             list_clear(&settings[i], cfg);
         if (settings[i].type == SETTING_STRING) {
             char **field = (char **)((char *)cfg + settings[i].offset);
@@ -357,7 +368,7 @@ void sl_config_print_markdown(FILE *out)
         else if (s->type == SETTING_DURATION)
             snprintf(range, sizeof range, "%lld–%lld %s", (long long)s->min, (long long)s->max,
                      s->unit_ms == 1 ? "ms" : "s");
-        else if (s->type == SETTING_LIST)
+        else if (s->type == SETTING_LIST || s->type == SETTING_KV_LIST)
             snprintf(range, sizeof range, "repeatable");
         fprintf(out, "| `--%s` | `%s` | `%s` | %s | %s%s%s | %s |\n", s->name, s->env,
                 *s->def ? s->def : "", range, (s->commands & SL_CMD_SERVE) ? "serve" : "",

@@ -40,6 +40,9 @@ typedef struct sl_config {
     int64_t log_max_pending_bytes;
     char **kafka_opts;    /* SETTING_LIST: "key=value" strings, NULL-terminated */
     size_t n_kafka_opts;  /* entries of kafka_opts (the list setting's count follows it) */
+    char **write_keys;    /* SETTING_LIST, NULL-terminated */
+    size_t n_write_keys;  /* entries of write_keys (the list setting's count follows it) */
+    int64_t rate_limit;
     char *roles;
     /* log read */
     char *group;

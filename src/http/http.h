@@ -22,9 +22,12 @@ typedef struct sl_http_options {
     size_t max_body_bytes;       /* as sent */
     size_t max_inflated_bytes;   /* after Content-Encoding is undone */
     sl_event_limits limits;
+    char *const *write_keys;     /* NULL-free array of n_write_keys keys; none = open */
+    size_t n_write_keys;
+    uint64_t rate_limit;         /* events/s per write key (shared without keys); 0 = off */
 } sl_http_options;
 
-/* Starts serving. log is borrowed and must outlive the server. */
+/* Starts serving. log and the write keys are borrowed and must outlive the server. */
 SL_MUST_CHECK sl_err sl_http_server_start(const sl_http_options *opts, sl_log_t *log,
                                           sl_http_server_t **out, char *errbuf, size_t errlen);
 

@@ -5,17 +5,39 @@
 
 #include <microhttpd.h>
 #include <stdatomic.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "core/buf.h"
 #include "http/http.h"
 #include "http/metrics.h"
 
+/* Write keys and token buckets (access.c). */
+typedef struct sl__http_access {
+    char *const *keys;               /* borrowed from the options */
+    size_t n_keys;
+    double rate;                     /* events per second per bucket; 0 = no limit */
+    struct sl__http_bucket *buckets; /* one per key, or one shared without keys */
+    size_t n_buckets;
+} sl__http_access;
+
+SL_MUST_CHECK sl_err sl__http_access_init(sl__http_access *a, char *const *keys, size_t n_keys,
+                                          uint64_t events_per_s);
+void sl__http_access_cleanup(sl__http_access *a);
+/* 0 when the request may go on (*bucket says whose budget it spends), else 401 with a
+ * message. @thread an HTTP worker thread. */
+unsigned sl__http_access_check_key(const sl__http_access *a, struct MHD_Connection *conn,
+                                   size_t *bucket, char *msg, size_t msglen);
+/* Takes n events from the bucket: 0 when they fit, else the seconds to wait (nothing is
+ * taken). @thread any. */
+unsigned sl__http_access_take(sl__http_access *a, size_t bucket, size_t n);
+
 struct sl_http_server {
     struct MHD_Daemon *daemon;
     sl_log_t *log;
     sl_http_options opts;
     sl_metrics metrics;
+    sl__http_access access;
     uint16_t port;
     atomic_bool draining;       /* answers carry Connection: close; /ready says no */
     atomic_uint in_flight;      /* requests begun and not yet completed */
@@ -42,6 +64,8 @@ typedef struct sl__http_request {
     sl_content_encoding encoding;
     bool responded;               /* an answer is queued: drop whatever else arrives */
     bool body_too_large;          /* over --max-body: the rest is dropped, then 413 */
+    size_t bucket;                /* whose rate limit this request spends */
+    unsigned retry_after_s;       /* for a 429 or 503 answer */
     size_t discarded;             /* bytes dropped past the cap */
     sl_buf body;
     /* Set before the log append; the durability callback only picks success or failure. */

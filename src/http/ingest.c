@@ -52,6 +52,11 @@ static bool header_is(const char *value, const char *want)
 void sl__http_ingest_begin(sl__http_request *req)
 {
     struct MHD_Connection *conn = req->conn;
+    req->early_status = sl__http_access_check_key(&req->srv->access, conn, &req->bucket,
+                                                  req->early_message,
+                                                  sizeof req->early_message);
+    if (req->early_status)
+        return;
     const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
     const char *cenc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
     const char *clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
@@ -277,6 +282,16 @@ static enum MHD_Result finish_body(sl__http_request *req)
         goto out;
     }
 
+    unsigned wait_s = sl__http_access_take(&srv->access, req->bucket, batch->n_accepted);
+    if (wait_s) {
+        req->retry_after_s = wait_s;
+        snprintf(errbuf, sizeof errbuf,
+                 "over the rate limit of %llu events per second; retry in %u s (nothing was "
+                 "stored)",
+                 (unsigned long long)srv->opts.rate_limit, wait_s);
+        rc = sl__http_respond_error(req, 429, errbuf);
+        goto out;
+    }
     if (build_accepted_answer(&req->answer, batch) ||
         scratch_reserve_records(sc, batch->n_accepted)) {
         rc = sl__http_respond_error(req, 503, "out of memory; retry shortly");

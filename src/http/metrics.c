@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 static const unsigned status_codes[SL_METRICS_STATUS_CODES] = {
-    200, 204, 400, 404, 405, 408, 413, 415, 429, 431, 500, 501, 503};
+    200, 204, 400, 401, 404, 405, 408, 413, 415, 429, 431, 500, 501, 503};
 
 static const char *const route_names[SL_ROUTE__COUNT] = {"/analytics", "/health", "/ready",
                                                           "/metrics", "other"};

@@ -20,7 +20,7 @@ typedef enum sl_route {
 } sl_route;
 
 /* HTTP status codes the server answers with; anything else is counted as "other". */
-#define SL_METRICS_STATUS_CODES 13
+#define SL_METRICS_STATUS_CODES 14
 
 /* Upper bounds of the append latency histogram, in seconds. */
 #define SL_METRICS_LATENCY_BUCKETS 14

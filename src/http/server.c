@@ -36,8 +36,13 @@ enum MHD_Result sl__http_respond(sl__http_request *req, unsigned status, const c
     if (status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                 req->route == SL_ROUTE_ANALYTICS ? "POST, OPTIONS" : "GET, HEAD");
-    if (status == 503)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == 503 || status == 429) {
+        char secs[16];
+        snprintf(secs, sizeof secs, "%u", req->retry_after_s ? req->retry_after_s : 1);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
+    if (status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
     MHD_destroy_response(resp);
     sl_metrics_count_request(&req->srv->metrics, req->route, status);
@@ -49,6 +54,7 @@ static const char *status_text(unsigned status)
 {
     switch (status) {
     case 400: return "Bad request";
+    case 401: return "Unauthorized";
     case 404: return "Not found";
     case 405: return "Method not allowed";
     case 413: return "Payload too large";
@@ -303,6 +309,11 @@ sl_err sl_http_server_start(const sl_http_options *opts, sl_log_t *log, sl_http_
     srv->log = log;
     srv->opts = *opts;
     sl_metrics_init(&srv->metrics);
+    if (sl__http_access_init(&srv->access, opts->write_keys, opts->n_write_keys,
+                             opts->rate_limit)) {
+        free(srv);
+        return SL_ERR_NOMEM;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     if (is_v6)
@@ -317,6 +328,7 @@ sl_err sl_http_server_start(const sl_http_options *opts, sl_log_t *log, sl_http_
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
         MHD_OPTION_END);
     if (!srv->daemon) {
+        sl__http_access_cleanup(&srv->access);
         free(srv);
         return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not listen on \"%s\": %s",
                              opts->listen, errno ? strerror(errno) : "libmicrohttpd refused");
@@ -351,5 +363,6 @@ void sl_http_server_free(sl_http_server_t *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->daemon);
+    sl__http_access_cleanup(&srv->access);
     free(srv);
 }

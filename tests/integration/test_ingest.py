@@ -139,6 +139,36 @@ def graceful_stop_answers_in_flight(srv):
     checks.check(all(s == 200 for s in results), f"answers during shutdown: {set(results)}")
 
 
+def write_keys_and_rate_limits():
+    """With write keys, a request needs one (header, bearer or ?writeKey= for beacons);
+    each key has its own events/s budget, and going over it is a 429 with Retry-After."""
+    with Server(env={"SLUICE_WRITE_KEYS": "k-one,k-two"}, extra_args=["--rate-limit", "50"]) as srv:
+        status, a = srv.post(event())
+        checks.check(status == 401 and "write key is required" in a["message"],
+                     f"no key: {status} {a}")
+        status, a = srv.post(event(), {"X-Write-Key": "k-nope"})
+        checks.check(status == 401 and "unknown write key" in a["message"], f"bad key: {status} {a}")
+        status, a = srv.post(event(), {"X-Write-Key": "k-one"})
+        checks.check(status == 200, f"X-Write-Key: {status} {a}")
+        status, a = srv.post(event(), {"Authorization": "Bearer k-two"})
+        checks.check(status == 200, f"Authorization: Bearer: {status} {a}")
+        status, _, data = srv.request("POST", "/analytics?writeKey=k-one", json.dumps(event()),
+                                      {"Content-Type": "text/plain"})
+        checks.check(status == 200, f"?writeKey= beacon: {status} {data!r}")
+        status, a = srv.post([event() for _ in range(40)], {"X-Write-Key": "k-one"})
+        checks.check(status == 200, f"40 events within the budget of 50: {status} {a}")
+        status, hdrs, data = srv.request("POST", "/analytics", [event() for _ in range(40)],
+                                         {"X-Write-Key": "k-one"})
+        checks.check(status == 429 and int(hdrs.get("retry-after", "0")) >= 1
+                     and b"rate limit" in data, f"over budget: {status} {hdrs} {data!r}")
+        status, a = srv.post([event() for _ in range(40)], {"X-Write-Key": "k-two"})
+        checks.check(status == 200, f"another key keeps its own budget: {status} {a}")
+        status, _, _ = srv.request("GET", "/health")
+        checks.check(status == 200, "health needs no key")
+        stored = srv.read_log()
+        checks.check(len(stored) == 83, f"{len(stored)} events stored, want 83 (3 + 40 + 40)")
+
+
 def settings_from_env():
     with Server(env={"SLUICE_MAX_BATCH": "2"}) as srv:
         status, a = srv.post([event(), event(), event()])
@@ -161,6 +191,7 @@ def main():
         cors_and_probes(srv)
         groups(srv, len(sent) + 2)
         graceful_stop_answers_in_flight(srv)
+    write_keys_and_rate_limits()
     settings_from_env()
     checks.finish()
 
