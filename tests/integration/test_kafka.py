@@ -272,8 +272,9 @@ def group_rebalance():
         try:
             split = wait_for(lambda: a.assigned and b.assigned and
                              a.assigned | b.assigned == set(range(PARTITIONS)) and
-                             not a.assigned & b.assigned, 30)
-            checks.check(split, f"two consumers split the partitions: {a.assigned} {b.assigned}")
+                             not a.assigned & b.assigned, 60)
+            checks.check(split, f"two consumers split the partitions: {a.assigned} {b.assigned}; "
+                                f"a said {a.lines[-5:]}, b said {b.lines[-5:]}")
             wait_for(lambda: len(a.msgs()) + len(b.msgs()) >= 30, 20)
             a.proc.send_signal(signal.SIGKILL)
             a.proc.wait()
