@@ -1,7 +1,9 @@
 /* libFuzzer target for the ingest body parser and event validator: any bytes go in as a
  * request body, and whatever comes out must hold the batch's invariants (counts add up,
  * accepted events are valid JSON with the 18 keys within the size limit, keys are their
- * session_id, refused requests leave nothing behind). abort() marks a broken invariant. */
+ * session_id, refused requests leave nothing behind). abort() marks a broken invariant.
+ * The body is parsed with simdjson; jansson, the parser before it, must agree on which
+ * bodies are JSON (the error messages still come from jansson). */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +31,15 @@ static const char *const keys[18] = {
 static bool utf8_text(const char *s)
 {
     json_t *j = json_string(s); /* NULL unless valid UTF-8 */
+    json_decref(j);
+    return j != NULL;
+}
+
+/* Whether jansson, as the module used it before simdjson, takes the body. */
+static bool jansson_accepts(const uint8_t *data, size_t size)
+{
+    json_t *j =
+        json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
     json_decref(j);
     return j != NULL;
 }
@@ -175,8 +186,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK((unsigned)reason < SL_REASON__COUNT);
         CHECK(errbuf[0] != '\0' && utf8_text(errbuf));
         CHECK(err != SL_ERR_TOO_LARGE || reason == SL_REASON_TOO_MANY_EVENTS);
+        /* Refusals that only the parser gives: jansson must refuse the body too, but for
+         * a raw NUL byte, which jansson skips after a number ("[1\0]"). */
+        if (reason == SL_REASON_MALFORMED_JSON || reason == SL_REASON_INVALID_UTF8 ||
+            reason == SL_REASON_DUPLICATE_FIELD || reason == SL_REASON_TOO_DEEP)
+            CHECK(!jansson_accepts(data, size) || memchr(data, 0, size) != NULL);
         return 0;
     }
+    CHECK(jansson_accepts(data, size));
     CHECK(batch.n_events >= 1 && batch.n_events <= lim.max_batch);
     CHECK(batch.n_accepted + batch.n_rejected == batch.n_events);
     CHECK(batch.is_batch || batch.n_events == 1);

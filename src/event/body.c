@@ -1,14 +1,18 @@
-/* An ingest request body: parses it with jansson, sorts out its shape (one object, an
- * array, or a {"batch": [...]} envelope), turns jansson's errors into reasons, and runs
- * each event through validate.c and normalize.c into the caller's reusable batch. */
+/* An ingest request body: parses it with simdjson (json_simd.cc, through the C view in
+ * json.h), sorts out its shape (one object, an array, or a {"batch": [...]} envelope) and
+ * runs each event through validate.c and normalize.c into the caller's reusable batch.
+ * A refused body is parsed again with jansson, whose errors give the messages (line,
+ * column, byte offset) that simdjson does not. */
+#include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "event/event_int.h"
 
-/* jansson's JSON_PARSER_MAX_DEPTH, which it does not export; a unit test pins it. */
-#define JANSSON_MAX_DEPTH 2048
+/* jansson's JSON_PARSER_MAX_DEPTH, which it does not export, and simdjson's limit
+ * (SL__JSON_MAX_DEPTH) alike; a unit test pins it. */
+#define JANSSON_MAX_DEPTH SL__JSON_MAX_DEPTH
 
 /* Room in batch->data past what max_batch full-size events need: an event is written in
  * full before its size is checked, so one far over the limit can still be measured. */
@@ -244,18 +248,70 @@ static sl_err load_error(const char *body, size_t len, const json_error_t *jerr,
     }
 }
 
+/* Why simdjson refused a body, in jansson's words: it parses the body again (errors are
+ * rare, so the cost does not matter) and reports its first error as before simdjson. Should
+ * jansson accept what simdjson refused, the message comes from what simdjson found. */
+static sl_err parse_error(const char *body, size_t len, sl__json_status st, const char *why,
+                          const char *dup, size_t dup_len, sl_event_reason *reason, char *errbuf,
+                          size_t errlen)
+{
+    if (st == SL__JSON_NOMEM) {
+        *reason = SL_REASON_MALFORMED_JSON;
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "out of memory parsing the body");
+    }
+    json_error_t jerr;
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!j)
+        return load_error(body, len, &jerr, reason, errbuf, errlen);
+    json_decref(j);
+    char shown[SL__QUOTE_SIZE];
+    switch (st) {
+    case SL__JSON_TOO_DEEP:
+        *reason = SL_REASON_TOO_DEEP;
+        sl__event_msg(errbuf, errlen, "nesting deeper than %d levels", JANSSON_MAX_DEPTH);
+        break;
+    case SL__JSON_DUPLICATE:
+        *reason = SL_REASON_DUPLICATE_FIELD;
+        sl__event_quote(shown, dup, dup_len);
+        sl__event_msg(errbuf, errlen, "duplicate key %s", shown);
+        break;
+    case SL__JSON_NUL:
+        *reason = SL_REASON_INVALID_VALUE;
+        sl__event_msg(errbuf, errlen, "string contains \\u0000");
+        break;
+    case SL__JSON_RANGE:
+        *reason = SL_REASON_INVALID_VALUE;
+        sl__event_msg(errbuf, errlen, "number out of range");
+        break;
+    default: {
+        /* Known case: jansson skips a raw NUL byte right after a number ("[1\0]" read as
+         * "[1]"); a NUL byte is not JSON, so the body stays refused. */
+        const char *nul = memchr(body, '\0', len);
+        *reason = SL_REASON_MALFORMED_JSON;
+        if (nul)
+            sl__event_msg(errbuf, errlen, "malformed JSON: NUL byte at byte %zu",
+                          (size_t)(nul - body));
+        else
+            sl__event_msg(errbuf, errlen, "malformed JSON: %s", why);
+        break;
+    }
+    }
+    return SL_ERR_INVALID;
+}
+
 /* {"batch": [...], "sent_at": ...}: nothing else may stand next to "batch". */
-static sl_err read_envelope(json_t *root, sl__event_request *req, sl_event_reason *reason,
+static sl_err read_envelope(sl__json root, sl__event_request *req, sl_event_reason *reason,
                             char *errbuf, size_t errlen)
 {
-    json_t *sent_at = NULL;
-    for (void *it = json_object_iter(root); it; it = json_object_iter_next(root, it)) {
-        const char *key = json_object_iter_key(it);
-        size_t klen = json_object_iter_key_len(it);
+    sl__json sent_at = {NULL, 0}, v;
+    sl__json_iter it = sl__json_iter_of(root);
+    const char *key;
+    size_t klen;
+    while (sl__json_obj_next(&it, &key, &klen, &v)) {
         if (klen == 5 && memcmp(key, "batch", 5) == 0)
             continue;
         if (klen == 7 && memcmp(key, "sent_at", 7) == 0) {
-            sent_at = json_object_iter_value(it);
+            sent_at = v;
             continue;
         }
         char shown[SL__QUOTE_SIZE];
@@ -264,7 +320,7 @@ static sl_err read_envelope(json_t *root, sl__event_request *req, sl_event_reaso
         sl__event_msg(errbuf, errlen, "unknown field %s next to \"batch\"", shown);
         return SL_ERR_INVALID;
     }
-    if (sent_at && !json_is_null(sent_at)) {
+    if (!sl__json_none(sent_at) && sl__json_typeof(sent_at) != SL__JSON_NULL) {
         sl_event_rejection rej;
         if (!sl__event_parse_time(sent_at, "sent_at", &req->sent_at_us, &rej)) {
             *reason = rej.reason;
@@ -274,6 +330,20 @@ static sl_err read_envelope(json_t *root, sl__event_request *req, sl_event_reaso
         req->has_sent_at = true;
     }
     return SL_OK;
+}
+
+/* Whether the body may hold a \u0000 escape: every "\u0000" is found (and some escaped
+ * backslashes followed by "u0000" too, which the exact check in json.c then clears).
+ * memchr rather than memmem, which costs more than the parse of a typical event. */
+static bool may_have_nul(const char *body, size_t len)
+{
+    const char *p = body, *end = body + len;
+    while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+        if (end - p >= 6 && memcmp(p + 1, "u0000", 5) == 0)
+            return true;
+        p++;
+    }
+    return false;
 }
 
 static void init_request(sl__event_request *req, const sl_event_context *ctx,
@@ -303,11 +373,11 @@ static sl_err add_rejection(sl_event_batch *batch, size_t index, const sl_event_
     return SL_OK;
 }
 
-static sl_err add_event(sl_event_batch *batch, json_t *obj, size_t index, size_t n_events,
+static sl_err add_event(sl_event_batch *batch, sl__json obj, size_t index, size_t n_events,
                         const sl__event_request *req)
 {
     sl_event_rejection rej;
-    if (!json_is_object(obj)) {
+    if (sl__json_typeof(obj) != SL__JSON_OBJECT) {
         sl__event_reject(&rej, SL_REASON_NOT_OBJECT, "event is not a JSON object");
         return add_rejection(batch, index, &rej, n_events);
     }
@@ -333,9 +403,11 @@ sl_err sl_event_parse_body(const char *body, size_t len, const sl_event_context 
     sl_event_reason reason_unused;
     sl_event_limits lim_default;
     sl__event_request req;
-    json_error_t jerr;
-    json_t *root = NULL, *events = NULL;
-    size_t n_events;
+    sl__json_doc doc;
+    sl__json root, events = {NULL, 0};
+    const char *why, *dup = NULL;
+    size_t n_events, dup_len = 0;
+    sl__json_status st;
     sl_err err = SL_OK;
 
     if (!reason)
@@ -350,19 +422,26 @@ sl_err sl_event_parse_body(const char *body, size_t len, const sl_event_context 
     batch->data.cap = data_cap(lim);
     init_request(&req, ctx, lim);
 
-    /* JSON_DECODE_ANY so a bare string or number is told apart from broken JSON. */
-    root = json_loadb(body ? body : "", body ? len : 0, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-                      &jerr);
-    if (!root)
-        return load_error(body, len, &jerr, reason, errbuf, errlen);
+    if (!body) {
+        body = "";
+        len = 0;
+    }
+    /* simdjson takes any JSON value at the top, so a bare string or number is told apart
+     * from broken JSON. */
+    st = sl__json_parse(body, len, &doc, &why);
+    if (st == SL__JSON_OK)
+        st = sl__json_check(&doc, may_have_nul(body, len), &dup, &dup_len);
+    if (st != SL__JSON_OK)
+        return parse_error(body, len, st, why, dup, dup_len, reason, errbuf, errlen);
+    root = sl__json_root(&doc);
 
-    if (json_is_array(root)) {
+    if (sl__json_typeof(root) == SL__JSON_ARRAY) {
         events = root;
-    } else if (json_is_object(root)) {
-        json_t *b = json_object_get(root, "batch");
+    } else if (sl__json_typeof(root) == SL__JSON_OBJECT) {
+        sl__json b = sl__json_get(root, "batch", 5);
         /* Only an array makes an envelope: {"batch": "summer-sale", ...} is an event
          * whose unknown field lands in metadata. */
-        if (b && json_is_array(b)) {
+        if (!sl__json_none(b) && sl__json_typeof(b) == SL__JSON_ARRAY) {
             if ((err = read_envelope(root, &req, reason, errbuf, errlen)))
                 goto out;
             events = b;
@@ -375,7 +454,7 @@ sl_err sl_event_parse_body(const char *body, size_t len, const sl_event_context 
         goto out;
     }
 
-    n_events = events ? json_array_size(events) : 1;
+    n_events = !sl__json_none(events) ? sl__json_size(events) : 1;
     if (n_events == 0) {
         *reason = SL_REASON_EMPTY_BATCH;
         sl__event_msg(errbuf, errlen, "batch is empty");
@@ -393,18 +472,19 @@ sl_err sl_event_parse_body(const char *body, size_t len, const sl_event_context 
                     sizeof *batch->accepted)))
         goto out;
 
-    batch->is_batch = events != NULL;
+    batch->is_batch = !sl__json_none(events);
     batch->n_events = n_events;
-    if (!events) {
+    if (!batch->is_batch) {
         err = add_event(batch, root, 0, 1, &req);
     } else {
-        for (size_t i = 0; i < n_events && !err; i++)
-            err = add_event(batch, json_array_get(events, i), i, n_events, &req);
+        sl__json_iter it = sl__json_iter_of(events);
+        sl__json ev;
+        for (size_t i = 0; !err && sl__json_arr_next(&it, &ev); i++)
+            err = add_event(batch, ev, i, n_events, &req);
     }
     if (err == SL_ERR_NOMEM)
         sl_errbuf_set(errbuf, errlen, err, "out of memory");
 out:
-    json_decref(root);
     if (err)
         sl_event_batch_reset(batch);
     return err;

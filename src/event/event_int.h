@@ -4,13 +4,13 @@
 #ifndef SL_EVENT_EVENT_INT_H
 #define SL_EVENT_EVENT_INT_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/time.h"
 #include "event/event.h"
+#include "event/json.h"
 
 /* The string fields of the normalized event, in output order. */
 typedef enum sl__event_str {
@@ -43,19 +43,19 @@ typedef struct sl__event_request {
     int64_t sent_at_us;
 } sl__event_request;
 
-/* One event that passed validation. Pointers borrow from the jansson tree. */
+/* One event that passed validation. Pointers borrow from the parsed document (json.h). */
 typedef struct sl__event {
-    json_t *obj;
+    sl__json obj;
     const char *str[SL__STR_COUNT]; /* NULL: null in the output */
     size_t len[SL__STR_COUNT];
     bool user_agent_from_header; /* str[USER_AGENT] is the header, not from the body */
     const char *event_id;        /* the client's id, or NULL to assign a UUIDv7 */
     size_t event_id_len;
     int64_t timestamp_us;
-    json_t *value;            /* interaction_value, a number, or NULL */
-    json_t *metadata;         /* an object, or NULL */
-    json_t *message_id_extra; /* message_id to keep in metadata (event_id won), or NULL */
-    size_t n_unknown;         /* unknown top-level fields to fold into metadata */
+    sl__json value;            /* interaction_value, a number, or none */
+    sl__json metadata;         /* an object, or none */
+    sl__json message_id_extra; /* message_id to keep in metadata (event_id won), or none */
+    size_t n_unknown;          /* unknown top-level fields to fold into metadata */
 } sl__event;
 
 /* Field names as the client may send them; SL__KEY_UNKNOWN for the rest. */
@@ -76,7 +76,7 @@ int sl__event_key_lookup(const char *key, size_t len);
 
 /* Applies the field rules to one event object. On a broken rule returns false with the
  * reason and message in *rej (its index is left to the caller). */
-bool sl__event_validate(json_t *obj, const sl__event_request *req, sl__event *ev,
+bool sl__event_validate(sl__json obj, const sl__event_request *req, sl__event *ev,
                         sl_event_rejection *rej);
 
 /* Appends ev's normalized JSON, then its session_id, to data and fills *entry (all but
@@ -88,7 +88,7 @@ SL_MUST_CHECK sl_err sl__event_normalize(const sl__event *ev, const sl__event_re
 
 /* Parses a timestamp value (RFC 3339 string or epoch milliseconds) that must lie within
  * 1970-01-01 .. 9999-12-31; on failure fills *rej naming `field`. */
-bool sl__event_parse_time(const json_t *v, const char *field, int64_t *us, sl_event_rejection *rej);
+bool sl__event_parse_time(sl__json v, const char *field, int64_t *us, sl_event_rejection *rej);
 
 /* Formats a message into an sl_event_rejection-sized buffer; a truncated message is cut
  * at a UTF-8 character boundary so it stays valid text. */
@@ -104,7 +104,7 @@ void sl__event_quote(char out[SL__QUOTE_SIZE], const char *s, size_t len);
 
 /* The JSON type of v as a user reads it: "object", "array", "string", "number",
  * "boolean" or "null". */
-const char *sl__event_type_name(const json_t *v);
+const char *sl__event_type_name(sl__json v);
 
 /* Writes d in the shortest "%.*g" form (15 to 17 digits) that reads back as the same
  * double, with '.' as the decimal point whatever the locale; returns its length. */

@@ -1,6 +1,6 @@
 /* Serialization of a validated event into the normalized JSON that goes into the log and
  * to Kafka: the 18 keys in a fixed order, written straight into the batch's buffer with
- * sl_buf (no jansson tree is built and dumped), metadata included. Runs once per accepted
+ * sl_buf (straight from the parsed document, json.h), metadata included. Runs once per accepted
  * event, so it avoids printf except for reals. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +35,8 @@ static const struct {
 size_t sl__event_format_double(char out[SL__DOUBLE_SIZE], double d)
 {
     /* %.17g always round-trips but prints 0.1 as 0.10000000000000001; the shortest of
-     * 15..17 digits that round-trips reads as the client wrote it. jansson refuses
-     * inf and nan, so d is finite. */
+     * 15..17 digits that round-trips reads as the client wrote it. JSON has no inf or
+     * nan and the parser refuses reals beyond double, so d is finite. */
     int n = 0;
     for (int prec = 15; prec <= 17; prec++) {
         n = snprintf(out, SL__DOUBLE_SIZE, "%.*g", prec, d);
@@ -53,18 +53,22 @@ size_t sl__event_format_double(char out[SL__DOUBLE_SIZE], double d)
     return (size_t)n;
 }
 
-static sl_err append_int(sl_buf *b, json_int_t v)
+static sl_err append_digits(sl_buf *b, uint64_t u, bool negative)
 {
     char tmp[24];
     char *p = tmp + sizeof tmp;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
     do {
         *--p = (char)('0' + u % 10);
         u /= 10;
     } while (u);
-    if (v < 0)
+    if (negative)
         *--p = '-';
     return sl_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+static sl_err append_int(sl_buf *b, int64_t v)
+{
+    return append_digits(b, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, v < 0);
 }
 
 static sl_err append_real(sl_buf *b, double d)
@@ -168,52 +172,57 @@ static sl_err append_str_or_null(sl_buf *b, const char *s, size_t len)
     return sl_buf_append_json_string(b, s, len);
 }
 
-/* Any JSON value, compact. Containers are written here too rather than by jansson's
- * json_dump_callback, which prints reals with %.17g (0.1 becomes 0.10000000000000001
- * and 3.0 stays 3.0, digits that PostgreSQL's jsonb keeps and shows, unlike the reference
- * stack's JSON.stringify) and allocates a loop-detection table per call. Recursion is
- * bounded: validate.c has checked the nesting against max_depth. */
-static sl_err append_value(sl_buf *b, const json_t *v)
+/* Any JSON value, compact, with the same string and number writers as the fixed fields:
+ * reals in the shortest round-trip form (0.1, not 0.10000000000000001, and 3.0 as 3, as
+ * the reference stack's JSON.stringify; PostgreSQL's jsonb would keep the extra digits).
+ * Recursion is bounded: validate.c has checked the nesting against max_depth. */
+static sl_err append_value(sl_buf *b, sl__json v)
 {
     sl_err err;
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        return sl_buf_append_json_string(b, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-        return append_int(b, json_integer_value(v));
-    case JSON_REAL:
-        return append_real(b, json_real_value(v));
-    case JSON_TRUE:
+    sl__json_iter it;
+    sl__json child;
+    const char *s;
+    size_t len;
+    switch (sl__json_typeof(v)) {
+    case SL__JSON_STRING:
+        s = sl__json_str(v, &len);
+        return sl_buf_append_json_string(b, s, len);
+    case SL__JSON_INT:
+        return append_int(b, sl__json_int(v));
+    case SL__JSON_UINT: /* refused with the body (json.c); here for completeness */
+        return append_digits(b, sl__json_uint(v), false);
+    case SL__JSON_REAL:
+        return append_real(b, sl__json_real(v));
+    case SL__JSON_TRUE:
         return sl_buf_append(b, LIT("true"));
-    case JSON_FALSE:
+    case SL__JSON_FALSE:
         return sl_buf_append(b, LIT("false"));
-    case JSON_NULL:
+    case SL__JSON_NULL:
         return sl_buf_append(b, LIT("null"));
-    case JSON_OBJECT: {
-        json_t *obj = (json_t *)v; /* jansson's iterators take no const */
+    case SL__JSON_OBJECT: {
         if ((err = sl_buf_append_char(b, '{')))
             return err;
         bool first = true;
-        for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+        it = sl__json_iter_of(v);
+        while (sl__json_obj_next(&it, &s, &len, &child)) {
             if (!first && (err = sl_buf_append_char(b, ',')))
                 return err;
             first = false;
-            if ((err = sl_buf_append_json_string(b, json_object_iter_key(it),
-                                                 json_object_iter_key_len(it))) ||
-                (err = sl_buf_append_char(b, ':')) ||
-                (err = append_value(b, json_object_iter_value(it))))
+            if ((err = sl_buf_append_json_string(b, s, len)) ||
+                (err = sl_buf_append_char(b, ':')) || (err = append_value(b, child)))
                 return err;
         }
         return sl_buf_append_char(b, '}');
     }
-    case JSON_ARRAY: {
+    case SL__JSON_ARRAY: {
         if ((err = sl_buf_append_char(b, '[')))
             return err;
-        size_t n = json_array_size(v);
-        for (size_t i = 0; i < n; i++) {
-            if ((i && (err = sl_buf_append_char(b, ','))) ||
-                (err = append_value(b, json_array_get(v, i))))
+        bool first = true;
+        it = sl__json_iter_of(v);
+        while (sl__json_arr_next(&it, &child)) {
+            if ((!first && (err = sl_buf_append_char(b, ','))) || (err = append_value(b, child)))
                 return err;
+            first = false;
         }
         return sl_buf_append_char(b, ']');
     }
@@ -227,26 +236,28 @@ static sl_err append_metadata(sl_buf *b, const sl__event *ev)
 {
     sl_err err;
     bool empty = true;
-    if (ev->metadata && json_object_size(ev->metadata) > 0) {
+    bool has_mid = !sl__json_none(ev->message_id_extra);
+    if (!sl__json_none(ev->metadata) && sl__json_size(ev->metadata) > 0) {
         if ((err = append_value(b, ev->metadata)))
             return err;
-        if (ev->n_unknown == 0 && !ev->message_id_extra)
+        if (ev->n_unknown == 0 && !has_mid)
             return SL_OK;
         b->len -= 1; /* reopen the object: drop its '}' */
         b->data[b->len] = '\0';
         empty = false;
     } else {
-        if (ev->n_unknown == 0 && !ev->message_id_extra)
+        if (ev->n_unknown == 0 && !has_mid)
             return sl_buf_append(b, LIT("{}"));
         if ((err = sl_buf_append_char(b, '{')))
             return err;
     }
-    for (void *it = json_object_iter(ev->obj); it; it = json_object_iter_next(ev->obj, it)) {
-        const char *key = json_object_iter_key(it);
-        size_t klen = json_object_iter_key_len(it);
-        json_t *v = json_object_iter_value(it);
+    sl__json_iter it = sl__json_iter_of(ev->obj);
+    const char *key;
+    size_t klen;
+    sl__json v;
+    while (sl__json_obj_next(&it, &key, &klen, &v)) {
         int k = sl__event_key_lookup(key, klen);
-        if (k != SL__KEY_UNKNOWN && !(k == SL__KEY_MESSAGE_ID && ev->message_id_extra))
+        if (k != SL__KEY_UNKNOWN && !(k == SL__KEY_MESSAGE_ID && has_mid))
             continue;
         if (!empty && (err = sl_buf_append_char(b, ',')))
             return err;
@@ -277,7 +288,8 @@ static sl_err write_event(const sl__event *ev, const sl__event_request *req, sl_
         if (i == SL__STR_INTERACTION_TEXT) {
             if ((err = sl_buf_append(b, LIT(",\"interaction_value\":"))))
                 return err;
-            err = ev->value ? append_value(b, ev->value) : sl_buf_append(b, LIT("null"));
+            err = !sl__json_none(ev->value) ? append_value(b, ev->value)
+                                            : sl_buf_append(b, LIT("null"));
             if (err)
                 return err;
         }

@@ -2,6 +2,7 @@
  * over the object's keys sorts them into known fields and unknown ones, then the known
  * fields are checked in output order, so the first broken rule reported does not depend on
  * the order in which the client wrote its keys. */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -99,22 +100,23 @@ int sl__event_key_lookup(const char *key, size_t len)
     return SL__KEY_UNKNOWN;
 }
 
-const char *sl__event_type_name(const json_t *v)
+const char *sl__event_type_name(sl__json v)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
+    switch (sl__json_typeof(v)) {
+    case SL__JSON_OBJECT:
         return "object";
-    case JSON_ARRAY:
+    case SL__JSON_ARRAY:
         return "array";
-    case JSON_STRING:
+    case SL__JSON_STRING:
         return "string";
-    case JSON_INTEGER:
-    case JSON_REAL:
+    case SL__JSON_INT:
+    case SL__JSON_UINT:
+    case SL__JSON_REAL:
         return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
+    case SL__JSON_TRUE:
+    case SL__JSON_FALSE:
         return "boolean";
-    case JSON_NULL:
+    case SL__JSON_NULL:
         return "null";
     }
     return "unknown";
@@ -215,28 +217,41 @@ static bool has_control(const char *s, size_t len)
     return false;
 }
 
-static bool time_range_error(const json_t *v, const char *field, sl_event_rejection *rej)
+static bool time_range_error(sl__json v, const char *field, sl_event_rejection *rej)
 {
     char shown[SL__QUOTE_SIZE];
-    if (json_is_string(v))
-        sl__event_quote(shown, json_string_value(v), json_string_length(v));
-    else if (json_is_integer(v))
-        snprintf(shown, sizeof shown, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    else
-        sl__event_format_double(shown, json_real_value(v));
+    size_t len;
+    const char *s;
+    switch (sl__json_typeof(v)) {
+    case SL__JSON_STRING:
+        s = sl__json_str(v, &len);
+        sl__event_quote(shown, s, len);
+        break;
+    case SL__JSON_INT:
+        snprintf(shown, sizeof shown, "%" PRId64, sl__json_int(v));
+        break;
+    case SL__JSON_UINT: /* refused with the body (json.c); here for completeness */
+        snprintf(shown, sizeof shown, "%" PRIu64, sl__json_uint(v));
+        break;
+    default:
+        sl__event_format_double(shown, sl__json_real(v));
+        break;
+    }
     sl__event_reject(rej, SL_REASON_INVALID_VALUE,
                      "field \"%s\" is out of range 1970-01-01 to 9999-12-31: %s", field, shown);
     return false;
 }
 
-bool sl__event_parse_time(const json_t *v, const char *field, int64_t *us, sl_event_rejection *rej)
+bool sl__event_parse_time(sl__json v, const char *field, int64_t *us, sl_event_rejection *rej)
 {
-    switch (json_typeof(v)) {
-    case JSON_STRING: {
+    switch (sl__json_typeof(v)) {
+    case SL__JSON_STRING: {
         int64_t t;
-        if (sl_time_parse_rfc3339(json_string_value(v), json_string_length(v), &t) != SL_OK) {
+        size_t len;
+        const char *s = sl__json_str(v, &len);
+        if (sl_time_parse_rfc3339(s, len, &t) != SL_OK) {
             char shown[SL__QUOTE_SIZE];
-            sl__event_quote(shown, json_string_value(v), json_string_length(v));
+            sl__event_quote(shown, s, len);
             sl__event_reject(rej, SL_REASON_INVALID_VALUE,
                              "field \"%s\" is not an RFC 3339 time or epoch milliseconds: %s",
                              field, shown);
@@ -247,15 +262,17 @@ bool sl__event_parse_time(const json_t *v, const char *field, int64_t *us, sl_ev
         *us = t;
         return true;
     }
-    case JSON_INTEGER: {
-        json_int_t ms = json_integer_value(v);
+    case SL__JSON_INT: {
+        int64_t ms = sl__json_int(v);
         if (ms < 0 || ms > MAX_MS)
             return time_range_error(v, field, rej);
         *us = (int64_t)ms * 1000;
         return true;
     }
-    case JSON_REAL: {
-        double ms = json_real_value(v);
+    case SL__JSON_UINT:
+        return time_range_error(v, field, rej);
+    case SL__JSON_REAL: {
+        double ms = sl__json_real(v);
         if (!(ms >= 0 && ms < (double)MAX_MS + 1))
             return time_range_error(v, field, rej);
         /* Round to the nearest microsecond: a double near 1.7e12 ms carries ~0.25 µs of
@@ -273,17 +290,20 @@ bool sl__event_parse_time(const json_t *v, const char *field, int64_t *us, sl_ev
 }
 
 /* Nesting and key-count limits below a top-level field `key`; v is at level `depth`. */
-static bool check_nesting(const json_t *v, unsigned depth, const sl_event_limits *lim,
-                          const char *key, size_t klen, sl_event_rejection *rej)
+static bool check_nesting(sl__json v, unsigned depth, const sl_event_limits *lim, const char *key,
+                          size_t klen, sl_event_rejection *rej)
 {
-    if (!json_is_object(v) && !json_is_array(v))
+    sl__json_type t = sl__json_typeof(v);
+    if (t != SL__JSON_OBJECT && t != SL__JSON_ARRAY)
         return true;
     if (depth > lim->max_depth) {
         sl__event_reject(rej, SL_REASON_TOO_DEEP, "nesting deeper than %u levels", lim->max_depth);
         return false;
     }
-    if (json_is_object(v)) {
-        size_t n = json_object_size(v);
+    sl__json_iter it = sl__json_iter_of(v);
+    sl__json child;
+    if (t == SL__JSON_OBJECT) {
+        size_t n = sl__json_size(v);
         if (n > lim->max_keys) {
             char shown[SL__QUOTE_SIZE];
             sl__event_quote(shown, key, klen);
@@ -292,49 +312,51 @@ static bool check_nesting(const json_t *v, unsigned depth, const sl_event_limits
                              lim->max_keys);
             return false;
         }
-        json_t *obj = (json_t *)v; /* jansson's iterators take no const */
-        for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
-            if (!check_nesting(json_object_iter_value(it), depth + 1, lim, key, klen, rej))
+        const char *k;
+        size_t n_k;
+        while (sl__json_obj_next(&it, &k, &n_k, &child)) {
+            if (!check_nesting(child, depth + 1, lim, key, klen, rej))
                 return false;
         }
     } else {
-        size_t n = json_array_size(v);
-        for (size_t i = 0; i < n; i++) {
-            if (!check_nesting(json_array_get(v, i), depth + 1, lim, key, klen, rej))
+        while (sl__json_arr_next(&it, &child)) {
+            if (!check_nesting(child, depth + 1, lim, key, klen, rej))
                 return false;
         }
     }
     return true;
 }
 
-static json_t *non_null(json_t *v)
+static const sl__json none;
+
+static sl__json non_null(sl__json v)
 {
-    return v && !json_is_null(v) ? v : NULL;
+    return !sl__json_none(v) && sl__json_typeof(v) != SL__JSON_NULL ? v : none;
 }
 
-static bool check_event_id(sl__event *ev, json_t *slot[], sl_event_rejection *rej)
+static bool check_event_id(sl__event *ev, const sl__json slot[], sl_event_rejection *rej)
 {
-    json_t *idv = non_null(slot[SL__KEY_EVENT_ID]);
-    json_t *mid = non_null(slot[SL__KEY_MESSAGE_ID]);
+    sl__json idv = non_null(slot[SL__KEY_EVENT_ID]);
+    sl__json mid = non_null(slot[SL__KEY_MESSAGE_ID]);
     const char *name = "event_id";
-    if (!idv && mid) {
+    if (sl__json_none(idv) && !sl__json_none(mid)) {
         idv = mid;
-        mid = NULL;
+        mid = none;
         name = "message_id";
     }
     /* Both given: event_id is the id, message_id is still the client's data. */
     ev->message_id_extra = mid;
     ev->event_id = NULL;
     ev->event_id_len = 0;
-    if (!idv)
+    if (sl__json_none(idv))
         return true;
-    if (!json_is_string(idv)) {
+    if (sl__json_typeof(idv) != SL__JSON_STRING) {
         sl__event_reject(rej, SL_REASON_WRONG_TYPE, "field \"%s\" must be a string, got %s", name,
                          sl__event_type_name(idv));
         return false;
     }
-    const char *s = json_string_value(idv);
-    size_t len = json_string_length(idv);
+    size_t len;
+    const char *s = sl__json_str(idv, &len);
     if (len == 0) {
         sl__event_reject(rej, SL_REASON_INVALID_VALUE, "field \"%s\" is empty", name);
         return false;
@@ -358,21 +380,22 @@ static bool check_event_id(sl__event *ev, json_t *slot[], sl_event_rejection *re
     return true;
 }
 
-static bool check_timestamp(sl__event *ev, json_t *slot[], const sl__event_request *req,
+static bool check_timestamp(sl__event *ev, const sl__json slot[], const sl__event_request *req,
                             sl_event_rejection *rej)
 {
-    json_t *tsv = non_null(slot[SL__KEY_TIMESTAMP]);
-    json_t *sav = non_null(slot[SL__KEY_SENT_AT]);
+    sl__json tsv = non_null(slot[SL__KEY_TIMESTAMP]);
+    sl__json sav = non_null(slot[SL__KEY_SENT_AT]);
+    bool has_ts = !sl__json_none(tsv);
     int64_t ts = req->received_at_us, sent = req->sent_at_us;
     bool has_sent = req->has_sent_at;
-    if (tsv && !sl__event_parse_time(tsv, "timestamp", &ts, rej))
+    if (has_ts && !sl__event_parse_time(tsv, "timestamp", &ts, rej))
         return false;
-    if (sav) {
+    if (!sl__json_none(sav)) {
         if (!sl__event_parse_time(sav, "sent_at", &sent, rej))
             return false;
         has_sent = true;
     }
-    if (tsv && has_sent) {
+    if (has_ts && has_sent) {
         /* Client clock skew (Segment's rule): the client's clock was off by
          * sent_at - received_at when it sent, so was it when the event happened. */
         ts += req->received_at_us - sent;
@@ -387,14 +410,14 @@ static bool check_timestamp(sl__event *ev, json_t *slot[], const sl__event_reque
     return true;
 }
 
-static bool check_strings(sl__event *ev, json_t *slot[], const sl__event_request *req,
+static bool check_strings(sl__event *ev, const sl__json slot[], const sl__event_request *req,
                           sl_event_rejection *rej)
 {
     for (int i = 0; i < SL__STR_COUNT; i++) {
-        json_t *v = non_null(slot[i]);
+        sl__json v = non_null(slot[i]);
         ev->str[i] = NULL;
         ev->len[i] = 0;
-        if (!v) {
+        if (sl__json_none(v)) {
             if (str_fields[i].required) {
                 sl__event_reject(rej, SL_REASON_MISSING_FIELD, "field \"%s\" is required",
                                  str_fields[i].name);
@@ -402,13 +425,13 @@ static bool check_strings(sl__event *ev, json_t *slot[], const sl__event_request
             }
             continue;
         }
-        if (!json_is_string(v)) {
+        if (sl__json_typeof(v) != SL__JSON_STRING) {
             sl__event_reject(rej, SL_REASON_WRONG_TYPE, "field \"%s\" must be a string, got %s",
                              str_fields[i].name, sl__event_type_name(v));
             return false;
         }
-        const char *s = json_string_value(v);
-        size_t len = json_string_length(v);
+        size_t len;
+        const char *s = sl__json_str(v, &len);
         if (len == 0 && str_fields[i].required) {
             sl__event_reject(rej, SL_REASON_MISSING_FIELD, "field \"%s\" is required",
                              str_fields[i].name);
@@ -442,21 +465,23 @@ static bool check_strings(sl__event *ev, json_t *slot[], const sl__event_request
  * a key already there would lose one of the two values, so the event is refused. */
 static bool check_folding(sl__event *ev, const sl_event_limits *lim, sl_event_rejection *rej)
 {
-    json_t *md = ev->metadata;
-    if (ev->message_id_extra && md && json_object_get(md, "message_id")) {
+    sl__json md = ev->metadata;
+    bool has_md = !sl__json_none(md), has_mid = !sl__json_none(ev->message_id_extra);
+    if (has_mid && has_md && !sl__json_none(sl__json_get(md, "message_id", 10))) {
         sl__event_reject(rej, SL_REASON_DUPLICATE_FIELD,
                          "field \"message_id\" is both at top level and in metadata");
         return false;
     }
     if (ev->n_unknown == 0)
         return true;
-    for (void *it = json_object_iter(ev->obj); it; it = json_object_iter_next(ev->obj, it)) {
-        const char *key = json_object_iter_key(it);
-        size_t klen = json_object_iter_key_len(it);
-        json_t *v = json_object_iter_value(it);
+    sl__json_iter it = sl__json_iter_of(ev->obj);
+    const char *key;
+    size_t klen;
+    sl__json v;
+    while (sl__json_obj_next(&it, &key, &klen, &v)) {
         if (sl__event_key_lookup(key, klen) != SL__KEY_UNKNOWN)
             continue;
-        if (md && json_object_getn(md, key, klen)) {
+        if (has_md && !sl__json_none(sl__json_get(md, key, klen))) {
             char shown[SL__QUOTE_SIZE];
             sl__event_quote(shown, key, klen);
             sl__event_reject(rej, SL_REASON_DUPLICATE_FIELD,
@@ -466,7 +491,7 @@ static bool check_folding(sl__event *ev, const sl_event_limits *lim, sl_event_re
         if (!check_nesting(v, 2, lim, key, klen, rej))
             return false;
     }
-    size_t n = (md ? json_object_size(md) : 0) + ev->n_unknown + (ev->message_id_extra != NULL);
+    size_t n = (has_md ? sl__json_size(md) : 0) + ev->n_unknown + has_mid;
     if (n > lim->max_keys) {
         sl__event_reject(rej, SL_REASON_TOO_MANY_KEYS,
                          "field \"metadata\" has %zu keys once unknown top-level fields are "
@@ -477,21 +502,25 @@ static bool check_folding(sl__event *ev, const sl_event_limits *lim, sl_event_re
     return true;
 }
 
-bool sl__event_validate(json_t *obj, const sl__event_request *req, sl__event *ev,
+bool sl__event_validate(sl__json obj, const sl__event_request *req, sl__event *ev,
                         sl_event_rejection *rej)
 {
     const sl_event_limits *lim = req->lim;
-    json_t *slot[SL__KEY_COUNT] = {0};
-    size_t n_unknown = 0;
+    sl__json slot[SL__KEY_COUNT] = {0};
+    size_t n_unknown = 0, n = 0;
 
-    /* The one pass over the keys (jansson already refused duplicates). Iterators directly,
-     * not json_object_keylen_foreach, which converts key to iterator three times a key. */
-    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
-        int k = sl__event_key_lookup(json_object_iter_key(it), json_object_iter_key_len(it));
+    /* The one pass over the keys (duplicates were refused with the body, json.c). */
+    sl__json_iter it = sl__json_iter_of(obj);
+    const char *key;
+    size_t klen;
+    sl__json v;
+    while (sl__json_obj_next(&it, &key, &klen, &v)) {
+        int k = sl__event_key_lookup(key, klen);
         if (k == SL__KEY_UNKNOWN)
             n_unknown++;
         else
-            slot[k] = json_object_iter_value(it);
+            slot[k] = v;
+        n++;
     }
     ev->obj = obj;
     ev->n_unknown = n_unknown;
@@ -501,20 +530,19 @@ bool sl__event_validate(json_t *obj, const sl__event_request *req, sl__event *ev
         return false;
 
     ev->value = non_null(slot[SL__KEY_INTERACTION_VALUE]);
-    if (ev->value && !json_is_number(ev->value)) {
+    if (!sl__json_none(ev->value) && !sl__json_is_number(ev->value)) {
         sl__event_reject(rej, SL_REASON_WRONG_TYPE,
                          "field \"interaction_value\" must be a number, got %s",
                          sl__event_type_name(ev->value));
         return false;
     }
     ev->metadata = non_null(slot[SL__KEY_METADATA]);
-    if (ev->metadata && !json_is_object(ev->metadata)) {
+    if (!sl__json_none(ev->metadata) && sl__json_typeof(ev->metadata) != SL__JSON_OBJECT) {
         sl__event_reject(rej, SL_REASON_WRONG_TYPE, "field \"metadata\" must be an object, got %s",
                          sl__event_type_name(ev->metadata));
         return false;
     }
 
-    size_t n = json_object_size(obj);
     if (n > lim->max_keys) {
         sl__event_reject(rej, SL_REASON_TOO_MANY_KEYS, "event has %zu keys, over the limit of %zu",
                          n, lim->max_keys);
@@ -524,9 +552,10 @@ bool sl__event_validate(json_t *obj, const sl__event_request *req, sl__event *ev
         sl__event_reject(rej, SL_REASON_TOO_DEEP, "nesting deeper than %u levels", lim->max_depth);
         return false;
     }
-    if (ev->metadata && !check_nesting(ev->metadata, 2, lim, "metadata", 8, rej))
+    if (!sl__json_none(ev->metadata) && !check_nesting(ev->metadata, 2, lim, "metadata", 8, rej))
         return false;
-    if (ev->message_id_extra && !check_nesting(ev->message_id_extra, 2, lim, "message_id", 10, rej))
+    if (!sl__json_none(ev->message_id_extra) &&
+        !check_nesting(ev->message_id_extra, 2, lim, "message_id", 10, rej))
         return false;
     return check_folding(ev, lim, rej);
 }

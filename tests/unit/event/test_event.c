@@ -1205,6 +1205,70 @@ static void test_nul_and_numbers(void **state)
     expect_body_error("{\"a\":1e400}", SL_ERR_INVALID, SL_REASON_INVALID_VALUE, NULL);
     /* A raw NUL byte ends nothing: it is an error where it stands. */
     expect_body_error_n("{\"a\":\"x\0\"}", 10, SL_ERR_INVALID, SL_REASON_MALFORMED_JSON, NULL);
+    /* Nor right after a number, which jansson skipped ("[1\0]" was "[1]"). */
+    expect_body_error_n("[1\0]", 4, SL_ERR_INVALID, SL_REASON_MALFORMED_JSON,
+                        "malformed JSON: NUL byte at byte 2");
+    expect_body_error_n("{" REQ ",\"a\":1\0}", strlen("{" REQ ",\"a\":1") + 2, SL_ERR_INVALID,
+                        SL_REASON_MALFORMED_JSON, NULL);
+}
+
+/* What jansson refused while parsing and simdjson does not, checked after the parse
+ * (src/event/json.c): at any depth, in any event of a batch. */
+static void test_parser_checks(void **state)
+{
+    (void)state;
+    /* Integers between INT64_MAX and UINT64_MAX, which simdjson holds as uint64. */
+    expect_body_error("{\"a\":9223372036854775808}", SL_ERR_INVALID, SL_REASON_INVALID_VALUE,
+                      "number out of range at line 1, column 24: too big integer near "
+                      "'9223372036854775808'");
+    expect_body_error("[{\"a\":1},{\"m\":[{\"x\":18446744073709551615}]}]", SL_ERR_INVALID,
+                      SL_REASON_INVALID_VALUE,
+                      "number out of range at line 1, column 40: too big integer near "
+                      "'18446744073709551615'");
+    json_decref(accept_one("{" REQ ",\"interaction_value\":9223372036854775807}"));
+    /* \u0000 deep in a batch; a literal backslash before "u0000" is no NUL. */
+    expect_body_error("[{" REQ "},{\"k\":{\"a\":[\"x\\u0000\"]}}]", SL_ERR_INVALID,
+                      SL_REASON_INVALID_VALUE, "string contains \\u0000");
+    expect_body_error("[{" REQ ",\"metadata\":{\"k\":{\"\\u0000\":1}}}]", SL_ERR_INVALID,
+                      SL_REASON_INVALID_VALUE, "object key contains \\u0000");
+    json_t *j = accept_one("{" REQ ",\"metadata\":{\"\\\\u0000\":\"\\\\u0000\"}}");
+    assert_string_equal(jstr(json_object_get(j, "metadata"), "\\u0000"), "\\u0000");
+    json_decref(j);
+    /* Duplicates inside arrays, and in objects too large to compare pair by pair. */
+    expect_body_error("[{" REQ "},{" REQ ",\"metadata\":{\"l\":[1,{\"x\":1,\"y\":2,\"x\":3}]}}]",
+                      SL_ERR_INVALID, SL_REASON_DUPLICATE_FIELD, "duplicate key \"x\"");
+    lim.max_keys = 1000;
+    for (size_t n = 20; n <= 300; n += 40) {
+        sb_start();
+        sb_add("{" REQ ",\"metadata\":{");
+        keys_object(n, "k");
+        sb_add(",\"k7\":1}}");
+        expect_body_error(sb.data, SL_ERR_INVALID, SL_REASON_DUPLICATE_FIELD,
+                          "duplicate key \"k7\"");
+        sl_buf_cleanup(&sb);
+        sb_start();
+        sb_add("{" REQ ",\"metadata\":{");
+        keys_object(n, "k");
+        sb_add("}}");
+        json_decref(accept_one(sb.data));
+        sl_buf_cleanup(&sb);
+    }
+    /* Keys that differ only past their first bytes or in length. */
+    json_decref(accept_one("{" REQ ",\"metadata\":{\"ab\":1,\"abc\":2,\"abd\":3,\"a\":4,\"\":5}}"));
+    /* Bodies larger than the parser's first allocation (64 KiB) and than what a thread
+     * keeps (1 MiB), each followed by a small one. */
+    lim.max_event_bytes = 4 << 20;
+    for (size_t n = 16384; n <= 131072; n *= 8) {
+        sb_start();
+        sb_add("{" REQ ",\"interaction_text\":\"");
+        sb_repeat("0123456789abcdef", n);
+        sb_add("\"}");
+        j = accept_one(sb.data);
+        assert_int_equal(strlen(jstr(j, "interaction_text")), n * 16);
+        json_decref(j);
+        sl_buf_cleanup(&sb);
+        json_decref(accept_one("{" REQ ",\"metadata\":{\"a\":[1,2]}}"));
+    }
 }
 
 static void test_api_edges(void **state)
@@ -1300,6 +1364,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nul_and_numbers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parser_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_edges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_truncation, setup, teardown),
     };
