@@ -22,7 +22,7 @@ build-asan: deps
 	cmake --build build-asan -j $(JOBS)
 
 build-fuzz: deps
-	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSLUICE_FUZZ=ON
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSLUICE_FUZZ=ON
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
 
 # Build and run sluice with every default (embedded log under ./var), printing its URLs.
