@@ -3,9 +3,11 @@
  * the units' callbacks. Also loads a producer's partition state at open. The invariants
  * it keeps are numbered in embedded.c. */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "core/diag.h"
@@ -413,6 +415,7 @@ done:
     size_t freed = 0;
     for (wunit *u = units; u; u = u->next)
         freed += u->size;
+    lg->bytes_since_trim += freed;
     if (freed) {
         pthread_mutex_lock(&lg->qmu);
         lg->qbytes -= freed;
@@ -427,6 +430,47 @@ done:
     }
 }
 
+/* LMDB reads pages through its read-only shared map, and copy-on-write reads the old
+ * version of every page it rewrites, so over time the whole written file becomes mapped
+ * into this process and counts in its RSS, though it is only page cache. Dropping the
+ * mappings (not the cached data: the map is file-backed and LMDB writes with pwrite, so
+ * no mapped page is dirty) keeps RSS to what the process really holds; a later read
+ * faults the page back from the cache. Done each second and after every TRIM_EVERY_BYTES
+ * committed, so a burst maps at most about that much (measured in docs/benchmarks.md).
+ * @thread writer */
+#define TRIM_EVERY_BYTES ((uint64_t)32 << 20)
+
+static void release_mapped_pages(emb_log *lg)
+{
+    /* LMDB reports its map's address only for MDB_FIXEDMAP, so find data.mdb's mapping. */
+    if (!lg->map_addr && !lg->map_lookup_failed) {
+        char path[PATH_MAX + 16], line[PATH_MAX + 128];
+        FILE *f = fopen("/proc/self/maps", "r");
+        lg->map_lookup_failed = true;
+        if (f && realpath(lg->le->dir, path)) {
+            size_t n = strlen(path);
+            snprintf(path + n, sizeof path - n, "/data.mdb");
+            while (fgets(line, sizeof line, f)) {
+                unsigned long lo, hi;
+                char *file = strchr(line, '/');
+                if (!file || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+                    continue;
+                file[strcspn(file, "\n")] = '\0';
+                if (strcmp(file, path) == 0 && hi - lo > lg->map_len) {
+                    lg->map_addr = (void *)lo;
+                    lg->map_len = hi - lo;
+                    lg->map_lookup_failed = false;
+                }
+            }
+        }
+        if (f)
+            fclose(f);
+    }
+    if (lg->map_addr)
+        madvise(lg->map_addr, lg->map_len, MADV_DONTNEED);
+    lg->bytes_since_trim = 0;
+}
+
 static void housekeeping(emb_log *lg, bool *touched)
 {
     int64_t mono = sl_time_mono_ns();
@@ -435,6 +479,7 @@ static void housekeeping(emb_log *lg, bool *touched)
     lg->next_housekeeping_ns = mono + SL__LOG_HOUSEKEEPING_NS;
     if (retention_due(lg, lg->ps, now_ms()))
         commit_batch(lg, NULL, touched);
+    release_mapped_pages(lg);
     if (mono >= lg->next_reader_check_ns) {
         lg->next_reader_check_ns = mono + READER_CHECK_NS;
         int dead = 0;
@@ -504,6 +549,8 @@ void *sl__log_emb_writer_main(void *arg)
         }
         if (units)
             commit_batch(lg, units, touched);
+        if (lg->bytes_since_trim > TRIM_EVERY_BYTES)
+            release_mapped_pages(lg);
         housekeeping(lg, touched);
     }
     free(touched);

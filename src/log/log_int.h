@@ -158,6 +158,10 @@ typedef struct emb_log {
     uint64_t total_bytes;
     unsigned rr;
     int64_t next_housekeeping_ns;
+    void *map_addr;          /* data.mdb's mapping, found once; see release_mapped_pages */
+    size_t map_len;
+    bool map_lookup_failed;
+    uint64_t bytes_since_trim; /* committed since the mappings were last dropped */
     int64_t next_reader_check_ns;
 
     /* Stats, readable from any thread without a lock or a transaction. */
