@@ -154,6 +154,24 @@ static void env_destroy(sl__log_env *le)
     free(le);
 }
 
+/* Reads the uint32 stored under key, storing init there first if the key is absent. A
+ * stored value of the wrong size reads as 0, which every caller treats as corrupt. */
+static int meta_u32_get_or_init(MDB_txn *txn, MDB_dbi meta, const char *key, uint32_t init,
+                                uint32_t *out)
+{
+    MDB_val k = {strlen(key), (void *)(uintptr_t)key}, v;
+    int rc = mdb_get(txn, meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        *out = init;
+        v = (MDB_val){sizeof init, &init};
+        return mdb_put(txn, meta, &k, &v, 0);
+    }
+    *out = 0;
+    if (rc == 0 && v.mv_size == sizeof *out)
+        memcpy(out, v.mv_data, sizeof *out);
+    return rc;
+}
+
 /* Reads or creates the meta DB and the partition DBs in one write transaction, so two
  * processes creating the same log at once agree on its partition count. */
 static sl_err env_init_dbs(sl__log_env *le, unsigned want_parts, char *errbuf, size_t errlen)
@@ -167,52 +185,28 @@ static sl_err env_init_dbs(sl__log_env *le, unsigned want_parts, char *errbuf, s
     if (rc)
         goto mdb_fail;
 
-    MDB_val k = {sizeof META_FORMAT - 1, (void *)META_FORMAT}, v;
-    rc = mdb_get(txn, le->meta, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        uint32_t fmt = FORMAT_VERSION;
-        v = (MDB_val){sizeof fmt, &fmt};
-        rc = mdb_put(txn, le->meta, &k, &v, 0);
-        if (rc)
-            goto mdb_fail;
-    } else if (rc) {
+    uint32_t fmt = 0;
+    if ((rc = meta_u32_get_or_init(txn, le->meta, META_FORMAT, FORMAT_VERSION, &fmt)))
         goto mdb_fail;
-    } else {
-        uint32_t fmt = 0;
-        if (v.mv_size == sizeof fmt)
-            memcpy(&fmt, v.mv_data, sizeof fmt);
-        if (fmt != FORMAT_VERSION) {
-            err = sl_errbuf_set(errbuf, errlen, SL_ERR_UNSUPPORTED,
-                                "could not open log \"%s\": unknown format version %" PRIu32,
-                                le->dir, fmt);
-            goto out;
-        }
+    if (fmt != FORMAT_VERSION) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_UNSUPPORTED,
+                            "could not open log \"%s\": unknown format version %" PRIu32,
+                            le->dir, fmt);
+        goto out;
     }
 
-    k = (MDB_val){sizeof META_PARTITIONS - 1, (void *)META_PARTITIONS};
-    rc = mdb_get(txn, le->meta, &k, &v);
     uint32_t parts = 0;
-    if (rc == MDB_NOTFOUND) {
-        parts = want_parts;
-        v = (MDB_val){sizeof parts, &parts};
-        rc = mdb_put(txn, le->meta, &k, &v, 0);
-        if (rc)
-            goto mdb_fail;
-    } else if (rc) {
+    if ((rc = meta_u32_get_or_init(txn, le->meta, META_PARTITIONS, want_parts, &parts)))
         goto mdb_fail;
-    } else {
-        if (v.mv_size == sizeof parts)
-            memcpy(&parts, v.mv_data, sizeof parts);
-        if (parts < 1 || parts > SL__LOG_MAX_PARTITIONS) {
-            err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
-                                "could not open log \"%s\": stored partition count is corrupt",
-                                le->dir);
-            goto out;
-        }
-        if (parts != want_parts)
-            sl_diag(SL_DIAG_INFO, "log keeps its stored partition count",
-                    "dir=\"%s\" partitions=%" PRIu32 " requested=%u", le->dir, parts, want_parts);
+    if (parts < 1 || parts > SL__LOG_MAX_PARTITIONS) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                            "could not open log \"%s\": stored partition count is corrupt",
+                            le->dir);
+        goto out;
     }
+    if (parts != want_parts)
+        sl_diag(SL_DIAG_INFO, "log keeps its stored partition count",
+                "dir=\"%s\" partitions=%" PRIu32 " requested=%u", le->dir, parts, want_parts);
 
     le->part = calloc(parts, sizeof *le->part);
     if (!le->part) {
