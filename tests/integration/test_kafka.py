@@ -233,11 +233,17 @@ def two_servers():
 
 
 class Consumer:
-    def __init__(self, uri, group):
+    """A test consumer process; on_change(self) runs after every assign or revoke, under
+    a lock shared by all consumers, so a test can judge the group's state at each step."""
+
+    changes = threading.Lock()
+
+    def __init__(self, uri, group, on_change=None):
         self.proc = subprocess.Popen([CONSUMER, uri, group, *GROUP_OPTS], stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
         self.lines = []
         self.assigned = set()
+        self.on_change = on_change
         threading.Thread(target=self.pump, daemon=True).start()
 
     def pump(self):
@@ -245,10 +251,16 @@ class Consumer:
             line = line.strip()
             self.lines.append(line)
             word, _, rest = line.partition(" ")
-            if word == "assign":
-                self.assigned |= {int(p) for p in rest.split(",") if p}
-            elif word == "revoke":
-                self.assigned -= {int(p) for p in rest.split(",") if p}
+            if word not in ("assign", "revoke"):
+                continue
+            with Consumer.changes:
+                parts = {int(p) for p in rest.split(",") if p}
+                if word == "assign":
+                    self.assigned |= parts
+                else:
+                    self.assigned -= parts
+                if self.on_change:
+                    self.on_change(self)
 
     def msgs(self):
         return [(int(l.split()[1]), int(l.split()[2])) for l in self.lines if l.startswith("msg ")]
@@ -267,12 +279,23 @@ def group_rebalance():
     with Mock() as mock, kafka_server(mock) as srv:
         sent = [event() for _ in range(60)]
         srv.post(sent[:30])
-        a = Consumer(mock.uri, "g-it")
-        b = Consumer(mock.uri, "g-it")
+        # The split is judged at every assignment change, not by sampling: the mock
+        # cluster sometimes rebalances again soon after, which a 100 ms poll can miss.
+        consumers, split_seen = [], threading.Event()
+
+        def judge(_):
+            if len(consumers) == 2:
+                x, y = (c.assigned for c in consumers)
+                if x and y and x | y == set(range(PARTITIONS)) and not x & y:
+                    split_seen.set()
+
+        a = Consumer(mock.uri, "g-it", judge)
+        b = Consumer(mock.uri, "g-it", judge)
+        with Consumer.changes:
+            consumers += [a, b]
+            judge(None)
         try:
-            split = wait_for(lambda: a.assigned and b.assigned and
-                             a.assigned | b.assigned == set(range(PARTITIONS)) and
-                             not a.assigned & b.assigned, 60)
+            split = split_seen.wait(60)
             checks.check(split, f"two consumers split the partitions: {a.assigned} {b.assigned}; "
                                 f"a said {a.lines[-5:]}, b said {b.lines[-5:]}")
             wait_for(lambda: len(a.msgs()) + len(b.msgs()) >= 30, 20)
