@@ -296,8 +296,10 @@ def group_rebalance():
             judge(None)
         try:
             split = split_seen.wait(60)
-            checks.check(split, f"two consumers split the partitions: {a.assigned} {b.assigned}; "
-                                f"a said {a.lines[-5:]}, b said {b.lines[-5:]}")
+            checks.check(split, "two consumers split the partitions: {} {}; a: {}; b: {}".format(
+                a.assigned, b.assigned,
+                [l for l in a.lines if not l.startswith("msg ")][-8:],
+                [l for l in b.lines if not l.startswith("msg ")][-8:]))
             wait_for(lambda: len(a.msgs()) + len(b.msgs()) >= 30, 20)
             a.proc.send_signal(signal.SIGKILL)
             a.proc.wait()
