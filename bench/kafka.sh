@@ -29,20 +29,7 @@ run_wrk() {
   out=$(BATCH=1 wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s bench/post_event.lua "$url")
   t1=$(cpu_ticks "$pid")
   echo "$out" > "$OUT/$key.wrk"
-  python3 - "$name" "$OUT/$key.wrk" "$((t1 - t0))" "$(getconf CLK_TCK)" <<'PY' >> "$OUT/rows"
-import re, sys
-name, path, ticks, hz = sys.argv[1:]
-text = open(path).read()
-def lat(p):
-    m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s)" % p, text, re.M)
-    return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-reqs = int(re.search(r"(\d+) requests in", text).group(1))
-non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-cpu = int(ticks) / int(hz) * 1e6 / max(reqs, 1)
-print(f"| {name} | {rps:,.0f} | {lat(50):.2f} | {lat(99):.2f} | {cpu:.0f} | {non2xx.group(1) if non2xx else 0} |")
-open(path[:-4] + ".rps", "w").write(str(rps))
-PY
+  python3 bench/wrk_row.py kafka "$name" "$OUT/$key.wrk" "$((t1 - t0))" >> "$OUT/rows"
 }
 
 # --- the mock cluster: 1 broker, 8 partitions, topic analytics-events ---

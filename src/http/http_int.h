@@ -69,7 +69,6 @@ typedef struct sl__http_request {
     size_t discarded;             /* bytes dropped past the cap */
     sl_buf body;
     /* Set before the log append; the durability callback only picks success or failure. */
-    unsigned status;
     sl_buf answer;
     size_t n_accepted;
     int64_t append_started_ns;

@@ -178,7 +178,7 @@ static enum MHD_Result answer_outcome(sl__http_request *req)
     if (req->append_err == SL_OK) {
         atomic_fetch_add_explicit(&req->srv->metrics.events_accepted, req->n_accepted,
                                   memory_order_relaxed);
-        return sl__http_respond(req, req->status, "application/json", req->answer.data,
+        return sl__http_respond(req, 200, "application/json", req->answer.data,
                                 req->answer.len);
     }
     char msg[256];
@@ -306,7 +306,6 @@ static enum MHD_Result finish_body(sl__http_request *req)
             .value_len = e->json_len,
         };
     }
-    req->status = 200;
     req->n_accepted = batch->n_accepted;
     req->phase = SL_PHASE_WAITING;
     req->append_started_ns = sl_time_mono_ns();
