@@ -117,7 +117,8 @@ static int cmd_serve(int argc, char **argv)
     size_t n_components = 0;
     unsigned roles = parse_roles(cfg.roles);
     if (!roles) {
-        fprintf(stderr, "sluice serve: --roles: \"%s\" is not a comma-separated list of", cfg.roles);
+        fprintf(stderr, "sluice serve: --roles: \"%s\" is not a comma-separated list of",
+                cfg.roles);
         for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++)
             fprintf(stderr, " %s", role_names[i].name);
         fprintf(stderr, " (or all)\n");
