@@ -30,7 +30,7 @@ sl_err sl_lake_history_print(const char *table_uri, FILE *out, char *errbuf, siz
     if (err)
         return err;
     /* The operation goes last: it may hold spaces ("CREATE TABLE"). */
-    fprintf(out, "%-8s %-24s %7s %7s %10s %7s %12s  %s\n", "version", "time", "+files",
-            "-files", "+rows", "files", "rows", "operation");
+    fprintf(out, "%-8s %-24s %7s %7s %10s %7s %12s  %s\n", "version", "time", "+files", "-files",
+            "+rows", "files", "rows", "operation");
     return sl_delta_history(dir, print_version, out, errbuf, errlen);
 }

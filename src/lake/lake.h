@@ -43,8 +43,8 @@ void sl_lake_row_cleanup(sl_lake_row *row);
  * timestamps to microseconds UTC, interaction_value to a double, metadata to its compact
  * JSON text, exactly as the log holds it. SL_ERR_INVALID naming the field when the record
  * is not a normalized event (a missing required field, a wrong type, a bad time). */
-SL_MUST_CHECK sl_err sl_lake_row_parse(sl_lake_row *row, const char *json, size_t len,
-                                       char *errbuf, size_t errlen);
+SL_MUST_CHECK sl_err sl_lake_row_parse(sl_lake_row *row, const char *json, size_t len, char *errbuf,
+                                       size_t errlen);
 
 /* "YYYY-MM-DD" of a day number, into out (11 bytes with the NUL). */
 void sl_lake_format_date(int32_t days, char out[11]);

@@ -33,8 +33,14 @@ enum {
     COL_METADATA,
 };
 
-#define STR(name, rep)  {name, SL_PQ_BYTE_ARRAY, SL_PQ_LOGICAL_STRING, rep}
-#define TIME(name, rep) {name, SL_PQ_INT64, SL_PQ_LOGICAL_TIMESTAMP_MICROS_UTC, rep}
+#define STR(name, rep)                                                                             \
+    {                                                                                              \
+        name, SL_PQ_BYTE_ARRAY, SL_PQ_LOGICAL_STRING, rep                                          \
+    }
+#define TIME(name, rep)                                                                            \
+    {                                                                                              \
+        name, SL_PQ_INT64, SL_PQ_LOGICAL_TIMESTAMP_MICROS_UTC, rep                                 \
+    }
 
 const sl_pq_column sl_lake_columns[SL_LAKE_N_COLUMNS] = {
     [COL_EVENT_ID] = STR("event_id", SL_PQ_REQUIRED),
@@ -60,26 +66,20 @@ const sl_pq_column sl_lake_columns[SL_LAKE_N_COLUMNS] = {
 };
 
 /* The Delta schema: the same columns (strings, timestamps, a double) and event_date. */
-#define F(name, type, nullable) {name, type, nullable}
+#define F(name, type, nullable)                                                                    \
+    {                                                                                              \
+        name, type, nullable                                                                       \
+    }
 static const sl_delta_field table_fields[SL_LAKE_N_COLUMNS + 1] = {
-    F("event_id", "string", false),
-    F("timestamp", "timestamp", false),
-    F("received_at", "timestamp", false),
-    F("channel", "string", false),
-    F("platform", "string", true),
-    F("event_type", "string", false),
-    F("event_category", "string", true),
-    F("resource_id", "string", true),
-    F("resource_title", "string", true),
-    F("interaction_target", "string", true),
-    F("session_id", "string", false),
-    F("user_id", "string", true),
-    F("device_id", "string", true),
-    F("user_agent", "string", true),
-    F("client_version", "string", true),
-    F("interaction_value", "double", true),
-    F("interaction_text", "string", true),
-    F("metadata", "string", true),
+    F("event_id", "string", false),        F("timestamp", "timestamp", false),
+    F("received_at", "timestamp", false),  F("channel", "string", false),
+    F("platform", "string", true),         F("event_type", "string", false),
+    F("event_category", "string", true),   F("resource_id", "string", true),
+    F("resource_title", "string", true),   F("interaction_target", "string", true),
+    F("session_id", "string", false),      F("user_id", "string", true),
+    F("device_id", "string", true),        F("user_agent", "string", true),
+    F("client_version", "string", true),   F("interaction_value", "double", true),
+    F("interaction_text", "string", true), F("metadata", "string", true),
     F("event_date", "date", false),
 };
 static const char *const partition_columns[] = {"event_date"};
@@ -224,6 +224,5 @@ sl_err sl_lake_table_dir(const char *uri, char *out, size_t len, char *errbuf, s
     if (!strncmp(uri, "s3://", 5))
         return sl_errbuf_set(errbuf, errlen, SL_ERR_UNSUPPORTED,
                              "lake \"%s\": s3:// tables are not supported yet", uri);
-    return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
-                         "lake \"%s\" is not a file://DIR URI", uri);
+    return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "lake \"%s\" is not a file://DIR URI", uri);
 }

@@ -51,8 +51,8 @@ struct sl_lake_sink_t {
     sl_log_t *log;
     sl_log_consumer_t *consumer;
     unsigned parts;
-    int64_t version;     /* the table version last read or written */
-    int64_t *txn;        /* invariant 1 */
+    int64_t version;      /* the table version last read or written */
+    int64_t *txn;         /* invariant 1 */
     int64_t *batch_first; /* per partition: first offset in the batch; -1 none */
     int64_t *batch_last;
     bool *pending_seek; /* assigned before the consumer handle existed (embedded open) */
@@ -107,9 +107,12 @@ static void pause_ms(sl_lake_sink_t *sink, int ms)
 static const char *codec_infix(sl_pq_codec codec)
 {
     switch (codec) {
-    case SL_PQ_SNAPPY: return ".snappy";
-    case SL_PQ_ZSTD: return ".zstd";
-    case SL_PQ_UNCOMPRESSED: return "";
+    case SL_PQ_SNAPPY:
+        return ".snappy";
+    case SL_PQ_ZSTD:
+        return ".zstd";
+    case SL_PQ_UNCOMPRESSED:
+        return "";
     }
     return "";
 }
@@ -139,8 +142,8 @@ static sl_err seek_partition(sl_lake_sink_t *sink, unsigned p)
 {
     sl_err err = sl_log_consumer_seek(sink->consumer, p, (uint64_t)(sink->txn[p] + 1));
     if (err)
-        sl_diag(SL_DIAG_ERROR, "lake sink could not seek the log", "partition=%u detail=\"%s\"",
-                p, sl_log_consumer_errmsg(sink->consumer));
+        sl_diag(SL_DIAG_ERROR, "lake sink could not seek the log", "partition=%u detail=\"%s\"", p,
+                sl_log_consumer_errmsg(sink->consumer));
     return err;
 }
 
@@ -229,8 +232,8 @@ static sl_err file_for_day(sl_lake_sink_t *sink, int32_t day, date_file **out, c
     sl_pq_writer_options_default(&po);
     po.codec = sink->opts.codec;
     po.zstd_level = sink->opts.zstd_level;
-    if ((err = sl_pq_writer_new(sl_lake_columns, SL_LAKE_N_COLUMNS, &po, &f->ofs.os, &f->pw,
-                                errbuf, errlen)))
+    if ((err = sl_pq_writer_new(sl_lake_columns, SL_LAKE_N_COLUMNS, &po, &f->ofs.os, &f->pw, errbuf,
+                                errlen)))
         return err;
     *out = f;
     return SL_OK;
@@ -522,8 +525,8 @@ static void *sink_main(void *arg)
     while (!atomic_load(&sink->stopping)) {
         int timeout = 200;
         if (sink->batch_start_ns) {
-            int64_t left = sink->opts.batch_ms -
-                           (sl_time_mono_ns() - sink->batch_start_ns) / 1000000;
+            int64_t left =
+                sink->opts.batch_ms - (sl_time_mono_ns() - sink->batch_start_ns) / 1000000;
             timeout = left < 0 ? 0 : left < timeout ? (int)left : timeout;
         }
         size_t n = 0;
@@ -558,9 +561,8 @@ static sl_err open_table(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
     sl_delta_snapshot_t *snap = NULL;
     sl_err err = sl_delta_snapshot_load(sink->table_dir, -1, &snap, errbuf, errlen);
     if (err == SL_ERR_NOT_FOUND) {
-        sl_delta_commit c = {.create = &sl_lake_table_def,
-                             .operation = "CREATE TABLE",
-                             .read_version = -1};
+        sl_delta_commit c = {
+            .create = &sl_lake_table_def, .operation = "CREATE TABLE", .read_version = -1};
         err = sl_delta_commit_write(sink->table_dir, 0, &c, errbuf, errlen);
         if (err && err != SL_ERR_BUSY) /* BUSY: another sink created it just now */
             return err;
@@ -630,8 +632,8 @@ sl_err sl_lake_sink_start(const sl_lake_sink_options *opts, sl_log_t *log, sl_la
     sink->opts.table_uri = sink->table_uri;
     sink->opts.group = sink->group;
     sl_err err;
-    if (!sink->table_uri || !sink->group || !sink->txn || !sink->batch_first ||
-        !sink->batch_last || !sink->pending_seek) {
+    if (!sink->table_uri || !sink->group || !sink->txn || !sink->batch_first || !sink->batch_last ||
+        !sink->pending_seek) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -663,8 +665,8 @@ sl_err sl_lake_sink_start(const sl_lake_sink_options *opts, sl_log_t *log, sl_la
     }
     sink->thread_started = true;
     sl_diag(SL_DIAG_INFO, "lake sink started",
-            "lake=\"%s\" group=%s version=%" PRId64 " partitions=%u", sink->table_uri,
-            sink->group, sink->version, sink->parts);
+            "lake=\"%s\" group=%s version=%" PRId64 " partitions=%u", sink->table_uri, sink->group,
+            sink->version, sink->parts);
     *out = sink;
     return SL_OK;
 fail:
@@ -708,8 +710,7 @@ static sl_err write_metrics(void *opaque, sl_buf *out)
           "events committed to the Delta table"),
         M(commits_total, "sluice_lake_commits_total", "counter", "Delta commits written"),
         M(files_total, "sluice_lake_files_total", "counter", "Parquet files committed"),
-        M(bytes_total, "sluice_lake_file_bytes_total", "counter",
-          "bytes of Parquet files written"),
+        M(bytes_total, "sluice_lake_file_bytes_total", "counter", "bytes of Parquet files written"),
         M(skipped_total, "sluice_lake_skipped_total", "counter",
           "log records that were not normalized events, skipped"),
         M(failures_total, "sluice_lake_failures_total", "counter",
