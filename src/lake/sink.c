@@ -87,11 +87,13 @@ void sl_lake_sink_options_default(sl_lake_sink_options *opts)
     opts->batch_ms = 5000;
 }
 
-static void set_health(sl_lake_sink_t *sink, bool healthy, const char *why)
+/* what: a short phrase; detail may be NULL. */
+static void set_health(sl_lake_sink_t *sink, bool healthy, const char *what, const char *detail)
 {
     pthread_mutex_lock(&sink->mu);
     sink->healthy = healthy;
-    snprintf(sink->why, sizeof sink->why, "%.*s", (int)sizeof sink->why - 1, why ? why : "");
+    snprintf(sink->why, sizeof sink->why, "%s%s%.300s", what ? what : "", detail ? ": " : "",
+             detail ? detail : "");
     pthread_mutex_unlock(&sink->mu);
 }
 
@@ -419,7 +421,7 @@ static void batch_commit(sl_lake_sink_t *sink)
         sl_pq_writer_free(sink->files[i].pw);
         sl_ostream_fd_cleanup(&sink->files[i].ofs);
     }
-    set_health(sink, true, NULL);
+    set_health(sink, true, NULL, NULL);
 offsets:;
     /* After the table (invariant 2): a failure here only makes the next start skip more. */
     sl_log_position pos[1024];
@@ -435,11 +437,7 @@ offsets:;
     goto out;
 fail:
     atomic_fetch_add(&sink->failures_total, 1);
-    {
-        char why[400];
-        snprintf(why, sizeof why, "could not commit to the lake: %s", eb);
-        set_health(sink, false, why);
-    }
+    set_health(sink, false, "could not commit to the lake", eb);
     sl_diag(SL_DIAG_ERROR, "lake commit failed; the batch will be written again",
             "rows=%" PRIu64 " detail=\"%s\"", sink->batch_rows, eb);
     batch_abandon(sink);
@@ -497,9 +495,7 @@ static void take_message(sl_lake_sink_t *sink, const sl_log_message *m)
             sl_diag(SL_DIAG_WARN, "lake sink skipped an event the writer refused",
                     "partition=%u offset=%" PRIu64 " detail=\"%s\"", p, m->offset, eb);
         } else if (err) {
-            char why[600];
-            snprintf(why, sizeof why, "could not write a data file: %s", eb);
-            set_health(sink, false, why);
+            set_health(sink, false, "could not write a data file", eb);
             atomic_fetch_add(&sink->failures_total, 1);
             sl_diag(SL_DIAG_ERROR, "lake sink could not write; the batch will be written again",
                     "detail=\"%s\"", eb);
@@ -531,10 +527,8 @@ static void *sink_main(void *arg)
         }
         size_t n = 0;
         if (sl_log_consumer_poll(sink->consumer, sink->msgs, POLL_MAX, &n, timeout)) {
-            char why[400];
-            snprintf(why, sizeof why, "could not read the log: %s",
-                     sl_log_consumer_errmsg(sink->consumer));
-            set_health(sink, false, why);
+            set_health(sink, false, "could not read the log",
+                       sl_log_consumer_errmsg(sink->consumer));
             sl_diag(SL_DIAG_ERROR, "lake sink could not poll the log", "detail=\"%s\"",
                     sl_log_consumer_errmsg(sink->consumer));
             pause_ms(sink, 1000);
@@ -658,7 +652,7 @@ sl_err sl_lake_sink_start(const sl_lake_sink_options *opts, sl_log_t *log, sl_la
         }
         sink->pending_seek[p] = false;
     }
-    set_health(sink, true, NULL);
+    set_health(sink, true, NULL, NULL);
     if (pthread_create(&sink->thread, NULL, sink_main, sink) != 0) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_INTERNAL, "could not start the sink thread");
         goto fail;
