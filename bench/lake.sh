@@ -63,4 +63,4 @@ node bench/lake_duckdb.mjs "$OUT/events.jsonl" "$OUT/duckdb" "$CODEC" |
 import json, os, sys
 r = json.load(sys.stdin)
 size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk('$OUT/duckdb') for f in fs)
-print(f'duckdb COPY       $CODEC  {r[\"rows_per_s\"]:>10,.0f} events/s wall  {r[\"seconds\"]:.2f} s  (1 thread)  {size:>12,} bytes of Parquet')"
+print(f'duckdb COPY       $CODEC  {r[\"rows_per_s\"]:>10,.0f} events/s wall  {r[\"seconds\"]:.2f} s  {r[\"rows_per_cpu_s\"]:>10,.0f} events/CPU-s  {size:>12,} bytes of Parquet (1 thread)')"
