@@ -361,8 +361,13 @@ static void batch_commit(sl_lake_sink_t *sink)
         any |= sink->batch_last[p] >= 0;
     if (!any)
         goto out;
-    if (sink->batch_rows == 0)
-        goto offsets; /* only records that were skipped: nothing for the table */
+    if (sink->batch_rows == 0) {
+        /* Only records that were skipped: nothing for the table (a file opened for a row
+         * the writer then refused holds no row). */
+        for (size_t i = 0; i < sink->n_files; i++)
+            file_discard(sink, &sink->files[i]);
+        goto offsets;
+    }
     txns = calloc(sink->parts, sizeof *txns);
     apps = calloc(sink->parts, sizeof *apps);
     if (!txns || !apps) {
