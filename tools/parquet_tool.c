@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/ostream.h"
@@ -214,7 +215,7 @@ static int cmd_write(tool_opts *o)
         goto out;
     }
     while ((n = getline(&line, &cap, stdin)) > 0) {
-        json_t *row = json_loads(line, 0, &jerr);
+        json_t *row = json_loads(line, JSON_ALLOW_NUL, &jerr);
         bool ok = json_is_array(row) && json_array_size(row) == nc;
         for (size_t i = 0; ok && i < nc; i++)
             ok = parse_value(&cols[i], json_array_get(row, i), &vals[i]);
@@ -487,6 +488,8 @@ static int cmd_bench(tool_opts *o)
         die(o->out, strerror(errno));
         goto out;
     }
+    struct timespec cpu0, cpu1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
     int64_t t_start = sl_time_mono_ns();
     if (sl_ostream_fd_init(&ofs, fd) != SL_OK ||
         sl_pq_writer_new(EVENT_COLS, NCOLS, &o->pq, &ofs.os, &pw, errbuf, sizeof errbuf)) {
@@ -503,9 +506,11 @@ static int cmd_bench(tool_opts *o)
         goto out;
     }
     double secs = (double)(sl_time_mono_ns() - t_start) / 1e9;
-    printf("{\"rows\": %" PRIu64 ", \"seconds\": %.4f, \"rows_per_s\": %.0f, \"bytes\": %" PRIu64
-           "}\n",
-           info.rows, secs, (double)info.rows / secs, info.file_bytes);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+    double cpu = (double)(cpu1.tv_sec - cpu0.tv_sec) + (double)(cpu1.tv_nsec - cpu0.tv_nsec) / 1e9;
+    printf("{\"rows\": %" PRIu64 ", \"seconds\": %.4f, \"cpu_seconds\": %.4f, "
+           "\"rows_per_s\": %.0f, \"bytes\": %" PRIu64 "}\n",
+           info.rows, secs, cpu, (double)info.rows / secs, info.file_bytes);
     rc = 0;
 out:
     sl_pq_writer_free(pw);
