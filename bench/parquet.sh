@@ -16,10 +16,10 @@ echo "load: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
 "$TOOL" bench --rows "$ROWS" --codec none "$OUT/source.parquet" > /dev/null
 for codec in snappy zstd; do
   "$TOOL" bench --rows "$ROWS" --codec "$codec" "$OUT/sluice_$codec.parquet" |
-    python3 -c "import json,sys; r=json.load(sys.stdin); print(f'sluice  $codec  {r[\"rows_per_s\"]:>10,.0f} rows/s  {r[\"seconds\"]:.3f} s  {r[\"bytes\"]:>11,} bytes')"
+    python3 -c "import json,sys; r=json.load(sys.stdin); print(f'sluice  $codec  {r[\"rows_per_s\"]:>10,.0f} rows/s  {r[\"seconds\"]:.3f} s  cpu {r[\"cpu_seconds\"]:.3f} s  {r[\"bytes\"]:>11,} bytes')"
 done
 node bench/parquet_duckdb.mjs "$OUT/source.parquet" "$OUT" snappy zstd |
   python3 -c "
 import json,sys
 for l in sys.stdin:
-    r=json.loads(l); print(f'duckdb  {r[\"codec\"]}  {r[\"rows_per_s\"]:>10,.0f} rows/s  {r[\"seconds\"]:.3f} s  {r[\"bytes\"]:>11,} bytes')"
+    r=json.loads(l); print(f'duckdb  {r[\"codec\"]}  {r[\"rows_per_s\"]:>10,.0f} rows/s  {r[\"seconds\"]:.3f} s  cpu {r[\"cpu_seconds\"]:.3f} s  {r[\"bytes\"]:>11,} bytes')"

@@ -21,6 +21,8 @@
 #include <zstd.h>
 
 #define SL_PQ_CREATED_BY_DEFAULT "sluice version 0.1.0"
+/* The largest dictionary_bytes honoured. */
+#define DICT_MAX_BYTES ((size_t)1 << 30)
 /* Values seen before a mostly-distinct column gives up its dictionary. */
 #define DICT_PROBE_VALUES 16384
 /* A BYTE_ARRAY value must fit a page, whose sizes are int32. */
@@ -224,6 +226,8 @@ sl_err sl_pq_writer_new(const sl_pq_column *columns, size_t n_columns,
         pw->opts.page_bytes = def.page_bytes;
     if (!pw->opts.dictionary_bytes)
         pw->opts.dictionary_bytes = def.dictionary_bytes;
+    if (pw->opts.dictionary_bytes > DICT_MAX_BYTES) /* offsets in dict_slot are 32-bit */
+        pw->opts.dictionary_bytes = DICT_MAX_BYTES;
     if (!pw->opts.zstd_level)
         pw->opts.zstd_level = def.zstd_level;
     pw->mem_cap = pw->opts.max_buffered_bytes;
@@ -374,17 +378,29 @@ static void stats_reset(pq_stats *st)
 
 /* ---- dictionary ---- */
 
-/* Slots of the open-addressing table: entry + 1 (0 = empty) and 32 bits of the value's
- * hash, so most probes are decided without touching the entries (a cache miss each). */
+/* Slots of the open-addressing table: entry + 1 (0 = empty), 32 bits of the value's hash
+ * and the value itself (fixed-width) or where its bytes are in ddata, so a probe touches
+ * one slot and, for BYTE_ARRAY, the bytes: each a cache miss once dictionaries are big. */
 typedef struct dict_slot {
     uint32_t entry1;
     uint32_t hash;
+    union {
+        uint64_t fixed; /* the value, zero-extended */
+        struct {
+            uint32_t off, len;
+        } bytes;
+    } u;
 } dict_slot;
 
-static uint32_t hash_fixed(const void *p, size_t width)
+static uint64_t fixed_bits(const void *p, size_t width)
 {
     uint64_t w = 0;
     memcpy(&w, p, width);
+    return w;
+}
+
+static uint32_t hash_fixed(uint64_t w)
+{
     w ^= w >> 32;
     w *= 0xd6e8feb86659fd93u;
     w ^= w >> 32;
@@ -406,32 +422,25 @@ static const char *entry_bytes(const pq_col *c, size_t e, size_t *len)
     return c->ddata.data + start;
 }
 
-/* Finds the value (p, n) in the table: true with *found its entry, or false with *slot
- * the free slot for it. */
-static bool dict_find(const pq_col *c, const void *p, size_t n, uint32_t h, size_t *found)
+/* Finds the value (p, n; bits for fixed-width) in the table: true with *found its entry,
+ * or false with *found the free slot for it. */
+static bool dict_find(const pq_col *c, const void *p, size_t n, uint64_t bits, uint32_t h,
+                      size_t *found)
 {
     const dict_slot *tab = (const dict_slot *)c->table.data;
     size_t mask = c->table.len / sizeof *tab - 1;
     for (size_t s = h & mask;; s = (s + 1) & mask) {
-        if (!tab[s].entry1) {
+        const dict_slot *sl = &tab[s];
+        if (!sl->entry1) {
             *found = s;
             return false;
         }
-        if (tab[s].hash != h)
+        if (sl->hash != h)
             continue;
-        size_t e = tab[s].entry1 - 1;
-        if (c->width) {
-            if (memcmp(c->dvals.data + e * c->width, p, c->width) == 0) {
-                *found = e;
-                return true;
-            }
-        } else {
-            size_t len;
-            const char *q = entry_bytes(c, e, &len);
-            if (len == n && memcmp(q, p, n) == 0) {
-                *found = e;
-                return true;
-            }
+        if (c->width ? sl->u.fixed == bits
+                     : sl->u.bytes.len == n && memcmp(c->ddata.data + sl->u.bytes.off, p, n) == 0) {
+            *found = sl->entry1 - 1;
+            return true;
         }
     }
 }
@@ -573,13 +582,14 @@ static sl_err prepare_value(sl_pq_writer_t *pw, pq_col *c, const sl_pq_value *v)
         (err = dict_fallback(pw, c)))
         return err;
     if (c->dict_on) {
-        uint32_t h = c->width ? hash_fixed(p, c->width) : hash_bytes(p, n);
+        uint64_t bits = c->width ? fixed_bits(p, c->width) : 0;
+        uint32_t h = c->width ? hash_fixed(bits) : hash_bytes(p, n);
         size_t found;
         if ((c->n_entries + 1) * 2 > c->table.len / sizeof(dict_slot) &&
             (err = dict_grow_table(pw, c)))
             return err;
         c->p_hash = h;
-        c->p_new = !dict_find(c, p, n, h, &found);
+        c->p_new = !dict_find(c, p, n, bits, h, &found);
         c->p_entry = (uint32_t)found;
         if (!c->p_new)
             return reserve(pw, &c->idx, 4);
@@ -626,13 +636,16 @@ static void commit_value(sl_pq_writer_t *pw, pq_col *c, const sl_pq_value *v)
     if (c->dict_on) {
         uint32_t e = c->p_entry;
         if (c->p_new) {
-            dict_slot *tab = (dict_slot *)c->table.data;
+            dict_slot *sl = &((dict_slot *)c->table.data)[c->p_entry];
             e = (uint32_t)c->n_entries++;
-            tab[c->p_entry].entry1 = e + 1;
-            tab[c->p_entry].hash = c->p_hash;
+            sl->entry1 = e + 1;
+            sl->hash = c->p_hash;
             if (c->width) {
+                sl->u.fixed = fixed_bits(p, c->width);
                 put(&c->dvals, p, c->width);
             } else {
+                sl->u.bytes.off = (uint32_t)c->ddata.len;
+                sl->u.bytes.len = (uint32_t)n;
                 put(&c->ddata, p, n);
                 put(&c->doffs, &c->ddata.len, sizeof(size_t));
             }
