@@ -21,6 +21,9 @@
 #include <zstd.h>
 
 #define SL_PQ_CREATED_BY_DEFAULT "sluice version 0.1.0"
+/* Level slots per data page at most, whatever page_bytes says (num_values is an int32,
+ * and readers allocate per page). */
+#define PAGE_MAX_SLOTS ((size_t)1 << 20)
 /* The largest dictionary_bytes honoured. */
 #define DICT_MAX_BYTES ((size_t)1 << 30)
 /* Values seen before a mostly-distinct column gives up its dictionary. */
@@ -57,7 +60,7 @@ typedef struct pq_col {
     sl_buf dvals; /* fixed-width entries */
     sl_buf ddata; /* BYTE_ARRAY entries back to back */
     sl_buf doffs; /* size_t end offset per BYTE_ARRAY entry */
-    sl_buf table; /* uint32 slots: entry + 1, 0 = empty; power-of-two size */
+    sl_buf table; /* dict_slot array, power-of-two size, at most half full */
     size_t n_entries;
     size_t dict_bytes; /* PLAIN size of the entries */
 
@@ -875,11 +878,14 @@ static sl_err write_chunk(sl_pq_writer_t *pw, pq_col *c, bool use_dict, int64_t 
         size_t s1 = s0, v1 = v0, est = 0;
         if (!c->max_def && c->width && !use_dict) {
             size_t per = pw->opts.page_bytes / c->width + 1;
+            if (per > PAGE_MAX_SLOTS)
+                per = PAGE_MAX_SLOTS;
             s1 = c->n_slots - s0 < per ? c->n_slots : s0 + per;
             v1 = s1;
         } else {
             size_t unit = use_dict ? 0 : 1; /* dictionary pages: count bits below */
-            while (s1 < c->n_slots && (est < pw->opts.page_bytes || s1 == s0)) {
+            while (s1 < c->n_slots && s1 - s0 < PAGE_MAX_SLOTS &&
+                   (est < pw->opts.page_bytes || s1 == s0)) {
                 if (!c->max_def || defs[s1]) {
                     est += unit ? value_size(c, v1) : 0;
                     v1++;
