@@ -14,10 +14,12 @@ trap 'rm -rf "$OUT"' EXIT
 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
 "$TOOL" bench --rows "$ROWS" --codec none "$OUT/source.parquet" > /dev/null
-for codec in snappy zstd; do
-  "$TOOL" bench --rows "$ROWS" --codec "$codec" "$OUT/sluice_$codec.parquet" |
-    python3 -c "import json,sys; r=json.load(sys.stdin); print(f'sluice  $codec  {r[\"rows_per_s\"]:>10,.0f} rows/s  {r[\"seconds\"]:.3f} s  cpu {r[\"cpu_seconds\"]:.3f} s  {r[\"bytes\"]:>11,} bytes')"
-done
+# sluice twice per codec: with the fdatasync the lake sink needs, and without it (DuckDB's
+# COPY does not sync; strace shows no fsync/fdatasync).
+for codec in snappy zstd; do for sync in "" --no-sync; do
+  "$TOOL" bench --rows "$ROWS" --codec "$codec" $sync "$OUT/sluice_$codec.parquet" |
+    python3 -c "import json,sys; r=json.load(sys.stdin); print(f'sluice${sync:+ (no sync)}  $codec  {r[\"rows_per_s\"]:>10,.0f} rows/s  {r[\"seconds\"]:.3f} s  cpu {r[\"cpu_seconds\"]:.3f} s  {r[\"bytes\"]:>11,} bytes')"
+done; done
 node bench/parquet_duckdb.mjs "$OUT/source.parquet" "$OUT" snappy zstd |
   python3 -c "
 import json,sys

@@ -5,7 +5,7 @@
  *   bench [options] OUT   generates N analytics events in memory (fixed seed), times
  *                         only the writing of OUT, prints rows/s as JSON
  * Options: --codec snappy|zstd|none, --rows N, --row-group-bytes N, --page-bytes N,
- * --dictionary-bytes N, --seed N. */
+ * --dictionary-bytes N, --seed N, --no-sync (finish without fdatasync). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -25,6 +25,7 @@ typedef struct tool_opts {
     sl_pq_writer_options pq;
     uint64_t rows;
     uint64_t seed;
+    bool sync;
     const char *out;
 } tool_opts;
 
@@ -50,12 +51,17 @@ static int parse_opts(int argc, char **argv, tool_opts *o)
     sl_pq_writer_options_default(&o->pq);
     o->rows = 1000000;
     o->seed = 42;
+    o->sync = true;
     o->out = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         uint64_t v = 0;
         if (a[0] != '-') {
             o->out = a;
+            continue;
+        }
+        if (strcmp(a, "--no-sync") == 0) { /* finish without fdatasync, as DuckDB's COPY */
+            o->sync = false;
             continue;
         }
         if (i + 1 >= argc)
@@ -491,8 +497,12 @@ static int cmd_bench(tool_opts *o)
     struct timespec cpu0, cpu1;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
     int64_t t_start = sl_time_mono_ns();
-    if (sl_ostream_fd_init(&ofs, fd) != SL_OK ||
-        sl_pq_writer_new(EVENT_COLS, NCOLS, &o->pq, &ofs.os, &pw, errbuf, sizeof errbuf)) {
+    if (sl_ostream_fd_init(&ofs, fd) != SL_OK) {
+        die("bench", "out of memory");
+        goto out;
+    }
+    ofs.sync = o->sync;
+    if (sl_pq_writer_new(EVENT_COLS, NCOLS, &o->pq, &ofs.os, &pw, errbuf, sizeof errbuf)) {
         die("writer", errbuf);
         goto out;
     }
