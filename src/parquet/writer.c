@@ -64,7 +64,8 @@ typedef struct pq_col {
     size_t n_entries;
     size_t dict_bytes; /* PLAIN size of the entries */
 
-    /* The value being written, between prepare and commit. */
+    /* The value being written, from hash_ahead through prepare to commit. */
+    uint64_t p_bits; /* fixed-width value, zero-extended */
     uint32_t p_hash;
     uint32_t p_entry; /* the entry, or the free table slot when p_new */
     bool p_new;
@@ -585,13 +586,12 @@ static sl_err prepare_value(sl_pq_writer_t *pw, pq_col *c, const sl_pq_value *v)
         (err = dict_fallback(pw, c)))
         return err;
     if (c->dict_on) {
-        uint64_t bits = c->width ? fixed_bits(p, c->width) : 0;
-        uint32_t h = c->width ? hash_fixed(bits) : hash_bytes(p, n);
+        uint64_t bits = c->p_bits; /* from hash_ahead */
+        uint32_t h = c->p_hash;
         size_t found;
         if ((c->n_entries + 1) * 2 > c->table.len / sizeof(dict_slot) &&
             (err = dict_grow_table(pw, c)))
             return err;
-        c->p_hash = h;
         c->p_new = !dict_find(c, p, n, bits, h, &found);
         c->p_entry = (uint32_t)found;
         if (!c->p_new)
@@ -672,6 +672,34 @@ static void commit_value(sl_pq_writer_t *pw, pq_col *c, const sl_pq_value *v)
     }
 }
 
+/* Lookups in big dictionaries are cache misses; a row touches about one per column. So
+ * the hashes are computed and the first slots prefetched for all columns first, then the
+ * bytes those slots point at, and only then are the lookups done: the misses overlap
+ * instead of coming one after another. */
+static void hash_ahead(pq_col *c, const sl_pq_value *v)
+{
+    size_t n;
+    if (!c->dict_on || v->is_null)
+        return;
+    const void *p = value_bytes(c, v, &n);
+    c->p_bits = c->width ? fixed_bits(p, c->width) : 0;
+    c->p_hash = c->width ? hash_fixed(c->p_bits) : hash_bytes(p, n);
+    if (c->table.len) {
+        const dict_slot *tab = (const dict_slot *)c->table.data;
+        __builtin_prefetch(&tab[c->p_hash & (c->table.len / sizeof *tab - 1)]);
+    }
+}
+
+static void prefetch_entry(const pq_col *c, const sl_pq_value *v)
+{
+    if (!c->dict_on || v->is_null || c->width || !c->table.len)
+        return;
+    const dict_slot *tab = (const dict_slot *)c->table.data;
+    const dict_slot *sl = &tab[c->p_hash & (c->table.len / sizeof *tab - 1)];
+    if (sl->entry1 && sl->hash == c->p_hash)
+        __builtin_prefetch(c->ddata.data + sl->u.bytes.off);
+}
+
 static sl_err flush_row_group(sl_pq_writer_t *pw, char *errbuf, size_t errlen);
 
 sl_err sl_pq_writer_write_row(sl_pq_writer_t *pw, const sl_pq_value *values, char *errbuf,
@@ -681,9 +709,13 @@ sl_err sl_pq_writer_write_row(sl_pq_writer_t *pw, const sl_pq_value *values, cha
     if (pw->broken || pw->finished)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_CLOSED, "the parquet writer is %s",
                              pw->finished ? "finished" : "broken");
-    for (size_t i = 0; i < pw->n_cols; i++)
+    for (size_t i = 0; i < pw->n_cols; i++) {
         if ((err = check_value(&pw->cols[i], &values[i], errbuf, errlen)))
             return err;
+        hash_ahead(&pw->cols[i], &values[i]);
+    }
+    for (size_t i = 0; i < pw->n_cols; i++)
+        prefetch_entry(&pw->cols[i], &values[i]);
     for (size_t i = 0; i < pw->n_cols; i++) {
         if ((err = prepare_value(pw, &pw->cols[i], &values[i])))
             return sl_errbuf_set(errbuf, errlen, err,
