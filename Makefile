@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CTEST_FLAGS ?= --output-on-failure
 
-.PHONY: all deps build build-asan build-fuzz up test test-unit test-asan test-fuzz bench format clean node-deps
+.PHONY: all deps build build-asan build-fuzz up test test-unit test-asan test-fuzz bench format clean node-deps bench-parquet
 
 all: build
 
@@ -43,6 +43,10 @@ test: build build-asan build-fuzz node-deps
 
 bench: build
 	./bench/ingest.sh
+
+# sluice's Parquet writer against DuckDB's COPY, one thread each (docs/benchmarks.md).
+bench-parquet: build node-deps
+	./bench/parquet.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -427,6 +427,41 @@ static void test_rle_hostile(void **state)
     }
 }
 
+static void test_utf8(void **state)
+{
+    static const char *const good[] = {"",
+                                       "plain ascii",
+                                       "h\xc3\xa9llo",
+                                       "\xe2\x82\xac",
+                                       "\xf0\x9f\x8e\x89",
+                                       "\xf4\x8f\xbf\xbf",
+                                       "\xed\x9f\xbf"};
+    static const char *const bad[] = {"\x80",
+                                      "\xc0\x80",
+                                      "\xc1\xbf",
+                                      "\xe0\x80\x80",
+                                      "\xed\xa0\x80",
+                                      "\xf4\x90\x80\x80",
+                                      "\xf5\x80\x80\x80",
+                                      "\xc3",
+                                      "\xe2\x82",
+                                      "\xff",
+                                      "\xc3\x28"};
+    for (size_t k = 0; k < sizeof good / sizeof good[0]; k++)
+        assert_true(sl__pq_utf8_is_valid(good[k], strlen(good[k])));
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+        assert_false(sl__pq_utf8_is_valid(bad[k], strlen(bad[k])));
+    /* a bad byte at every position around the 16-byte fast path */
+    char buf[64];
+    for (size_t at = 0; at < sizeof buf; at++) {
+        memset(buf, 'a', sizeof buf);
+        assert_true(sl__pq_utf8_is_valid(buf, sizeof buf));
+        buf[at] = (char)0xff;
+        assert_false(sl__pq_utf8_is_valid(buf, sizeof buf));
+        assert_true(sl__pq_utf8_is_valid(buf, at)); /* the length is honoured */
+    }
+}
+
 /* ---- the writer, read back through our own decoder ---- */
 
 typedef struct written {
@@ -863,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_thrift_hostile),
         cmocka_unit_test(test_rle),
         cmocka_unit_test(test_rle_hostile),
+        cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_writer_zero_rows),
         cmocka_unit_test(test_writer_edge_cases),
         cmocka_unit_test(test_writer_refuses),
