@@ -278,11 +278,15 @@ def main():
     rnd = random.Random(20261124)
     rows = make_rows(rnd, 3000)
     small = ["--row-group-bytes", "150000", "--page-bytes", "4096", "--dictionary-bytes", "4096"]
+    # "zstd-large": past 16,384 values, where mostly-distinct columns give up their
+    # dictionary early (converted to PLAIN mid-chunk).
+    large = make_rows(random.Random(7), 20000)
     runs = [("snappy-small", "snappy", small), ("zstd", "zstd", []),
-            ("none-small", "none", small), ("snappy-empty", "snappy", [])]
+            ("none-small", "none", small), ("snappy-empty", "snappy", []),
+            ("zstd-large", "zstd", [])]
     with tempfile.TemporaryDirectory(prefix="sluice-pq-") as tmp:
         for name, codec, extra in runs:
-            data = [] if name.endswith("empty") else rows
+            data = [] if name.endswith("empty") else large if name.endswith("large") else rows
             path = os.path.join(tmp, name + ".parquet")
             info = write(path, data, codec, extra)
             checks.check(info["file_bytes"] == os.path.getsize(path),
