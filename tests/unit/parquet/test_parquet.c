@@ -739,6 +739,74 @@ static void test_writer_refuses(void **state)
     free(huge);
 }
 
+/* Torture in the spirit of allocation-failure injection: with memory caps at many sizes,
+ * rows are written until one is refused; every refusal must leave the writer consistent,
+ * so the file (when finish fits the cap) holds exactly the accepted rows and nulls. */
+static void test_writer_memory_cap_torture(void **state)
+{
+    sl_pq_column cols[] = {{"u", SL_PQ_BYTE_ARRAY, SL_PQ_LOGICAL_STRING, SL_PQ_REQUIRED},
+                           {"c", SL_PQ_BYTE_ARRAY, SL_PQ_LOGICAL_STRING, SL_PQ_OPTIONAL},
+                           {"n", SL_PQ_INT64, SL_PQ_LOGICAL_NONE, SL_PQ_OPTIONAL}};
+    char *long_str = malloc(3000);
+    memset(long_str, 'L', 2999);
+    long_str[2999] = '\0';
+    int finished = 0;
+    for (size_t cap = 16 * 1024; cap < 600 * 1024; cap += 7919) {
+        written w;
+        sl_ostream_buf obs;
+        sl_pq_writer_t *pw;
+        sl_pq_writer_options o;
+        sl_pq_file_info info;
+        char err[256];
+        sl_buf_init(&w.file, 64 << 20);
+        sl_ostream_buf_init(&obs, &w.file);
+        sl_pq_writer_options_default(&o);
+        o.max_buffered_bytes = cap;
+        o.row_group_bytes = 1 << 30;
+        o.page_bytes = 4096;
+        o.dictionary_bytes = 8192;
+        assert_int_equal(sl_pq_writer_new(cols, 3, &o, &obs.os, &pw, err, sizeof err), SL_OK);
+        uint64_t accepted = 0, nulls = 0;
+        int refused = 0;
+        for (int r = 0; refused < 3 && r < 200000; r++) {
+            char u[32];
+            snprintf(u, sizeof u, "id-%d", r);
+            bool null_n = r % 4 == 0;
+            sl_pq_value v[3] = {str_val(u),
+                                str_val(r % 50 == 0 ? long_str
+                                        : r % 3     ? "x"
+                                                    : NULL),
+                                {.is_null = null_n, .v.i64 = r}};
+            sl_err e = sl_pq_writer_write_row(pw, v, err, sizeof err);
+            if (e == SL_OK) {
+                accepted++;
+                nulls += null_n;
+            } else {
+                assert_int_equal(e, SL_ERR_TOO_LARGE);
+                refused++;
+            }
+        }
+        assert_int_equal(sl_pq_writer_rows(pw), accepted);
+        sl_err e = sl_pq_writer_finish(pw, &info, err, sizeof err);
+        assert_true(e == SL_OK || e == SL_ERR_TOO_LARGE);
+        if (e == SL_OK) {
+            finished++;
+            assert_int_equal(info.rows, accepted);
+            assert_int_equal(info.columns[2].null_count, nulls);
+            written_decode(&w);
+            assert_int_equal(w.fm.num_rows, (int64_t)accepted);
+            for (size_t g = 0; g < w.fm.n_row_groups; g++)
+                for (size_t c = 0; c < 3; c++)
+                    check_pages(&w, &w.fm.row_groups[g].columns[c].meta);
+            sl__pq_arena_cleanup(&w.a);
+        }
+        sl_pq_writer_free(pw);
+        sl_buf_cleanup(&w.file);
+    }
+    assert_true(finished > 10);
+    free(long_str);
+}
+
 /* The output refuses bytes (a capped buffer): the error says so, the writer stays safe. */
 static void test_writer_output_error(void **state)
 {
@@ -902,6 +970,7 @@ int main(void)
         cmocka_unit_test(test_writer_zero_rows),
         cmocka_unit_test(test_writer_edge_cases),
         cmocka_unit_test(test_writer_refuses),
+        cmocka_unit_test(test_writer_memory_cap_torture),
         cmocka_unit_test(test_writer_output_error),
         cmocka_unit_test(test_real_footers),
     };
