@@ -15,9 +15,11 @@ await con.run(`CREATE TABLE events AS SELECT * FROM read_parquet('${src}')`);
 const n = Number((await con.runAndReadAll('SELECT count(*) FROM events')).getRows()[0][0]);
 for (const codec of codecs) {
   const out = `${outdir}/duckdb_${codec}.parquet`;
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   await con.run(`COPY events TO '${out}' (FORMAT parquet, COMPRESSION ${codec})`);
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  console.log(JSON.stringify({ codec, rows: n, seconds: secs, rows_per_s: Math.round(n / secs),
-                               bytes: statSync(out).size }));
+  const c1 = process.cpuUsage(c0);
+  console.log(JSON.stringify({ codec, rows: n, seconds: secs, cpu_seconds: (c1.user + c1.system) / 1e6,
+                               rows_per_s: Math.round(n / secs), bytes: statSync(out).size }));
 }

@@ -80,7 +80,7 @@ static sl_err fd_flush(sl_ostream *os)
     if (err)
         return err;
     ofs->len = 0;
-    if (fdatasync(ofs->fd) != 0)
+    if (ofs->sync && fdatasync(ofs->fd) != 0)
         return sl_errbuf_set(os->errbuf, sizeof os->errbuf, SL_ERR_IO, "could not sync fd %d: %s",
                              ofs->fd, strerror(errno));
     return SL_OK;
@@ -95,6 +95,7 @@ sl_err sl_ostream_fd_init(sl_ostream_fd *ofs, int fd)
     ofs->os.write = fd_write;
     ofs->os.flush = fd_flush;
     ofs->fd = fd;
+    ofs->sync = true;
     return SL_OK;
 }
 

@@ -5,6 +5,7 @@
 #ifndef SL_CORE_OSTREAM_H
 #define SL_CORE_OSTREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,13 +32,15 @@ typedef struct sl_ostream_buf {
 } sl_ostream_buf;
 
 /* A stream onto an open file descriptor, buffered internally (SL_OSTREAM_FD_BUFSZ bytes);
- * flush writes the buffer out and fdatasync()s. The fd is borrowed: never closed here. */
+ * flush writes the buffer out and fdatasync()s (unless sync was set to false after init).
+ * The fd is borrowed: never closed here. */
 #define SL_OSTREAM_FD_BUFSZ (256 * 1024)
 typedef struct sl_ostream_fd {
     sl_ostream os;
     int fd;
     char *pending; /* SL_OSTREAM_FD_BUFSZ bytes, len of them not yet written to fd */
     size_t len;
+    bool sync; /* true after init: flush makes the bytes durable with fdatasync */
 } sl_ostream_fd;
 
 /* obs->os is the stream; buf (borrowed, must outlive obs) is appended to, not reset. */

@@ -55,7 +55,8 @@ typedef struct sl_pq_writer_options {
                                sl_pq_writer_new, copied) */
     /* Additions to the agreed API (0 keeps the default): */
     size_t dictionary_bytes;   /* a column's dictionary may grow to this many bytes before
-                                  the chunk falls back to PLAIN; default 1 MiB */
+                                  the chunk falls back to PLAIN; default 1 MiB,
+                                  at most 1 GiB */
     size_t max_buffered_bytes; /* hard cap on the memory one writer holds (values, levels,
                                   dictionaries, pages being built); a row that would pass it
                                   fails with SL_ERR_TOO_LARGE; default row_group_bytes * 2

@@ -21,6 +21,13 @@
 #include <zstd.h>
 
 #define SL_PQ_CREATED_BY_DEFAULT "sluice version 0.1.0"
+/* Level slots per data page at most, whatever page_bytes says (num_values is an int32,
+ * and readers allocate per page). */
+#define PAGE_MAX_SLOTS ((size_t)1 << 20)
+/* The largest dictionary_bytes honoured. */
+#define DICT_MAX_BYTES ((size_t)1 << 30)
+/* Values seen before a mostly-distinct column gives up its dictionary. */
+#define DICT_PROBE_VALUES 16384
 /* A BYTE_ARRAY value must fit a page, whose sizes are int32. */
 #define MAX_VALUE_BYTES ((size_t)INT32_MAX - 1024)
 
@@ -53,15 +60,16 @@ typedef struct pq_col {
     sl_buf dvals; /* fixed-width entries */
     sl_buf ddata; /* BYTE_ARRAY entries back to back */
     sl_buf doffs; /* size_t end offset per BYTE_ARRAY entry */
-    sl_buf dhash; /* uint64 hash per entry */
-    sl_buf table; /* uint32 slots: entry + 1, 0 = empty; power-of-two size */
+    sl_buf table; /* dict_slot array, power-of-two size, at most half full */
     size_t n_entries;
     size_t dict_bytes; /* PLAIN size of the entries */
 
-    /* The value being written, between prepare and commit. */
-    uint64_t p_hash;
-    uint32_t p_entry;
+    /* The value being written, from hash_ahead through prepare to commit. */
+    uint64_t p_bits; /* fixed-width value, zero-extended */
+    uint32_t p_hash;
+    uint32_t p_entry; /* the entry, or the free table slot when p_new */
     bool p_new;
+    bool p_min, p_max; /* BYTE_ARRAY: the value is a new chunk min / max */
 
     pq_stats chunk, file;
 } pq_col;
@@ -222,6 +230,8 @@ sl_err sl_pq_writer_new(const sl_pq_column *columns, size_t n_columns,
         pw->opts.page_bytes = def.page_bytes;
     if (!pw->opts.dictionary_bytes)
         pw->opts.dictionary_bytes = def.dictionary_bytes;
+    if (pw->opts.dictionary_bytes > DICT_MAX_BYTES) /* offsets in dict_slot are 32-bit */
+        pw->opts.dictionary_bytes = DICT_MAX_BYTES;
     if (!pw->opts.zstd_level)
         pw->opts.zstd_level = def.zstd_level;
     pw->mem_cap = pw->opts.max_buffered_bytes;
@@ -310,16 +320,18 @@ static void stats_fixed(sl_pq_type t, pq_stats *st, const sl_pq_value *v)
         st->max = *v;
 }
 
-/* For BYTE_ARRAY: reserves room so stats_bytes_commit of (p, n) cannot fail. */
-static sl_err stats_bytes_prepare(sl_pq_writer_t *pw, pq_stats *st, const char *p, size_t n)
+/* BYTE_ARRAY bounds in two steps (invariant 3): prepare compares (p, n) with st's bounds,
+ * remembers the outcome in *newmin / *newmax and reserves room; commit copies. */
+static sl_err bytes_bound_prepare(sl_pq_writer_t *pw, pq_stats *st, const char *p, size_t n,
+                                  bool *newmin, bool *newmax)
 {
     sl_err err;
-    if (!st->has || cmp_bytes(p, n, st->minb.data, st->minb.len) < 0)
-        if ((err = reserve(pw, &st->minb, n > st->minb.len ? n - st->minb.len : 0)))
-            return err;
-    if (!st->has || cmp_bytes(p, n, st->maxb.data, st->maxb.len) > 0)
-        if ((err = reserve(pw, &st->maxb, n > st->maxb.len ? n - st->maxb.len : 0)))
-            return err;
+    *newmin = !st->has || cmp_bytes(p, n, st->minb.data, st->minb.len) < 0;
+    *newmax = !st->has || cmp_bytes(p, n, st->maxb.data, st->maxb.len) > 0;
+    if (*newmin && (err = reserve(pw, &st->minb, n > st->minb.len ? n - st->minb.len : 0)))
+        return err;
+    if (*newmax && (err = reserve(pw, &st->maxb, n > st->maxb.len ? n - st->maxb.len : 0)))
+        return err;
     return SL_OK;
 }
 
@@ -329,18 +341,23 @@ static void set_bytes(sl_buf *b, const char *p, size_t n)
     put(b, p, n);
 }
 
-static void stats_bytes_commit(pq_stats *st, const char *p, size_t n)
+static void bytes_bound_commit(pq_stats *st, const char *p, size_t n, bool newmin, bool newmax)
 {
-    if (!st->has) {
+    if (newmin)
         set_bytes(&st->minb, p, n);
+    if (newmax)
         set_bytes(&st->maxb, p, n);
-        st->has = true;
-        return;
-    }
-    if (cmp_bytes(p, n, st->minb.data, st->minb.len) < 0)
-        set_bytes(&st->minb, p, n);
-    if (cmp_bytes(p, n, st->maxb.data, st->maxb.len) > 0)
-        set_bytes(&st->maxb, p, n);
+    st->has = true;
+}
+
+static sl_err stats_bytes_prepare(sl_pq_writer_t *pw, pq_col *c, const char *p, size_t n)
+{
+    return bytes_bound_prepare(pw, &c->chunk, p, n, &c->p_min, &c->p_max);
+}
+
+static void stats_bytes_commit(pq_col *c, const char *p, size_t n)
+{
+    bytes_bound_commit(&c->chunk, p, n, c->p_min, c->p_max);
 }
 
 /* Parquet's rule for zero bounds of floating point columns: a zero min is written -0.0
@@ -365,12 +382,40 @@ static void stats_reset(pq_stats *st)
 
 /* ---- dictionary ---- */
 
-static uint64_t hash_fixed(const void *p, size_t width)
+/* Slots of the open-addressing table: entry + 1 (0 = empty), 32 bits of the value's hash
+ * and the value itself (fixed-width) or where its bytes are in ddata, so a probe touches
+ * one slot and, for BYTE_ARRAY, the bytes: each a cache miss once dictionaries are big. */
+typedef struct dict_slot {
+    uint32_t entry1;
+    uint32_t hash;
+    union {
+        uint64_t fixed; /* the value, zero-extended */
+        struct {
+            uint32_t off, len;
+        } bytes;
+    } u;
+} dict_slot;
+
+static uint64_t fixed_bits(const void *p, size_t width)
 {
     uint64_t w = 0;
     memcpy(&w, p, width);
-    w *= 0x9e3779b97f4a7c15u;
-    return w ^ (w >> 31);
+    return w;
+}
+
+static uint32_t hash_fixed(uint64_t w)
+{
+    w ^= w >> 32;
+    w *= 0xd6e8feb86659fd93u;
+    w ^= w >> 32;
+    w *= 0xd6e8feb86659fd93u;
+    return (uint32_t)(w ^ (w >> 32));
+}
+
+static uint32_t hash_bytes(const void *p, size_t n)
+{
+    uint64_t h = sl__pq_hash(p, n);
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 static const char *entry_bytes(const pq_col *c, size_t e, size_t *len)
@@ -381,57 +426,52 @@ static const char *entry_bytes(const pq_col *c, size_t e, size_t *len)
     return c->ddata.data + start;
 }
 
-/* Finds the value (p, n) in the table: its entry, or false with *slot free for it. */
-static bool dict_find(const pq_col *c, const void *p, size_t n, uint64_t h, size_t *slot)
+/* Finds the value (p, n; bits for fixed-width) in the table: true with *found its entry,
+ * or false with *found the free slot for it. */
+static bool dict_find(const pq_col *c, const void *p, size_t n, uint64_t bits, uint32_t h,
+                      size_t *found)
 {
-    const uint32_t *tab = (const uint32_t *)c->table.data;
-    const uint64_t *hs = (const uint64_t *)c->dhash.data;
-    size_t mask = c->table.len / 4 - 1;
+    const dict_slot *tab = (const dict_slot *)c->table.data;
+    size_t mask = c->table.len / sizeof *tab - 1;
     for (size_t s = h & mask;; s = (s + 1) & mask) {
-        uint32_t e = tab[s];
-        if (!e) {
-            *slot = s;
+        const dict_slot *sl = &tab[s];
+        if (!sl->entry1) {
+            *found = s;
             return false;
         }
-        e--;
-        if (hs[e] != h)
+        if (sl->hash != h)
             continue;
-        if (c->width) {
-            if (memcmp(c->dvals.data + e * c->width, p, c->width) == 0) {
-                *slot = e;
-                return true;
-            }
-        } else {
-            size_t len;
-            const char *q = entry_bytes(c, e, &len);
-            if (len == n && memcmp(q, p, n) == 0) {
-                *slot = e;
-                return true;
-            }
+        if (c->width ? sl->u.fixed == bits
+                     : sl->u.bytes.len == n && memcmp(c->ddata.data + sl->u.bytes.off, p, n) == 0) {
+            *found = sl->entry1 - 1;
+            return true;
         }
     }
 }
 
-/* Doubles the table (or creates it) and rehashes the entries. */
+/* Doubles the table (or creates it) and moves the slots over. */
 static sl_err dict_grow_table(sl_pq_writer_t *pw, pq_col *c)
 {
-    size_t slots = c->table.len ? c->table.len / 4 * 2 : 1024;
+    size_t old = c->table.len / sizeof(dict_slot);
+    size_t slots = old ? old * 2 : 1024;
     sl_buf nt;
     sl_buf_init(&nt, 0);
-    sl_err err = reserve(pw, &nt, slots * 4);
+    sl_err err = reserve(pw, &nt, slots * sizeof(dict_slot));
     if (err) {
         release(pw, &nt);
         return err;
     }
-    memset(nt.data, 0, slots * 4);
-    nt.len = slots * 4;
-    const uint64_t *hs = (const uint64_t *)c->dhash.data;
-    uint32_t *tab = (uint32_t *)nt.data;
-    for (size_t e = 0; e < c->n_entries; e++) {
-        size_t s = hs[e] & (slots - 1);
-        while (tab[s])
+    memset(nt.data, 0, slots * sizeof(dict_slot));
+    nt.len = slots * sizeof(dict_slot);
+    const dict_slot *from = (const dict_slot *)c->table.data;
+    dict_slot *tab = (dict_slot *)nt.data;
+    for (size_t k = 0; k < old; k++) {
+        if (!from[k].entry1)
+            continue;
+        size_t s = from[k].hash & (slots - 1);
+        while (tab[s].entry1)
             s = (s + 1) & (slots - 1);
-        tab[s] = (uint32_t)e + 1;
+        tab[s] = from[k];
     }
     release(pw, &c->table);
     c->table = nt;
@@ -470,7 +510,6 @@ static void dict_reset(pq_col *c)
     sl_buf_reset(&c->dvals);
     sl_buf_reset(&c->ddata);
     sl_buf_reset(&c->doffs);
-    sl_buf_reset(&c->dhash);
     if (c->table.len)
         memset(c->table.data, 0, c->table.len);
     c->n_entries = 0;
@@ -541,22 +580,26 @@ static sl_err prepare_value(sl_pq_writer_t *pw, pq_col *c, const sl_pq_value *v)
     if (v->is_null)
         return SL_OK;
     p = value_bytes(c, v, &n);
+    /* A column whose values are mostly distinct gains nothing from a dictionary: give it
+     * up early instead of hashing until dictionary_bytes is reached. */
+    if (c->dict_on && c->n_vals == DICT_PROBE_VALUES && c->n_entries * 10 > c->n_vals * 9 &&
+        (err = dict_fallback(pw, c)))
+        return err;
     if (c->dict_on) {
-        uint64_t h = c->width ? hash_fixed(p, c->width) : sl__pq_hash(p, n);
-        size_t slot;
-        if ((c->n_entries + 1) * 2 > c->table.len / 4 && (err = dict_grow_table(pw, c)))
+        uint64_t bits = c->p_bits; /* from hash_ahead */
+        uint32_t h = c->p_hash;
+        size_t found;
+        if ((c->n_entries + 1) * 2 > c->table.len / sizeof(dict_slot) &&
+            (err = dict_grow_table(pw, c)))
             return err;
-        c->p_hash = h;
-        c->p_new = !dict_find(c, p, n, h, &slot);
-        if (!c->p_new) {
-            c->p_entry = (uint32_t)slot;
+        c->p_new = !dict_find(c, p, n, bits, h, &found);
+        c->p_entry = (uint32_t)found;
+        if (!c->p_new)
             return reserve(pw, &c->idx, 4);
-        }
-        c->p_entry = (uint32_t)slot; /* the free table slot */
         size_t esize = c->width ? c->width : 4 + n;
         if (c->dict_bytes + esize <= pw->opts.dictionary_bytes && c->n_entries < UINT32_MAX - 1) {
-            if ((err = reserve(pw, &c->idx, 4)) || (err = reserve(pw, &c->dhash, 8)) ||
-                (!c->width && (err = stats_bytes_prepare(pw, &c->chunk, p, n))))
+            if ((err = reserve(pw, &c->idx, 4)) ||
+                (!c->width && (err = stats_bytes_prepare(pw, c, p, n))))
                 return err;
             if (c->width)
                 return reserve(pw, &c->dvals, c->width);
@@ -567,11 +610,9 @@ static sl_err prepare_value(sl_pq_writer_t *pw, pq_col *c, const sl_pq_value *v)
         if ((err = dict_fallback(pw, c)))
             return err;
     }
-    if (!c->width && (err = stats_bytes_prepare(pw, &c->chunk, p, n)))
-        return err;
     if (c->width)
         return reserve(pw, &c->vals, c->width);
-    if ((err = reserve(pw, &c->offs, sizeof(size_t))))
+    if ((err = stats_bytes_prepare(pw, c, p, n)) || (err = reserve(pw, &c->offs, sizeof(size_t))))
         return err;
     return reserve(pw, &c->data, n);
 }
@@ -598,13 +639,16 @@ static void commit_value(sl_pq_writer_t *pw, pq_col *c, const sl_pq_value *v)
     if (c->dict_on) {
         uint32_t e = c->p_entry;
         if (c->p_new) {
-            uint32_t *tab = (uint32_t *)c->table.data;
+            dict_slot *sl = &((dict_slot *)c->table.data)[c->p_entry];
             e = (uint32_t)c->n_entries++;
-            tab[c->p_entry] = e + 1;
-            put(&c->dhash, &c->p_hash, 8);
+            sl->entry1 = e + 1;
+            sl->hash = c->p_hash;
             if (c->width) {
+                sl->u.fixed = fixed_bits(p, c->width);
                 put(&c->dvals, p, c->width);
             } else {
+                sl->u.bytes.off = (uint32_t)c->ddata.len;
+                sl->u.bytes.len = (uint32_t)n;
                 put(&c->ddata, p, n);
                 put(&c->doffs, &c->ddata.len, sizeof(size_t));
             }
@@ -613,7 +657,7 @@ static void commit_value(sl_pq_writer_t *pw, pq_col *c, const sl_pq_value *v)
             if (c->width)
                 stats_fixed(c->type, &c->chunk, v);
             else
-                stats_bytes_commit(&c->chunk, p, n);
+                stats_bytes_commit(c, p, n);
         }
         put(&c->idx, &e, 4);
         return;
@@ -624,8 +668,36 @@ static void commit_value(sl_pq_writer_t *pw, pq_col *c, const sl_pq_value *v)
     } else {
         put(&c->data, p, n);
         put(&c->offs, &c->data.len, sizeof(size_t));
-        stats_bytes_commit(&c->chunk, p, n);
+        stats_bytes_commit(c, p, n);
     }
+}
+
+/* Lookups in big dictionaries are cache misses; a row touches about one per column. So
+ * the hashes are computed and the first slots prefetched for all columns first, then the
+ * bytes those slots point at, and only then are the lookups done: the misses overlap
+ * instead of coming one after another. */
+static void hash_ahead(pq_col *c, const sl_pq_value *v)
+{
+    size_t n;
+    if (!c->dict_on || v->is_null)
+        return;
+    const void *p = value_bytes(c, v, &n);
+    c->p_bits = c->width ? fixed_bits(p, c->width) : 0;
+    c->p_hash = c->width ? hash_fixed(c->p_bits) : hash_bytes(p, n);
+    if (c->table.len) {
+        const dict_slot *tab = (const dict_slot *)c->table.data;
+        __builtin_prefetch(&tab[c->p_hash & (c->table.len / sizeof *tab - 1)]);
+    }
+}
+
+static void prefetch_entry(const pq_col *c, const sl_pq_value *v)
+{
+    if (!c->dict_on || v->is_null || c->width || !c->table.len)
+        return;
+    const dict_slot *tab = (const dict_slot *)c->table.data;
+    const dict_slot *sl = &tab[c->p_hash & (c->table.len / sizeof *tab - 1)];
+    if (sl->entry1 && sl->hash == c->p_hash)
+        __builtin_prefetch(c->ddata.data + sl->u.bytes.off);
 }
 
 static sl_err flush_row_group(sl_pq_writer_t *pw, char *errbuf, size_t errlen);
@@ -637,9 +709,13 @@ sl_err sl_pq_writer_write_row(sl_pq_writer_t *pw, const sl_pq_value *values, cha
     if (pw->broken || pw->finished)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_CLOSED, "the parquet writer is %s",
                              pw->finished ? "finished" : "broken");
-    for (size_t i = 0; i < pw->n_cols; i++)
+    for (size_t i = 0; i < pw->n_cols; i++) {
         if ((err = check_value(&pw->cols[i], &values[i], errbuf, errlen)))
             return err;
+        hash_ahead(&pw->cols[i], &values[i]);
+    }
+    for (size_t i = 0; i < pw->n_cols; i++)
+        prefetch_entry(&pw->cols[i], &values[i]);
     for (size_t i = 0; i < pw->n_cols; i++) {
         if ((err = prepare_value(pw, &pw->cols[i], &values[i])))
             return sl_errbuf_set(errbuf, errlen, err,
@@ -834,11 +910,14 @@ static sl_err write_chunk(sl_pq_writer_t *pw, pq_col *c, bool use_dict, int64_t 
         size_t s1 = s0, v1 = v0, est = 0;
         if (!c->max_def && c->width && !use_dict) {
             size_t per = pw->opts.page_bytes / c->width + 1;
+            if (per > PAGE_MAX_SLOTS)
+                per = PAGE_MAX_SLOTS;
             s1 = c->n_slots - s0 < per ? c->n_slots : s0 + per;
             v1 = s1;
         } else {
             size_t unit = use_dict ? 0 : 1; /* dictionary pages: count bits below */
-            while (s1 < c->n_slots && (est < pw->opts.page_bytes || s1 == s0)) {
+            while (s1 < c->n_slots && s1 - s0 < PAGE_MAX_SLOTS &&
+                   (est < pw->opts.page_bytes || s1 == s0)) {
                 if (!c->max_def || defs[s1]) {
                     est += unit ? value_size(c, v1) : 0;
                     v1++;
@@ -927,9 +1006,10 @@ static sl_err stats_merge(sl_pq_writer_t *pw, pq_col *c)
     }
     for (int k = 0; k < 2; k++) {
         const sl_buf *b = k ? &ch->maxb : &ch->minb;
-        if ((err = stats_bytes_prepare(pw, fs, b->data, b->len)))
+        bool newmin, newmax;
+        if ((err = bytes_bound_prepare(pw, fs, b->data, b->len, &newmin, &newmax)))
             return err;
-        stats_bytes_commit(fs, b->data, b->len);
+        bytes_bound_commit(fs, b->data, b->len, newmin, newmax);
     }
     return SL_OK;
 }
@@ -1150,9 +1230,9 @@ void sl_pq_writer_free(sl_pq_writer_t *pw)
         return;
     for (size_t i = 0; pw->cols && i < pw->n_cols; i++) {
         pq_col *c = &pw->cols[i];
-        sl_buf *bufs[] = {&c->defs,       &c->vals,       &c->data,      &c->offs,     &c->idx,
-                          &c->dvals,      &c->ddata,      &c->doffs,     &c->dhash,    &c->table,
-                          &c->chunk.minb, &c->chunk.maxb, &c->file.minb, &c->file.maxb};
+        sl_buf *bufs[] = {&c->defs,       &c->vals,      &c->data,     &c->offs,  &c->idx,
+                          &c->dvals,      &c->ddata,     &c->doffs,    &c->table, &c->chunk.minb,
+                          &c->chunk.maxb, &c->file.minb, &c->file.maxb};
         for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
             sl_buf_cleanup(bufs[k]);
         free(c->name);
