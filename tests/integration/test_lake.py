@@ -226,8 +226,49 @@ def check_refusals():
         shutil.rmtree(base, ignore_errors=True)
 
 
+def check_commit_failure():
+    """A commit that cannot be written abandons the batch, turns /ready to 503 with the
+    reason, and is retried: once the obstacle is gone every event lands exactly once. The
+    obstacle: a directory squatting on the next version's name (link() finds it taken, and
+    re-reading the table fails on it), which stops even root."""
+    base = tempfile.mkdtemp(prefix="sluice-lake-fail-")
+    try:
+        table = os.path.join(base, "lake")
+        lake_uri = "file://" + table
+        args = ["--lake", lake_uri, "--lake-batch-interval", "200ms"]
+        evs = events()[:60]
+        with Server(log_dir=base, extra_args=args) as srv:
+            ids = post_all(srv, evs[:30])
+            checks.check(wait_rows(lake_uri, 30), "failure: first events in the table")
+            squat = os.path.join(table, "_delta_log", "%020d.json" % len(replay(table)))
+            os.mkdir(squat)
+            ids += post_all(srv, evs[30:])
+            deadline, status, body = time.time() + 30, 200, b""
+            while time.time() < deadline and status == 200:
+                status, _, body = srv.request("GET", "/ready")
+                time.sleep(0.1)
+            checks.check(status == 503 and b"lake-sink" in body and b"commit" in body,
+                         f"failure: /ready {status} {body[:300]!r}")
+            os.rmdir(squat)
+            checks.check(wait_rows(lake_uri, 60), "failure: all events in the table after")
+            status, _, body = srv.request("GET", "/ready")
+            checks.check(status == 200, f"failure: /ready after recovery {status} {body!r}")
+            status, _, body = srv.request("GET", "/metrics")
+            checks.check(b"sluice_lake_failures_total 0" not in body,
+                         "failure: sluice_lake_failures_total counts the abandoned batches")
+            checks.check(srv.stop() == 0, "failure: sluice exits 0")
+        files = replay(table)[-1]["files"]
+        res = duckdb(["SELECT event_id FROM read_parquet([" +
+                      ", ".join(sql_str(file_path(table, a)) for a in files.values()) + "])"])
+        got = [r["event_id"] for r in res[0]]
+        checks.check(sorted(got) == sorted(ids), f"failure: {len(got)} rows for {len(ids)} events")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def main():
     ensure_node_modules()
+    check_commit_failure()
     check_refusals()
     for codec in CODECS:
         check_codec(codec)
