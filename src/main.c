@@ -222,6 +222,9 @@ static int cmd_serve(int argc, char **argv)
            "  metrics  GET  %s/metrics\n"
            "  log      %s  (see it with: sluice log read --log %s)\n",
            base, base, base, cfg.log_uri, cfg.log_uri);
+    if (roles & ROLE_LAKE_SINK)
+        printf("  lake     %s  (see it with: sluice lake history --lake %s)\n", cfg.lake_uri,
+               cfg.lake_uri);
     fflush(stdout);
 
     int sig = 0;
