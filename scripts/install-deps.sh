@@ -16,6 +16,9 @@ for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
     missing="$missing $p"
 done
+# Debian's nodejs comes without npm (a package of its own); a machine whose node came
+# from elsewhere has its npm already, and Debian's npm would conflict with it.
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -n "$missing" ]; then
   echo "installing:$missing"
   $SUDO apt-get update -qq
