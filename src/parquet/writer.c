@@ -537,7 +537,7 @@ static const void *value_bytes(const pq_col *c, const sl_pq_value *v, size_t *n)
         return &v->v.f64;
     case SL_PQ_BYTE_ARRAY:
         *n = v->v.bytes.len;
-        return v->v.bytes.ptr;
+        return *n ? v->v.bytes.ptr : ""; /* {NULL, 0} is the empty string */
     }
     *n = 0;
     return NULL;
@@ -974,8 +974,8 @@ nomem:
 }
 
 /* The PLAIN bytes of a bound for the footer, copied into the metadata arena. */
-static bool stats_bound(sl_pq_writer_t *pw, const pq_col *c, const sl_pq_value *v, const sl_buf *b,
-                        sl__pq_str *out)
+static sl_err copy_bound(sl_pq_writer_t *pw, const pq_col *c, const sl_pq_value *v, const sl_buf *b,
+                         sl__pq_str *out)
 {
     const void *p = b->data;
     size_t n = b->len;
@@ -983,11 +983,11 @@ static bool stats_bound(sl_pq_writer_t *pw, const pq_col *c, const sl_pq_value *
         p = value_bytes(c, v, &n);
     char *copy = sl__pq_arena_alloc(&pw->meta, n ? n : 1);
     if (!copy)
-        return false;
+        return SL_ERR_TOO_LARGE;
     memcpy(copy, p, n);
     out->ptr = copy;
     out->len = n;
-    return true;
+    return SL_OK;
 }
 
 /* Merges the chunk's statistics into the file's (for sl_pq_file_info). */
@@ -1077,8 +1077,8 @@ static sl_err flush_row_group(sl_pq_writer_t *pw, char *errbuf, size_t errlen)
         cm->stats.has_null_count = true;
         cm->stats.null_count = (int64_t)c->chunk.nulls;
         if (c->chunk.has) {
-            if (!stats_bound(pw, c, &c->chunk.min, &c->chunk.minb, &cm->stats.min_value) ||
-                !stats_bound(pw, c, &c->chunk.max, &c->chunk.maxb, &cm->stats.max_value))
+            if (copy_bound(pw, c, &c->chunk.min, &c->chunk.minb, &cm->stats.min_value) ||
+                copy_bound(pw, c, &c->chunk.max, &c->chunk.maxb, &cm->stats.max_value))
                 goto too_large;
             cm->stats.has_min = cm->stats.has_max = true;
         }

@@ -706,6 +706,8 @@ static void test_writer_refuses(void **state)
     assert_int_equal(sl_pq_writer_new(cols, 3, &o, &obs.os, &pw, err, sizeof err), SL_OK);
     sl_pq_value ok[3] = {str_val("a"), str_val("{}"), {.v.bytes = {"\xff\xfe", 2}}};
     assert_int_equal(sl_pq_writer_write_row(pw, ok, err, sizeof err), SL_OK);
+    sl_pq_value empty[3] = {{.v.bytes = {NULL, 0}}, {.v.bytes = {NULL, 0}}, {.v.bytes = {NULL, 0}}};
+    assert_int_equal(sl_pq_writer_write_row(pw, empty, err, sizeof err), SL_OK);
     sl_pq_value v[3] = {str_val(NULL), str_val("{}"), str_val(NULL)};
     assert_int_equal(sl_pq_writer_write_row(pw, v, err, sizeof err), SL_ERR_INVALID);
     assert_non_null(strstr(err, "null in the required column \"name\""));
@@ -723,17 +725,18 @@ static void test_writer_refuses(void **state)
     assert_int_equal(sl_pq_writer_write_row(pw, v, err, sizeof err), SL_ERR_TOO_LARGE);
     assert_non_null(strstr(err, "memory limit"));
     v[2] = str_val(NULL);
-    assert_int_equal(sl_pq_writer_rows(pw), 1);
+    assert_int_equal(sl_pq_writer_rows(pw), 2);
     assert_int_equal(sl_pq_writer_write_row(pw, v, err, sizeof err), SL_OK);
     assert_int_equal(sl_pq_writer_finish(pw, &info, err, sizeof err), SL_OK);
-    assert_int_equal(info.rows, 2);
+    assert_int_equal(info.rows, 3);
+    assert_int_equal(info.columns[0].min.v.bytes.len, 0); /* the empty string */
     /* only the rows accepted: bounds "a".."zz", one null in raw */
     assert_memory_equal(info.columns[0].max.v.bytes.ptr, "zz", 2);
     assert_int_equal(info.columns[2].null_count, 1);
     assert_int_equal(info.columns[1].max.v.bytes.len, 4);
     sl_pq_writer_free(pw);
     written_decode(&w);
-    assert_int_equal(w.fm.num_rows, 2);
+    assert_int_equal(w.fm.num_rows, 3);
     assert_int_equal(w.fm.row_groups[0].columns[2].meta.stats.null_count, 1);
     written_cleanup(&w);
     free(huge);
