@@ -742,6 +742,11 @@ size_t sl_pq_writer_buffered_bytes(const sl_pq_writer_t *pw)
     return pw->buffered;
 }
 
+bool sl_pq_writer_is_broken(const sl_pq_writer_t *pw)
+{
+    return pw->broken;
+}
+
 /* ---- pages ---- */
 
 typedef struct chunk_out {

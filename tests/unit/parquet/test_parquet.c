@@ -724,6 +724,7 @@ static void test_writer_refuses(void **state)
     v[2] = (sl_pq_value){.v.bytes = {huge, 1 << 20}};
     assert_int_equal(sl_pq_writer_write_row(pw, v, err, sizeof err), SL_ERR_TOO_LARGE);
     assert_non_null(strstr(err, "memory limit"));
+    assert_false(sl_pq_writer_is_broken(pw));
     v[2] = str_val(NULL);
     assert_int_equal(sl_pq_writer_rows(pw), 2);
     assert_int_equal(sl_pq_writer_write_row(pw, v, err, sizeof err), SL_OK);
@@ -836,6 +837,7 @@ static void test_writer_output_error(void **state)
     }
     assert_int_equal(e, SL_ERR_TOO_LARGE);
     assert_non_null(strstr(err, "could not write the parquet file"));
+    assert_true(sl_pq_writer_is_broken(pw));
     sl_pq_value v = {.v.i64 = 1};
     assert_int_equal(sl_pq_writer_write_row(pw, &v, err, sizeof err), SL_ERR_CLOSED);
     assert_int_equal(sl_pq_writer_finish(pw, NULL, err, sizeof err), SL_ERR_CLOSED);
