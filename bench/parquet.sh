@@ -44,4 +44,11 @@ for codec in ("snappy", "zstd"):
               f"{statistics.median(r['rows_per_s'] for r in rs):,.0f} | "
               f"{min(r['seconds'] for r in rs):.3f} | {min(r['cpu_seconds'] for r in rs):.3f} | "
               f"{rs[0]['bytes']:,} |")
+for codec in ("snappy", "zstd"):
+    s = [r for r in runs if r["who"] == "sluice" and r["codec"] == codec]
+    d = [r for r in runs if r["who"].startswith("duckdb") and r["codec"] == codec]
+    if s and d:
+        print(f"{codec}: sluice/duckdb rows/s {statistics.median(r['rows_per_s'] for r in s) / statistics.median(r['rows_per_s'] for r in d):.2f}x"
+              f" (medians, sluice with fdatasync), CPU {min(r['cpu_seconds'] for r in s) / min(r['cpu_seconds'] for r in d):.2f}x,"
+              f" file size {s[0]['bytes'] / d[0]['bytes']:.3f}x")
 PY
