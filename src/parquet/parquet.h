@@ -59,8 +59,9 @@ typedef struct sl_pq_writer_options {
                                   at most 1 GiB */
     size_t max_buffered_bytes; /* hard cap on the memory one writer holds (values, levels,
                                   dictionaries, pages being built); a row that would pass it
-                                  fails with SL_ERR_TOO_LARGE; default row_group_bytes * 2
-                                  + 64 MiB */
+                                  less a headroom for pages (3 x page_bytes + 256 KiB, at
+                                  most half) fails with SL_ERR_TOO_LARGE, and the file can
+                                  still be finished; default row_group_bytes * 2 + 64 MiB */
 } sl_pq_writer_options;
 
 void sl_pq_writer_options_default(sl_pq_writer_options *opts);

@@ -745,7 +745,7 @@ static void test_writer_refuses(void **state)
 
 /* Torture in the spirit of allocation-failure injection: with memory caps at many sizes,
  * rows are written until one is refused; every refusal must leave the writer consistent,
- * so the file (when finish fits the cap) holds exactly the accepted rows and nulls. */
+ * and the file must still finish and hold exactly the accepted rows and nulls. */
 static void test_writer_memory_cap_torture(void **state)
 {
     sl_pq_column cols[] = {{"u", SL_PQ_BYTE_ARRAY, SL_PQ_LOGICAL_STRING, SL_PQ_REQUIRED},
@@ -754,8 +754,8 @@ static void test_writer_memory_cap_torture(void **state)
     char *long_str = malloc(3000);
     memset(long_str, 'L', 2999);
     long_str[2999] = '\0';
-    int finished = 0;
-    for (size_t cap = 16 * 1024; cap < 600 * 1024; cap += 7919) {
+    int finished = 0, tries = 0;
+    for (size_t cap = 16 * 1024; cap < 600 * 1024; cap += 7919, tries++) {
         written w;
         sl_ostream_buf obs;
         sl_pq_writer_t *pw;
@@ -807,7 +807,9 @@ static void test_writer_memory_cap_torture(void **state)
         sl_pq_writer_free(pw);
         sl_buf_cleanup(&w.file);
     }
-    assert_true(finished > 10);
+    /* The headroom kept for pages lets every file be finished after its rows hit the cap. */
+    print_message("memory-cap torture: %d of %d files finished\n", finished, tries);
+    assert_int_equal(finished, tries);
     free(long_str);
 }
 
