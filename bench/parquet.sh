@@ -21,9 +21,9 @@ for _ in $(seq "$REPEAT"); do
   # sluice with the fdatasync the lake sink needs, and without it (DuckDB's COPY does not
   # sync: strace shows no fsync/fdatasync).
   for codec in snappy zstd; do
-    "$TOOL" bench --rows "$ROWS" --codec "$codec" "$OUT/sluice.parquet" |
+    "$TOOL" bench --rows "$ROWS" --codec "$codec" "$OUT/sluice_$codec.parquet" |
       sed "s/^{/{\"who\": \"sluice\", \"codec\": \"$codec\", /" >> "$OUT/runs"
-    "$TOOL" bench --rows "$ROWS" --codec "$codec" --no-sync "$OUT/sluice.parquet" |
+    "$TOOL" bench --rows "$ROWS" --codec "$codec" --no-sync "$OUT/sluice_$codec.parquet" |
       sed "s/^{/{\"who\": \"sluice, no fdatasync\", \"codec\": \"$codec\", /" >> "$OUT/runs"
   done
   node bench/parquet_duckdb.mjs "$OUT/source.parquet" "$OUT" snappy zstd |
@@ -32,7 +32,12 @@ done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$OUT/runs" <<'PY'
 import json, statistics, sys
-runs = [json.loads(l) for l in open(sys.argv[1])]
+lines = [json.loads(l) for l in open(sys.argv[1])]
+runs = [r for r in lines if "verify" not in r]
+for v in (r for r in lines if "verify" in r):
+    if v["missing"] or v["extra"]:
+        sys.exit(f"{v['verify']}: {v['missing']} rows missing, {v['extra']} extra, against DuckDB's table")
+print("sluice's files hold exactly the benchmark rows (DuckDB EXCEPT ALL both ways: 0 rows)")
 print("| writer | codec | rows/s (best) | rows/s (median) | wall s (best) | CPU s (best) | file bytes |")
 print("|---|---|---|---|---|---|---|")
 for codec in ("snappy", "zstd"):
@@ -44,4 +49,11 @@ for codec in ("snappy", "zstd"):
               f"{statistics.median(r['rows_per_s'] for r in rs):,.0f} | "
               f"{min(r['seconds'] for r in rs):.3f} | {min(r['cpu_seconds'] for r in rs):.3f} | "
               f"{rs[0]['bytes']:,} |")
+for codec in ("snappy", "zstd"):
+    s = [r for r in runs if r["who"] == "sluice" and r["codec"] == codec]
+    d = [r for r in runs if r["who"].startswith("duckdb") and r["codec"] == codec]
+    if s and d:
+        print(f"{codec}: sluice/duckdb rows/s {statistics.median(r['rows_per_s'] for r in s) / statistics.median(r['rows_per_s'] for r in d):.2f}x"
+              f" (medians, sluice with fdatasync), CPU {min(r['cpu_seconds'] for r in s) / min(r['cpu_seconds'] for r in d):.2f}x,"
+              f" file size {s[0]['bytes'] / d[0]['bytes']:.3f}x")
 PY

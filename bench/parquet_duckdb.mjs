@@ -1,9 +1,10 @@
 // DuckDB's side of bench/parquet.sh: loads the benchmark rows (from sluice's uncompressed
 // file, so both writers get the very same values) into an in-memory table with one
 // thread, then times only `COPY ... TO (FORMAT parquet, COMPRESSION <codec>)`.
-// Usage: node bench/parquet_duckdb.mjs SOURCE.parquet OUTDIR codec...
+// Then (untimed) checks that sluice's files in OUTDIR (sluice_*.parquet) hold exactly the
+// table's rows. Usage: node bench/parquet_duckdb.mjs SOURCE.parquet OUTDIR codec...
 import { createRequire } from 'node:module';
-import { statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 const require = createRequire(new URL('../tests/node/package.json', import.meta.url));
 const { DuckDBInstance } = require('@duckdb/node-api');
 
@@ -22,4 +23,10 @@ for (const codec of codecs) {
   const c1 = process.cpuUsage(c0);
   console.log(JSON.stringify({ codec, rows: n, seconds: secs, cpu_seconds: (c1.user + c1.system) / 1e6,
                                rows_per_s: Math.round(n / secs), bytes: statSync(out).size }));
+}
+for (const f of readdirSync(outdir).filter((n) => /^sluice_.*\.parquet$/.test(n))) {
+  const other = `read_parquet('${outdir}/${f}')`;
+  const diff = async (a, b) =>
+    Number((await con.runAndReadAll(`SELECT count(*) FROM (SELECT * FROM ${a} EXCEPT ALL SELECT * FROM ${b})`)).getRows()[0][0]);
+  console.log(JSON.stringify({ verify: f, missing: await diff('events', other), extra: await diff(other, 'events') }));
 }

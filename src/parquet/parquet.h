@@ -59,8 +59,9 @@ typedef struct sl_pq_writer_options {
                                   at most 1 GiB */
     size_t max_buffered_bytes; /* hard cap on the memory one writer holds (values, levels,
                                   dictionaries, pages being built); a row that would pass it
-                                  fails with SL_ERR_TOO_LARGE; default row_group_bytes * 2
-                                  + 64 MiB */
+                                  less a headroom for pages (3 x page_bytes + 256 KiB, at
+                                  most half) fails with SL_ERR_TOO_LARGE, and the file can
+                                  still be finished; default row_group_bytes * 2 + 64 MiB */
 } sl_pq_writer_options;
 
 void sl_pq_writer_options_default(sl_pq_writer_options *opts);
@@ -89,19 +90,24 @@ SL_MUST_CHECK sl_err sl_pq_writer_new(const sl_pq_column *columns, size_t n_colu
                                       const sl_pq_writer_options *opts, sl_ostream *out,
                                       sl_pq_writer_t **pw, char *errbuf, size_t errlen);
 
-/* One row: values[i] for columns[i]; bytes are copied. A null in a REQUIRED column, a
- * string that is not UTF-8 in a STRING/JSON column: SL_ERR_INVALID naming the column,
- * and the row is not written (nothing half-written). SL_ERR_TOO_LARGE past
- * max_buffered_bytes (the row is not written; pw stays usable). When the row group
- * reaches row_group_bytes it is encoded, compressed and written to out here, so a call
- * can take a while and fail with out's error; after such a failure (any error other than
- * SL_ERR_INVALID / SL_ERR_TOO_LARGE) pw only accepts sl_pq_writer_free. */
+/* One row: values[i] for columns[i]; bytes are copied ({NULL, 0} is the empty string).
+ * A null in a REQUIRED column, a string that is not UTF-8 in a STRING/JSON column:
+ * SL_ERR_INVALID naming the column, and the row is not written (nothing half-written).
+ * SL_ERR_TOO_LARGE past max_buffered_bytes (SL_ERR_NOMEM if malloc fails): the row is not
+ * written either, and pw stays usable. When the row group reaches row_group_bytes it is
+ * encoded, compressed and written to out inside this call (after the row was accepted),
+ * so a call can take a while; if that fails (out's error, or no memory for a page), the
+ * row is in but pw is broken: sl_pq_writer_is_broken() tells, and only
+ * sl_pq_writer_free remains (other calls answer SL_ERR_CLOSED). */
 SL_MUST_CHECK sl_err sl_pq_writer_write_row(sl_pq_writer_t *pw, const sl_pq_value *values,
                                             char *errbuf, size_t errlen);
 
 /* Rows so far, and the uncompressed bytes buffered in the open row group. */
 uint64_t sl_pq_writer_rows(const sl_pq_writer_t *pw);
 size_t sl_pq_writer_buffered_bytes(const sl_pq_writer_t *pw);
+/* Addition to the agreed API: whether writing a row group or the footer failed, after
+ * which the file is unusable (nothing but sl_pq_writer_free is left to do). */
+bool sl_pq_writer_is_broken(const sl_pq_writer_t *pw);
 
 typedef struct sl_pq_column_stats {
     uint64_t null_count;

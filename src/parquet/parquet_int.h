@@ -66,7 +66,9 @@ void sl__tc_i32(sl__tc_enc *enc, int32_t v); /* a list element */
 void sl__tc_binary(sl__tc_enc *enc, const void *p, size_t n);
 
 /* Decoder over untrusted bytes. Every function returns false and sets err (with where,
- * a static description of the failed read, and off, its byte offset) on bad input. */
+ * a static description of the failed read) on bad input; the byte offset is p - start.
+ * Why bool and not sl_err: the error is sticky in dec, and a bool lets a structure's
+ * reads chain with && and stop at the first failure, which reads like the structure. */
 typedef struct sl__tc_dec {
     const uint8_t *start, *p, *end;
     int depth;
@@ -83,7 +85,7 @@ void sl__tc_struct_leave(sl__tc_dec *dec);
 bool sl__tc_next_field(sl__tc_dec *dec, int *type, int16_t *id);
 bool sl__tc_read_i32(sl__tc_dec *dec, int type, int32_t *v); /* accepts BYTE/I16/I32 */
 bool sl__tc_read_i64(sl__tc_dec *dec, int type, int64_t *v); /* accepts BYTE..I64 */
-bool sl__tc_read_bool(sl__tc_dec *dec, int type, bool *v);   /* field or list element */
+bool sl__tc_read_bool(sl__tc_dec *dec, int type, bool *v);   /* a field (not a list element) */
 bool sl__tc_read_binary(sl__tc_dec *dec, int type, const uint8_t **p, size_t *n);
 /* n is bounded by the bytes left (every element takes at least one byte). */
 bool sl__tc_read_list(sl__tc_dec *dec, int type, int *elem_type, size_t *n);

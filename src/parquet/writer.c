@@ -26,7 +26,9 @@
 #define PAGE_MAX_SLOTS ((size_t)1 << 20)
 /* The largest dictionary_bytes honoured. */
 #define DICT_MAX_BYTES ((size_t)1 << 30)
-/* Values seen before a mostly-distinct column gives up its dictionary. */
+/* A column gives up its dictionary after DICT_PROBE_FIRST values if more than 99 % of them
+ * were distinct (keys, timestamps), or after DICT_PROBE_VALUES if more than 90 % were. */
+#define DICT_PROBE_FIRST  1024
 #define DICT_PROBE_VALUES 16384
 /* A BYTE_ARRAY value must fit a page, whose sizes are int32. */
 #define MAX_VALUE_BYTES ((size_t)INT32_MAX - 1024)
@@ -56,11 +58,12 @@ typedef struct pq_col {
     sl_buf offs; /* size_t end offset of each BYTE_ARRAY value in data */
 
     bool dict_on;
-    sl_buf idx;   /* uint32 entry per non-null value */
-    sl_buf dvals; /* fixed-width entries */
-    sl_buf ddata; /* BYTE_ARRAY entries back to back */
-    sl_buf doffs; /* size_t end offset per BYTE_ARRAY entry */
-    sl_buf table; /* dict_slot array, power-of-two size, at most half full */
+    sl_buf idx;            /* uint32 entry per non-null value */
+    sl_buf dvals;          /* fixed-width entries */
+    sl_buf ddata;          /* BYTE_ARRAY entries back to back */
+    sl_buf doffs;          /* size_t end offset per BYTE_ARRAY entry */
+    struct dict_slot *tab; /* open addressing, power-of-two size, at most half full */
+    size_t tab_slots;
     size_t n_entries;
     size_t dict_bytes; /* PLAIN size of the entries */
 
@@ -85,6 +88,10 @@ struct sl_pq_writer {
     size_t buffered; /* uncompressed bytes of the open row group */
     uint64_t base;   /* out->written when the file started: offsets count from here */
     size_t mem, mem_cap;
+    /* What reserve() may fill up to: row_limit while rows are buffered, mem_cap while a
+     * row group is encoded; the difference is headroom for pages, so a writer whose rows
+     * were refused at the cap can still finish its file. */
+    size_t limit, row_limit;
     bool broken, finished;
     sl_buf page, comp, hdr; /* scratch for one page */
     ZSTD_CCtx *zctx;
@@ -102,17 +109,11 @@ static sl_err reserve(sl_pq_writer_t *pw, sl_buf *b, size_t extra)
     if (extra < b->alloc - b->len) /* alloc > len always once allocated: the NUL */
         return SL_OK;
     size_t old = b->alloc;
-    size_t room = pw->mem_cap - pw->mem;
+    size_t room = pw->limit > pw->mem ? pw->limit - pw->mem : 0;
     b->cap = room + old > 0 ? room + old - 1 : 0;
     sl_err err = sl_buf_reserve(b, extra);
     pw->mem += b->alloc - old;
     return err;
-}
-
-static void release(sl_pq_writer_t *pw, sl_buf *b)
-{
-    pw->mem -= b->alloc;
-    sl_buf_cleanup(b);
 }
 
 static inline void put(sl_buf *b, const void *p, size_t n)
@@ -239,6 +240,11 @@ sl_err sl_pq_writer_new(const sl_pq_column *columns, size_t n_columns,
         pw->mem_cap = pw->opts.row_group_bytes > (SIZE_MAX - (64u << 20)) / 2
                           ? SIZE_MAX
                           : pw->opts.row_group_bytes * 2 + (64u << 20);
+    size_t headroom = pw->opts.page_bytes < pw->mem_cap / 8 ? 3 * pw->opts.page_bytes + (256u << 10)
+                                                            : pw->mem_cap / 2;
+    if (headroom > pw->mem_cap / 2)
+        headroom = pw->mem_cap / 2;
+    pw->limit = pw->row_limit = pw->mem_cap - headroom;
     sl__pq_arena_init(&pw->meta, pw->mem_cap);
     pw->created_by = strdup(opts->created_by ? opts->created_by : SL_PQ_CREATED_BY_DEFAULT);
     pw->cols = calloc(n_columns, sizeof *pw->cols);
@@ -431,8 +437,8 @@ static const char *entry_bytes(const pq_col *c, size_t e, size_t *len)
 static bool dict_find(const pq_col *c, const void *p, size_t n, uint64_t bits, uint32_t h,
                       size_t *found)
 {
-    const dict_slot *tab = (const dict_slot *)c->table.data;
-    size_t mask = c->table.len / sizeof *tab - 1;
+    const dict_slot *tab = c->tab;
+    size_t mask = c->tab_slots - 1;
     for (size_t s = h & mask;; s = (s + 1) & mask) {
         const dict_slot *sl = &tab[s];
         if (!sl->entry1) {
@@ -449,32 +455,30 @@ static bool dict_find(const pq_col *c, const void *p, size_t n, uint64_t bits, u
     }
 }
 
-/* Doubles the table (or creates it) and moves the slots over. */
+/* Doubles the table (or creates it) and moves the slots over. calloc, not malloc and
+ * memset: big tables come zeroed from the kernel, page by page as they are touched. */
 static sl_err dict_grow_table(sl_pq_writer_t *pw, pq_col *c)
 {
-    size_t old = c->table.len / sizeof(dict_slot);
+    size_t old = c->tab_slots;
     size_t slots = old ? old * 2 : 1024;
-    sl_buf nt;
-    sl_buf_init(&nt, 0);
-    sl_err err = reserve(pw, &nt, slots * sizeof(dict_slot));
-    if (err) {
-        release(pw, &nt);
-        return err;
-    }
-    memset(nt.data, 0, slots * sizeof(dict_slot));
-    nt.len = slots * sizeof(dict_slot);
-    const dict_slot *from = (const dict_slot *)c->table.data;
-    dict_slot *tab = (dict_slot *)nt.data;
+    if (slots * sizeof(dict_slot) > (pw->limit > pw->mem ? pw->limit - pw->mem : 0))
+        return SL_ERR_TOO_LARGE;
+    dict_slot *tab = calloc(slots, sizeof *tab);
+    if (!tab)
+        return SL_ERR_NOMEM;
+    pw->mem += slots * sizeof *tab;
     for (size_t k = 0; k < old; k++) {
-        if (!from[k].entry1)
+        if (!c->tab[k].entry1)
             continue;
-        size_t s = from[k].hash & (slots - 1);
+        size_t s = c->tab[k].hash & (slots - 1);
         while (tab[s].entry1)
             s = (s + 1) & (slots - 1);
-        tab[s] = from[k];
+        tab[s] = c->tab[k];
     }
-    release(pw, &c->table);
-    c->table = nt;
+    free(c->tab);
+    pw->mem -= old * sizeof *tab;
+    c->tab = tab;
+    c->tab_slots = slots;
     return SL_OK;
 }
 
@@ -510,8 +514,8 @@ static void dict_reset(pq_col *c)
     sl_buf_reset(&c->dvals);
     sl_buf_reset(&c->ddata);
     sl_buf_reset(&c->doffs);
-    if (c->table.len)
-        memset(c->table.data, 0, c->table.len);
+    if (c->tab_slots)
+        memset(c->tab, 0, c->tab_slots * sizeof *c->tab);
     c->n_entries = 0;
     c->dict_bytes = 0;
     c->dict_on = c->type != SL_PQ_BOOLEAN;
@@ -537,7 +541,7 @@ static const void *value_bytes(const pq_col *c, const sl_pq_value *v, size_t *n)
         return &v->v.f64;
     case SL_PQ_BYTE_ARRAY:
         *n = v->v.bytes.len;
-        return v->v.bytes.ptr;
+        return *n ? v->v.bytes.ptr : ""; /* {NULL, 0} is the empty string */
     }
     *n = 0;
     return NULL;
@@ -582,15 +586,16 @@ static sl_err prepare_value(sl_pq_writer_t *pw, pq_col *c, const sl_pq_value *v)
     p = value_bytes(c, v, &n);
     /* A column whose values are mostly distinct gains nothing from a dictionary: give it
      * up early instead of hashing until dictionary_bytes is reached. */
-    if (c->dict_on && c->n_vals == DICT_PROBE_VALUES && c->n_entries * 10 > c->n_vals * 9 &&
+    if (c->dict_on &&
+        ((c->n_vals == DICT_PROBE_FIRST && c->n_entries * 100 > c->n_vals * 99) ||
+         (c->n_vals == DICT_PROBE_VALUES && c->n_entries * 10 > c->n_vals * 9)) &&
         (err = dict_fallback(pw, c)))
         return err;
     if (c->dict_on) {
         uint64_t bits = c->p_bits; /* from hash_ahead */
         uint32_t h = c->p_hash;
         size_t found;
-        if ((c->n_entries + 1) * 2 > c->table.len / sizeof(dict_slot) &&
-            (err = dict_grow_table(pw, c)))
+        if ((c->n_entries + 1) * 2 > c->tab_slots && (err = dict_grow_table(pw, c)))
             return err;
         c->p_new = !dict_find(c, p, n, bits, h, &found);
         c->p_entry = (uint32_t)found;
@@ -639,7 +644,7 @@ static void commit_value(sl_pq_writer_t *pw, pq_col *c, const sl_pq_value *v)
     if (c->dict_on) {
         uint32_t e = c->p_entry;
         if (c->p_new) {
-            dict_slot *sl = &((dict_slot *)c->table.data)[c->p_entry];
+            dict_slot *sl = &c->tab[c->p_entry];
             e = (uint32_t)c->n_entries++;
             sl->entry1 = e + 1;
             sl->hash = c->p_hash;
@@ -684,18 +689,15 @@ static void hash_ahead(pq_col *c, const sl_pq_value *v)
     const void *p = value_bytes(c, v, &n);
     c->p_bits = c->width ? fixed_bits(p, c->width) : 0;
     c->p_hash = c->width ? hash_fixed(c->p_bits) : hash_bytes(p, n);
-    if (c->table.len) {
-        const dict_slot *tab = (const dict_slot *)c->table.data;
-        __builtin_prefetch(&tab[c->p_hash & (c->table.len / sizeof *tab - 1)]);
-    }
+    if (c->tab_slots)
+        __builtin_prefetch(&c->tab[c->p_hash & (c->tab_slots - 1)]);
 }
 
 static void prefetch_entry(const pq_col *c, const sl_pq_value *v)
 {
-    if (!c->dict_on || v->is_null || c->width || !c->table.len)
+    if (!c->dict_on || v->is_null || c->width || !c->tab_slots)
         return;
-    const dict_slot *tab = (const dict_slot *)c->table.data;
-    const dict_slot *sl = &tab[c->p_hash & (c->table.len / sizeof *tab - 1)];
+    const dict_slot *sl = &c->tab[c->p_hash & (c->tab_slots - 1)];
     if (sl->entry1 && sl->hash == c->p_hash)
         __builtin_prefetch(c->ddata.data + sl->u.bytes.off);
 }
@@ -740,6 +742,11 @@ uint64_t sl_pq_writer_rows(const sl_pq_writer_t *pw)
 size_t sl_pq_writer_buffered_bytes(const sl_pq_writer_t *pw)
 {
     return pw->buffered;
+}
+
+bool sl_pq_writer_is_broken(const sl_pq_writer_t *pw)
+{
+    return pw->broken;
 }
 
 /* ---- pages ---- */
@@ -974,8 +981,8 @@ nomem:
 }
 
 /* The PLAIN bytes of a bound for the footer, copied into the metadata arena. */
-static bool stats_bound(sl_pq_writer_t *pw, const pq_col *c, const sl_pq_value *v, const sl_buf *b,
-                        sl__pq_str *out)
+static sl_err copy_bound(sl_pq_writer_t *pw, const pq_col *c, const sl_pq_value *v, const sl_buf *b,
+                         sl__pq_str *out)
 {
     const void *p = b->data;
     size_t n = b->len;
@@ -983,11 +990,11 @@ static bool stats_bound(sl_pq_writer_t *pw, const pq_col *c, const sl_pq_value *
         p = value_bytes(c, v, &n);
     char *copy = sl__pq_arena_alloc(&pw->meta, n ? n : 1);
     if (!copy)
-        return false;
+        return SL_ERR_TOO_LARGE;
     memcpy(copy, p, n);
     out->ptr = copy;
     out->len = n;
-    return true;
+    return SL_OK;
 }
 
 /* Merges the chunk's statistics into the file's (for sl_pq_file_info). */
@@ -1018,6 +1025,7 @@ static sl_err flush_row_group(sl_pq_writer_t *pw, char *errbuf, size_t errlen)
 {
     sl_err err = SL_OK;
     sl__pq_row_group *rg;
+    pw->limit = pw->mem_cap; /* the headroom is for this */
     if (pw->n_rgs == pw->rgs_alloc) {
         size_t na = pw->rgs_alloc ? pw->rgs_alloc * 2 : 8;
         sl__pq_row_group *nr = realloc(pw->rgs, na * sizeof *nr);
@@ -1077,8 +1085,8 @@ static sl_err flush_row_group(sl_pq_writer_t *pw, char *errbuf, size_t errlen)
         cm->stats.has_null_count = true;
         cm->stats.null_count = (int64_t)c->chunk.nulls;
         if (c->chunk.has) {
-            if (!stats_bound(pw, c, &c->chunk.min, &c->chunk.minb, &cm->stats.min_value) ||
-                !stats_bound(pw, c, &c->chunk.max, &c->chunk.maxb, &cm->stats.max_value))
+            if (copy_bound(pw, c, &c->chunk.min, &c->chunk.minb, &cm->stats.min_value) ||
+                copy_bound(pw, c, &c->chunk.max, &c->chunk.maxb, &cm->stats.max_value))
                 goto too_large;
             cm->stats.has_min = cm->stats.has_max = true;
         }
@@ -1100,6 +1108,7 @@ static sl_err flush_row_group(sl_pq_writer_t *pw, char *errbuf, size_t errlen)
     pw->n_rgs++;
     pw->rg_rows = 0;
     pw->buffered = 0;
+    pw->limit = pw->row_limit;
     return SL_OK;
 too_large:
     err =
@@ -1230,11 +1239,12 @@ void sl_pq_writer_free(sl_pq_writer_t *pw)
         return;
     for (size_t i = 0; pw->cols && i < pw->n_cols; i++) {
         pq_col *c = &pw->cols[i];
-        sl_buf *bufs[] = {&c->defs,       &c->vals,      &c->data,     &c->offs,  &c->idx,
-                          &c->dvals,      &c->ddata,     &c->doffs,    &c->table, &c->chunk.minb,
-                          &c->chunk.maxb, &c->file.minb, &c->file.maxb};
+        sl_buf *bufs[] = {&c->defs,       &c->vals,       &c->data,      &c->offs,
+                          &c->idx,        &c->dvals,      &c->ddata,     &c->doffs,
+                          &c->chunk.minb, &c->chunk.maxb, &c->file.minb, &c->file.maxb};
         for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
             sl_buf_cleanup(bufs[k]);
+        free(c->tab);
         free(c->name);
     }
     free(pw->cols);
