@@ -2,6 +2,7 @@
 free port and a temporary log, talk HTTP to it, read its log back with `sluice log read`.
 Standard library only; the binary comes from $SLUICE_BIN (set by CTest)."""
 
+import fcntl
 import http.client
 import json
 import os
@@ -196,3 +197,20 @@ class Checks:
     def finish(self):
         print(f"{self.name}: {self.passed} passed, {len(self.failures)} failed", flush=True)
         sys.exit(1 if self.failures else 0)
+
+
+NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "node")
+
+
+def node_packages():
+    """The independent readers of tests/node (DuckDB, hyparquet) at the committed lock's
+    versions, installed once if `make node-deps` has not (a file lock guards parallel
+    tests). `npm install`, not `npm ci`: see node-deps in the Makefile."""
+    marker = os.path.join(NODE_DIR, "node_modules", "@duckdb", "node-api")
+    if os.path.isdir(marker):
+        return
+    with open(os.path.join(NODE_DIR, "package.json")) as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        if not os.path.isdir(marker):
+            subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=NODE_DIR,
+                           check=True, stdout=subprocess.DEVNULL, timeout=600)

@@ -10,14 +10,6 @@ import urllib.parse
 from harness import SLUICE
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-NODE_DIR = os.path.join(HERE, "..", "node")
-
-
-def ensure_node_modules():
-    """tests/node's packages (DuckDB), installed by npm from the committed lock file."""
-    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@duckdb")):
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True,
-                       timeout=600)
 
 
 def duckdb(queries):

@@ -12,8 +12,8 @@ import subprocess
 import tempfile
 import time
 
-from harness import DROP, SLUICE, Checks, Server, event, read_log
-from lake_helpers import (duckdb, ensure_node_modules, file_path, history, replay, rows_of,
+from harness import DROP, SLUICE, Checks, Server, event, node_packages, read_log
+from lake_helpers import (duckdb, file_path, history, replay, rows_of,
                           sql_str)
 
 checks = Checks("lake")
@@ -202,9 +202,8 @@ def check_refusals():
     try:
         # A Delta table that is not an event table is refused, not appended to.
         table = os.path.join(base, "other")
-        shutil.copytree(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared",
-                                     "data", "delta-kernel-tests", "app-txn-no-checkpoint"),
-                        table)
+        shutil.copytree(os.path.join(os.environ["SLUICE_SHARED_DATA"], "delta-kernel-tests",
+                                     "app-txn-no-checkpoint"), table)
         for lake, words in [("file://" + table, "is not an event table"),
                             ("s3://bucket/events", "not supported yet"),
                             ("http://x/y", "is not a file://DIR URI")]:
@@ -267,7 +266,7 @@ def check_commit_failure():
 
 
 def main():
-    ensure_node_modules()
+    node_packages()
     check_commit_failure()
     check_refusals()
     for codec in CODECS:

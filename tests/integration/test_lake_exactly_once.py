@@ -12,8 +12,8 @@ import tempfile
 import threading
 import time
 
-from harness import Checks, Server, event
-from lake_helpers import (duckdb, ensure_node_modules, file_path, history, replay, rows_of,
+from harness import Checks, Server, event, node_packages
+from lake_helpers import (duckdb, file_path, history, replay, rows_of,
                           sql_str)
 
 EVENTS = 100_000
@@ -41,7 +41,7 @@ def poster(srv, acked, done):
 
 
 def main():
-    ensure_node_modules()
+    node_packages()
     base = tempfile.mkdtemp(prefix="sluice-lake-once-")
     table = os.path.join(base, "lake")
     lake_uri = "file://" + table

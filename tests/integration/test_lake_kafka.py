@@ -11,8 +11,8 @@ import subprocess
 import tempfile
 import time
 
-from harness import SLUICE, Checks, Server, event
-from lake_helpers import duckdb, ensure_node_modules, file_path, history, replay, sql_str
+from harness import SLUICE, Checks, Server, event, node_packages
+from lake_helpers import duckdb, file_path, history, replay, sql_str
 
 checks = Checks("lake on kafka")
 MOCK = os.environ.get("SLUICE_KAFKA_MOCK") or os.path.join(os.path.dirname(SLUICE),
@@ -42,7 +42,7 @@ def server(base, log_uri, args):
 
 
 def main():
-    ensure_node_modules()
+    node_packages()
     base = tempfile.mkdtemp(prefix="sluice-lake-kafka-")
     table = os.path.join(base, "lake")
     lake_uri = "file://" + table

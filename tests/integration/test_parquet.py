@@ -6,7 +6,6 @@ encodings, codecs and logical types the writer meant. The statistics the writer 
 (sl_pq_file_info) are checked against the rows too."""
 
 import datetime
-import fcntl
 import json
 import math
 import os
@@ -15,10 +14,9 @@ import subprocess
 import sys
 import tempfile
 
-from harness import Checks
+from harness import NODE_DIR, Checks, node_packages
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-NODE_DIR = os.path.join(HERE, "..", "node")
 TOOL = os.environ.get("SLUICE_PARQUET_TOOL") or os.path.join(
     HERE, "..", "..", "build", "sluice-parquet-tool")
 
@@ -153,17 +151,6 @@ def duck_render(c, v):
     return str(v)
 
 
-def npm_ci():
-    """Installs the readers from the committed lock file, once (a lock guards parallel runs)."""
-    if os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@duckdb", "node-api")):
-        return
-    with open(os.path.join(NODE_DIR, "package.json")) as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@duckdb", "node-api")):
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True,
-                           stdout=subprocess.DEVNULL)
-
-
 def write(path, rows, codec, extra=()):
     # JSON cannot carry NaN/inf: the tool takes them as strings
     lines = [json.dumps(SCHEMA)] + [json.dumps([
@@ -273,7 +260,7 @@ def check_info(checks, name, info, rows):
 
 
 def main():
-    npm_ci()
+    node_packages()
     checks = Checks("parquet")
     rnd = random.Random(20261124)
     rows = make_rows(rnd, 3000)

@@ -1,7 +1,7 @@
 /* Unit tests of the parquet module: the Thrift compact codec (round trips, hostile input),
  * the RLE/bit-packed hybrid, the writer's edge cases read back through sluice's own footer
  * and page-header decoder, and footers of files other engines wrote
- * (/work/shared/data/parquet-testing, or $SLUICE_PARQUET_TESTING). DuckDB and hyparquet
+ * (SL_TEST_DATA/parquet-testing, from CMake's SLUICE_SHARED_DATA). DuckDB and hyparquet
  * judge the written rows in tests/integration/test_parquet.py. */
 #include <dirent.h>
 #include <math.h>
@@ -17,7 +17,6 @@
 
 #include "parquet/parquet_int.h"
 
-#define PARQUET_TESTING_DEFAULT "/work/shared/data/parquet-testing"
 
 static uint64_t rng = 12345;
 static uint64_t rnd(void)
@@ -867,14 +866,10 @@ static bool read_whole(const char *path, sl_buf *b)
 
 static void test_real_footers(void **state)
 {
-    const char *dir = getenv("SLUICE_PARQUET_TESTING");
-    if (!dir)
-        dir = PARQUET_TESTING_DEFAULT;
+    const char *dir = SL_TEST_DATA "/parquet-testing";
     DIR *d = opendir(dir);
-    if (!d) {
-        print_message("no parquet-testing data at %s: skipped\n", dir);
-        skip();
-    }
+    if (!d)
+        fail_msg("no parquet-testing data at %s (set SLUICE_SHARED_DATA in CMake)", dir);
     struct dirent *de;
     int decoded = 0, refused = 0;
     bool saw_alltypes = false;
