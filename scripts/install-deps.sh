@@ -6,7 +6,8 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev
   libmicrohttpd-dev libjansson-dev liblmdb-dev lmdb-utils zlib1g-dev libcmocka-dev
-  python3 curl wrk nginx-light valgrind librdkafka-dev kcat libsimdjson-dev g++"
+  python3 curl wrk nginx-light valgrind librdkafka-dev kcat libsimdjson-dev g++
+  libcurl4-openssl-dev libssl-dev libxml2-dev"
 # Parquet writer: its codecs, and node/npm for the DuckDB and hyparquet readers in tests.
 PACKAGES="$PACKAGES libsnappy-dev libzstd-dev nodejs"
 missing=""
