@@ -6,10 +6,11 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev
   libmicrohttpd-dev libjansson-dev liblmdb-dev lmdb-utils zlib1g-dev libcmocka-dev
-  python3 curl wrk nginx-light valgrind librdkafka-dev kcat libsimdjson-dev g++
-  libcurl4-openssl-dev libssl-dev libxml2-dev"
+  python3 curl wrk nginx-light valgrind librdkafka-dev kcat libsimdjson-dev g++"
 # Parquet writer: its codecs, and node/npm for the DuckDB and hyparquet readers in tests.
 PACKAGES="$PACKAGES libsnappy-dev libzstd-dev nodejs"
+# storage: S3 over libcurl (OpenSSL flavour, whose libcrypto signs), S3 XML via libxml2
+PACKAGES="$PACKAGES libcurl4-openssl-dev libssl-dev libxml2-dev"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
