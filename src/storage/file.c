@@ -381,7 +381,7 @@ static sl_err file_list(sl_storage_t *st, const char *prefix, const char *start_
     memcpy(rel, prefix, rel_len);
     rel[rel_len] = '\0';
     sl_err err = walk(fs->root, rel, rel_len, 0, &acc, errbuf, errlen);
-    if (!err) {
+    if (!err && acc.n > 0) {
         qsort(acc.v, acc.n, sizeof *acc.v, entry_cmp);
         for (size_t i = 0; i < acc.n && !err; i++)
             err = cb(opaque, &acc.v[i]);

@@ -803,6 +803,18 @@ static sl_err s3_upload_commit(sl_storage_upload_t *up, char *errbuf, size_t err
                   .out = &resp};
     s3_resp r;
     err = s3_request(u->s3, &req, &r, errbuf, errlen);
+    if (!err && r.status == 404 && r.ambiguous) {
+        /* An earlier try may have completed the upload and lost its answer: then the
+         * upload id is gone and the object is there, with every byte written. */
+        sl_storage_info info;
+        char eb2[256];
+        if (s3_head(&u->s3->base, up->key, &info, eb2, sizeof eb2) == SL_OK &&
+            info.size == up->os.written) {
+            sl_buf_reset(&resp);
+            err = sl_buf_append_str(&resp, "<CompleteMultipartUploadResult/>");
+            r.status = 200;
+        }
+    }
     if (!err && (r.status < 200 || r.status > 299))
         err = status_error(u->s3, &req, &r, errbuf, errlen);
     /* S3 may answer 200 and put an Error document in the body. */
@@ -941,6 +953,9 @@ sl_err sl__storage_s3_open(const sl__storage_uri *u, const sl_storage_options *o
         if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-'))
             return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "bad s3 region \"%s\"",
                                  opts->region);
+    if (strlen(opts->region) > 64 || strlen(opts->access_key_id) > 128)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
+                             "s3 region or access key id is too long (64 and 128 bytes at most)");
     s3_store *s3 = calloc(1, sizeof *s3);
     if (!s3)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "out of memory");

@@ -94,6 +94,7 @@ class Proxy:
         proxy = self
         self.fail = lambda method, path: None
         self.seen = []
+        self.headers = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -105,6 +106,7 @@ class Proxy:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else None
                 proxy.seen.append((self.command, self.path))
+                proxy.headers.append(dict((k.lower(), v) for k, v in self.headers.items()))
                 inj = proxy.fail(self.command, self.path)
                 if inj:
                     status, out = inj
@@ -347,6 +349,16 @@ def check_faults(t, moto, tmp):
         rc, _, err = tool(proxy.endpoint, uri, "put", "flaky", small)
         puts = [p for m, p in proxy.seen if m == "PUT" and "flaky" in p]
         t.check(rc == 0 and len(puts) == 3, f"two 503s then success: rc {rc}, {len(puts)} tries {err}")
+
+        # A session token is sent and signed.
+        proxy.headers.clear()
+        rc, _, err = tool(proxy.endpoint, uri, "head", "flaky",
+                          env={"AWS_SESSION_TOKEN": "FwoGZXIvYXdzEXAMPLETOKEN"})
+        h = proxy.headers[-1] if proxy.headers else {}
+        t.check(rc == 0 and h.get("x-amz-security-token") == "FwoGZXIvYXdzEXAMPLETOKEN" and
+                "x-amz-security-token" in h.get("authorization", "").split("SignedHeaders=")[-1]
+                and re.match(r"[0-9a-f]{64}$", h.get("x-amz-content-sha256", "")),
+                f"session token sent and signed, payload hash header present: {h} {err}")
 
         # Errors that never stop: bounded attempts, a clear message quoting S3's code.
         proxy.fail = lambda m, p: (500, b"<Error><Code>InternalError</Code><Message>We "
