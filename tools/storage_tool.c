@@ -6,7 +6,8 @@
  *                       [--page-keys N] [--attempts N] [--budget-ms MS] URI COMMAND ARGS
  *   put KEY FILE | put-if-absent KEY FILE | upload KEY FILE ('-' is stdin) | get KEY |
  *   get-range KEY OFFSET LEN | head KEY | ls [PREFIX [START_AFTER]] | rm KEY |
- *   race KEY THREADS (each thread put-if-absent's its own body; prints the winner count) */
+ *   race KEY THREADS (each thread put-if-absent's its own body; prints the winner count) |
+ *   fill PREFIX COUNT SIZE (COUNT puts of SIZE bytes to PREFIX000000...; for benchmarks) */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -192,6 +193,19 @@ int main(int argc, char **argv)
                 fprintf(stderr, "racer %d: %s: %s\n", k, sl_strerror(rs[k].err), rs[k].eb);
         }
         printf("won %d lost %d\n", won, lost);
+    } else if (strcmp(cmd, "fill") == 0 && nargs == 3 && parse_u64(args[1], &v) &&
+               parse_u64(args[2], &len) && len <= ((uint64_t)1 << 30)) {
+        char *body = malloc(len ? len : 1);
+        if (!body)
+            err = sl_errbuf_set(eb, sizeof eb, SL_ERR_NOMEM, "out of memory");
+        for (uint64_t k = 0; body && k < len; k++)
+            body[k] = (char)('a' + k % 26);
+        for (uint64_t k = 0; body && !err && k < v; k++) {
+            char key[SL_STORAGE_MAX_KEY + 1];
+            snprintf(key, sizeof key, "%s%06" PRIu64, args[0], k);
+            err = sl_storage_put(st, key, body, (size_t)len, eb, sizeof eb);
+        }
+        free(body);
     } else {
         fprintf(stderr, "error: unknown command or arguments \"%s\"\n", cmd);
         err = SL_ERR_INVALID;
