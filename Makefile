@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CTEST_FLAGS ?= --output-on-failure
 
-.PHONY: all deps build build-asan build-fuzz up test test-unit test-asan test-fuzz bench format clean node-deps bench-parquet
+.PHONY: all deps build build-asan build-fuzz up test test-unit test-asan test-fuzz bench format clean node-deps bench-parquet bench-storage
 
 all: build
 
@@ -47,6 +47,10 @@ bench: build
 # sluice's Parquet writer against DuckDB's COPY, one thread each (docs/benchmarks.md).
 bench-parquet: build node-deps
 	./bench/parquet.sh
+
+# Storage writes to S3 (moto_server) beside the local disk (docs/benchmarks.md).
+bench-storage: build
+	./bench/storage.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -72,7 +72,10 @@ static sl_err fsync_parent(const char *path, char *errbuf, size_t errlen)
     const char *slash = strrchr(path, '/');
     char dir[4096];
     size_t n = slash ? (size_t)(slash - path) : 0;
-    if (n == 0 || n >= sizeof dir) {
+    if (n >= sizeof dir)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_TOO_LARGE, "path \"%.64s...\" is too long",
+                             path);
+    if (n == 0) {
         memcpy(dir, slash == path ? "/" : ".", 2);
     } else {
         memcpy(dir, path, n);

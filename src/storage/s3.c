@@ -293,8 +293,8 @@ static sl_err perform_once(s3_store *s3, CURL *h, const s3_req *req, s3_resp *r,
     CURLcode rc = curl_easy_perform(h);
     if (r->out_full) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_TOO_LARGE,
-                            "s3 object \"%s\" is over the buffer's cap of %zu bytes", req->key,
-                            req->out->cap);
+                            "s3 answer for \"%s\" is over the buffer's cap of %zu bytes",
+                            req->key ? req->key : s3->bucket, req->out->cap);
     } else if (rc != CURLE_OK) {
         err = sl_errbuf_set(
             errbuf, errlen, rc == CURLE_OPERATION_TIMEDOUT ? SL_ERR_TIMEOUT : SL_ERR_IO,
@@ -502,8 +502,11 @@ static sl_err s3_del(sl_storage_t *st, const char *key, char *errbuf, size_t err
     s3_req req = {.method = "DELETE", .key = fk, .query = ""};
     s3_resp r;
     sl_err err = s3_request(s3, &req, &r, errbuf, errlen);
-    if (!err && (r.status < 200 || r.status > 299) && r.status != 404)
+    if (!err && (r.status < 200 || r.status > 299)) {
         err = status_error(s3, &req, &r, errbuf, errlen);
+        if (err == SL_ERR_NOT_FOUND) /* no such key (not bucket): nothing to delete */
+            err = SL_OK;
+    }
     sl_buf_cleanup(&r.err_body);
     free(fk);
     return err;
@@ -662,10 +665,9 @@ static void upload_abort(s3_upload *u)
         s3_req req = {.method = "DELETE", .key = u->fk, .query = q.data};
         s3_resp r;
         char eb[256];
-        if (s3_request(u->s3, &req, &r, eb, sizeof eb) == SL_OK)
-            sl_buf_cleanup(&r.err_body);
-        else
-            sl_buf_cleanup(&r.err_body); /* the server is gone: the lifecycle rule cleans up */
+        /* Best effort: when the server is gone, the bucket's lifecycle rule cleans up. */
+        (void)s3_request(u->s3, &req, &r, eb, sizeof eb);
+        sl_buf_cleanup(&r.err_body);
     }
     sl_buf_cleanup(&q);
     free(u->upload_id);

@@ -4,7 +4,6 @@
  * with a DTD is refused outright, and every count and string length is bounded here. */
 #include "storage/storage_int.h"
 
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>

@@ -228,6 +228,8 @@ def check_operations(t, moto, tmp):
     rc, _, err = tool(ep, "s3://no-such-bucket-here/x", "get", "k")
     t.check(rc == 1 and "NoSuchBucket" in err and "bad configuration" in err,
             f"missing bucket: rc {rc} {err}")
+    rc, _, err = tool(ep, "s3://no-such-bucket-here/x", "rm", "k")
+    t.check(rc == 1 and "NoSuchBucket" in err, f"delete in a missing bucket fails: rc {rc} {err}")
     rc, _, err = tool(ep, uri, "get", "never/written")
     t.check(rc == 2 and "NoSuchKey" in err and "never/written" in err, f"missing key: {err}")
     rc, _, err = tool(ep, uri, "put", "../escape", path)
