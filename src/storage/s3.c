@@ -239,7 +239,9 @@ static sl_err perform_once(s3_store *s3, CURL *h, const s3_req *req, s3_resp *r,
         int w = snprintf(lines[i], sizeof lines[i], "%s: %s", sh[i].name, sh[i].value);
         struct curl_slist *n = w < (int)sizeof lines[i] ? curl_slist_append(hdrs, lines[i]) : NULL;
         if (!n) {
-            err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "out of memory");
+            err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM,
+                                "s3 header \"%s\" is over %zu bytes or memory ran out", sh[i].name,
+                                sizeof lines[i]);
             goto out;
         }
         hdrs = n;
