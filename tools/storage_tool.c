@@ -7,7 +7,9 @@
  *   put KEY FILE | put-if-absent KEY FILE | upload KEY FILE ('-' is stdin) | get KEY |
  *   get-range KEY OFFSET LEN | head KEY | ls [PREFIX [START_AFTER]] | rm KEY |
  *   race KEY THREADS (each thread put-if-absent's its own body; prints the winner count) |
- *   fill PREFIX COUNT SIZE (COUNT puts of SIZE bytes to PREFIX000000...; for benchmarks) */
+ *   fill PREFIX COUNT SIZE (COUNT puts of SIZE bytes to PREFIX000000...; for benchmarks) |
+ *   parquet KEY ROWS (the Parquet writer streams ROWS rows of (id INT64, name STRING) into
+ *   an upload; prints "rows file_bytes") */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parquet/parquet.h"
 #include "storage/storage.h"
 
 static int exit_code(sl_err err)
@@ -100,6 +103,41 @@ static sl_err upload(sl_storage_t *st, const char *key, const char *path, char *
     sl_storage_upload_free(up);
     if (f != stdin)
         fclose(f);
+    return err;
+}
+
+/* The Parquet writer on an upload stream: what the lake sink does with a data file. */
+static sl_err parquet(sl_storage_t *st, const char *key, uint64_t rows, char *eb, size_t el)
+{
+    static const sl_pq_column cols[] = {
+        {"id", SL_PQ_INT64, SL_PQ_LOGICAL_NONE, SL_PQ_REQUIRED},
+        {"name", SL_PQ_BYTE_ARRAY, SL_PQ_LOGICAL_STRING, SL_PQ_OPTIONAL},
+    };
+    sl_pq_writer_options po;
+    sl_pq_writer_options_default(&po);
+    po.codec = SL_PQ_UNCOMPRESSED; /* incompressible-ish names keep the file large */
+    sl_storage_upload_t *up = NULL;
+    sl_pq_writer_t *pw = NULL;
+    sl_err err = sl_storage_upload_new(st, key, &up, eb, el);
+    if (!err)
+        err = sl_pq_writer_new(cols, 2, &po, sl_storage_upload_stream(up), &pw, eb, el);
+    for (uint64_t i = 0; !err && i < rows; i++) {
+        char name[64];
+        int n = snprintf(name, sizeof name, "name-%016" PRIx64, i * UINT64_C(0x9e3779b97f4a7c15));
+        sl_pq_value v[2] = {{.v.i64 = (int64_t)i}, {.is_null = i % 7 == 0}};
+        v[1].v.bytes.ptr = name;
+        v[1].v.bytes.len = (size_t)n;
+        err = sl_pq_writer_write_row(pw, v, eb, el);
+    }
+    sl_pq_file_info info;
+    if (!err)
+        err = sl_pq_writer_finish(pw, &info, eb, el);
+    if (!err)
+        err = sl_storage_upload_commit(up, eb, el);
+    if (!err)
+        printf("%" PRIu64 " %" PRIu64 "\n", info.rows, info.file_bytes);
+    sl_pq_writer_free(pw);
+    sl_storage_upload_free(up);
     return err;
 }
 
@@ -193,6 +231,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "racer %d: %s: %s\n", k, sl_strerror(rs[k].err), rs[k].eb);
         }
         printf("won %d lost %d\n", won, lost);
+    } else if (strcmp(cmd, "parquet") == 0 && nargs == 2 && parse_u64(args[1], &v)) {
+        err = parquet(st, args[0], v, eb, sizeof eb);
     } else if (strcmp(cmd, "fill") == 0 && nargs == 3 && parse_u64(args[1], &v) &&
                parse_u64(args[2], &len) && len <= ((uint64_t)1 << 30)) {
         char *body = malloc(len ? len : 1);

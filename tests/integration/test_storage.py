@@ -1,7 +1,7 @@
 """Integration test of the storage module (src/storage) against a real S3-protocol server:
 moto_server on 127.0.0.1, driven through sluice-storage-tool. Every operation, pagination
 over more than 1,000 keys, put-if-absent races between threads and between processes,
-multipart uploads, ranged GETs, errors (bad credentials, missing bucket and key) and faults
+multipart uploads, the Parquet writer streaming into an upload, ranged GETs, errors (bad credentials, missing bucket and key) and faults
 (errors injected by a proxy in front of moto, the server going away mid-upload). moto is
 read directly over HTTP as the independent check of what is stored.
 
@@ -331,6 +331,28 @@ def check_multipart(t, moto, tmp):
     t.check(raw == data[:1000], "small upload stored")
 
 
+def check_parquet_stream(t, moto, tmp):
+    """The Parquet writer streams a 300,000-row file (about 8.5 MB) into an upload on each
+    backend: S3 gets it as a multipart upload, and the object is byte for byte the file
+    the same rows make on the local disk, a whole Parquet file (magic at both ends, a
+    footer that fits)."""
+    rc, out_file, err = tool(moto.endpoint, f"file://{tmp}/lake", "parquet", "t/p.parquet",
+                             "300000")
+    t.check(rc == 0, f"parquet onto file://: {err}")
+    rc, out_s3, err = tool(moto.endpoint, f"s3://{BUCKET}/lake", "parquet", "t/p.parquet",
+                           "300000", extra=("--part-size", str(5 * 1024 * 1024)))
+    t.check(rc == 0 and out_s3 == out_file, f"parquet onto s3://: {out_s3!r} {err}")
+    parts = set(re.findall(r"PUT /[^ ]*lake/t/p\.parquet\?partNumber=(\d+)", moto.log_text()))
+    t.check(parts == {"1", "2"}, f"the Parquet file went up in two parts: {sorted(parts)}")
+    with open(os.path.join(tmp, "lake", "t", "p.parquet"), "rb") as f:
+        disk = f.read()
+    status, obj = moto.request("GET", f"/{BUCKET}/lake/t/p.parquet")
+    footer = int.from_bytes(obj[-8:-4], "little") if len(obj) > 12 else -1
+    t.check(status == 200 and obj == disk and obj[:4] == b"PAR1" and obj[-4:] == b"PAR1" and
+            0 < footer < len(obj) - 12 and int(out_s3.split()[1]) == len(obj),
+            f"S3 object equals the disk file and is whole Parquet: {len(obj)} vs {len(disk)}")
+
+
 def check_faults(t, moto, tmp):
     proxy = Proxy(moto)
     uri = f"s3://{BUCKET}/faults"
@@ -520,6 +542,7 @@ def main():
         check_pagination(t, moto)
         check_races(t, moto, tmp)
         check_multipart(t, moto, tmp)
+        check_parquet_stream(t, moto, tmp)
         check_faults(t, moto, tmp)
     finally:
         moto.stop()
