@@ -178,6 +178,17 @@ def check_operations(t, moto, tmp):
         t.check(rc == 0 and int(size) == len(body) and
                 abs(int(mtime) / 1000 - time.time()) < 3600, f"head {key!r}: {out!r} {err}")
 
+    # An empty object: stored, read back empty, and no byte range in it.
+    empty = os.path.join(tmp, "empty")
+    open(empty, "wb").close()
+    rc, _, err = tool(ep, uri, "put", "empty", empty)
+    rc2, out, err2 = tool(ep, uri, "get", "empty")
+    rc3, head, _ = tool(ep, uri, "head", "empty")
+    rc4, _, err4 = tool(ep, uri, "get-range", "empty", "0", "1")
+    t.check(rc == 0 and rc2 == 0 and out == b"" and head.startswith(b"0\t") and rc4 == 1 and
+            "past the end" in err4, f"empty object: {rc} {rc2} {head!r} {rc4} {err} {err2} {err4}")
+    rc, _, err = tool(ep, uri, "rm", "empty")
+
     # Replacing put; ranged GETs.
     data = bytes(range(256)) * 40
     path = os.path.join(tmp, "ranged")
