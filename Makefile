@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CTEST_FLAGS ?= --output-on-failure
 
-.PHONY: all deps build build-asan build-fuzz up test test-unit test-asan test-fuzz bench format clean node-deps bench-parquet bench-lake
+.PHONY: all deps build build-asan build-fuzz up test test-unit test-asan test-fuzz bench format clean node-deps bench-parquet bench-lake bench-storage
 
 all: build
 
@@ -54,6 +54,9 @@ bench-parquet: build node-deps
 # The lake sink's throughput beside DuckDB turning the same events into Parquet.
 bench-lake: build node-deps
 	./bench/lake.sh
+# Storage writes to S3 (moto_server) beside the local disk (docs/benchmarks.md).
+bench-storage: build
+	./bench/storage.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -11,6 +11,8 @@ PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev
 PACKAGES="$PACKAGES libsnappy-dev libzstd-dev nodejs"
 # Delta Lake: zstd unpacks the Delta tables of ../shared/data in the tests.
 PACKAGES="$PACKAGES zstd"
+# storage: S3 over libcurl (OpenSSL flavour, whose libcrypto signs), S3 XML via libxml2
+PACKAGES="$PACKAGES libcurl4-openssl-dev libssl-dev libxml2-dev"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
