@@ -7,7 +7,7 @@
  *     fsynced temporary file, so a reader never sees a partial commit and a crash leaves at
  *     most a stray ".tmp-*" file (which readers skip: it is not a version name).
  *  2. link() never replaces: of two writers of one version exactly one wins; the other
- *     gets SL_ERR_BUSY and its temporary file is removed.
+ *     gets SL_ERR_EXISTS and its temporary file is removed.
  *  3. The log directory is fsynced after the link, so a commit reported done survives a
  *     power loss. */
 #include <errno.h>
@@ -378,7 +378,7 @@ sl_err sl_delta_log_put(const char *table_dir, int64_t version, const void *data
                             strerror(errno));
     if (!err && link(tmp, final) != 0) {
         if (errno == EEXIST)
-            err = sl_errbuf_set(errbuf, errlen, SL_ERR_BUSY,
+            err = sl_errbuf_set(errbuf, errlen, SL_ERR_EXISTS,
                                 "version %" PRId64 " of table \"%s\" already exists: another "
                                 "writer committed it first",
                                 version, table_dir);

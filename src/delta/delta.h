@@ -77,7 +77,7 @@ SL_MUST_CHECK sl_err sl_delta_commit_format(const sl_delta_commit *c, sl_buf *ou
 
 /* Stores data as version `version` of the table at table_dir (creating table_dir and
  * _delta_log as needed): a temporary file written and fsynced, link()ed to its final name
- * (never overwriting), the log directory fsynced. SL_ERR_BUSY when the version already
+ * (never overwriting), the log directory fsynced. SL_ERR_EXISTS when the version already
  * exists (another writer committed it: re-read the snapshot and retry at a later
  * version); SL_ERR_IO on any file-system failure (nothing is left under the final name). */
 SL_MUST_CHECK sl_err sl_delta_log_put(const char *table_dir, int64_t version, const void *data,

@@ -396,12 +396,12 @@ static void batch_commit(sl_lake_sink_t *sink)
     for (;;) {
         c.read_version = sink->version;
         err = sl_delta_commit_write(sink->table_dir, sink->version + 1, &c, eb, sizeof eb);
-        if (err != SL_ERR_BUSY)
+        if (err != SL_ERR_EXISTS)
             break;
         atomic_fetch_add(&sink->conflicts_total, 1);
         sl_diag(SL_DIAG_WARN, "lake commit conflict", "detail=\"%s\"", eb);
         if (!batch_still_ours(sink, eb, sizeof eb)) {
-            err = SL_ERR_BUSY;
+            err = SL_ERR_EXISTS;
             goto fail;
         }
     }
@@ -563,7 +563,7 @@ static sl_err open_table(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
         sl_delta_commit c = {
             .create = &sl_lake_table_def, .operation = "CREATE TABLE", .read_version = -1};
         err = sl_delta_commit_write(sink->table_dir, 0, &c, errbuf, errlen);
-        if (err && err != SL_ERR_BUSY) /* BUSY: another sink created it just now */
+        if (err && err != SL_ERR_EXISTS) /* another sink created it just now */
             return err;
         sl_diag(SL_DIAG_INFO, "created the lake table", "lake=\"%s\"", sink->table_uri);
         err = sl_delta_snapshot_load(sink->table_dir, -1, &snap, errbuf, errlen);

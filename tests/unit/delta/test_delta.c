@@ -229,7 +229,7 @@ static void test_version_taken(void **state)
     create_table(dir);
     append(dir, 1, "event_date=2024-01-15/first.parquet", "2024-01-15", 1, NULL, 0);
     sl_delta_commit c = {.operation = "WRITE", .read_version = 0};
-    assert_int_equal(sl_delta_commit_write(dir, 1, &c, eb, sizeof eb), SL_ERR_BUSY);
+    assert_int_equal(sl_delta_commit_write(dir, 1, &c, eb, sizeof eb), SL_ERR_EXISTS);
     assert_non_null(strstr(eb, "version 1"));
     assert_non_null(strstr(eb, "already exists"));
     /* The first commit is intact and no temporary file is left behind. */
@@ -250,7 +250,7 @@ static void test_version_taken(void **state)
     assert_int_equal(entries, 2);
 }
 
-/* Writers race for versions; each retries at the next version on SL_ERR_BUSY. */
+/* Writers race for versions; each retries at the next version on SL_ERR_EXISTS. */
 #define RACERS       4
 #define COMMITS_EACH 40
 typedef struct racer {
@@ -281,7 +281,7 @@ static void *race(void *arg)
             v++;
             if (err == SL_OK)
                 break;
-            if (err != SL_ERR_BUSY)
+            if (err != SL_ERR_EXISTS)
                 return "unexpected error";
             r->conflicts++;
         }
