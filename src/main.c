@@ -10,6 +10,7 @@
 #include "core/diag.h"
 #include "http/http.h"
 #include "log/log.h"
+#include "pg/pg.h"
 
 static void usage(FILE *out)
 {
@@ -17,6 +18,7 @@ static void usage(FILE *out)
           "commands:\n"
           "  serve        run the ingest API on the durable log\n"
           "  log read     print events stored in the log as JSON lines\n"
+          "  pg migrate   create or update the PostgreSQL schema and its partitions\n"
           "  config-doc   print docs/configuration.md\n"
           "  help         this text; `sluice COMMAND --help` lists a command's flags\n",
           out);
@@ -72,6 +74,37 @@ static void raise_fd_limit(void)
     }
 }
 
+/* ---- PostgreSQL hot store ---- */
+
+static void pg_schema_from(const sl_config *cfg, sl_pg_schema_options *so)
+{
+    so->retention_days = (unsigned)cfg->pg_retention_days;
+    so->partitions_ahead = (unsigned)cfg->pg_partitions_ahead;
+}
+
+static void pg_sink_options_from(const sl_config *cfg, sl_pg_sink_options *po)
+{
+    sl_pg_sink_options_default(po);
+    po->conninfo = cfg->pg_uri;
+    po->batch_rows = (size_t)cfg->pg_batch_rows;
+    po->batch_bytes = (size_t)cfg->pg_batch_bytes;
+    po->linger_ms = (unsigned)cfg->pg_linger_ms;
+    pg_schema_from(cfg, &po->schema);
+}
+
+/* Whether the comma list `roles` names role (or is "all"). */
+static bool has_role(const char *roles, const char *role)
+{
+    size_t n = strlen(role);
+    for (const char *p = roles; *p;) {
+        size_t len = strcspn(p, ",");
+        if ((len == 3 && !strncmp(p, "all", 3)) || (len == n && !strncmp(p, role, n)))
+            return true;
+        p += len + (p[len] == ',');
+    }
+    return false;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     sl_config cfg;
@@ -82,12 +115,9 @@ static int cmd_serve(int argc, char **argv)
     char errbuf[512];
     sl_log_t *log = NULL;
     sl_http_server_t *srv = NULL;
-    /* Only the ingest API exists so far; sinks (pg, lake) will be roles of their own. */
-    if (strcmp(cfg.roles, "all") != 0 && strcmp(cfg.roles, "api") != 0) {
-        fprintf(stderr, "sluice serve: --roles: \"%s\" is not api or all\n", cfg.roles);
-        sl_config_cleanup(&cfg);
-        return 2;
-    }
+    sl_pg_sink_t *pg_sink = NULL;
+    bool api = has_role(cfg.roles, "api");
+    bool pg_role = has_role(cfg.roles, "pg-sink") && (strcmp(cfg.roles, "all") || *cfg.pg_uri);
 
     /* Signals are taken by sigwait() in this thread only: block them before any thread
      * starts so every thread inherits the mask. */
@@ -100,11 +130,19 @@ static int cmd_serve(int argc, char **argv)
     raise_fd_limit();
 
     sl_log_options lo;
-    log_options_from(&cfg, true, &lo);
+    log_options_from(&cfg, api, &lo);
     if (sl_log_open(cfg.log_uri, &lo, &log, errbuf, sizeof errbuf)) {
         sl_diag(SL_DIAG_ERROR, "could not open the log", "uri=\"%s\" detail=\"%s\"", cfg.log_uri,
                 errbuf);
         goto out;
+    }
+    if (pg_role) {
+        sl_pg_sink_options po;
+        pg_sink_options_from(&cfg, &po);
+        if (sl_pg_sink_start(&po, log, &pg_sink, errbuf, sizeof errbuf)) {
+            sl_diag(SL_DIAG_ERROR, "could not start the pg sink", "detail=\"%s\"", errbuf);
+            goto out;
+        }
     }
     sl_http_options ho = {
         .listen = cfg.listen,
@@ -153,6 +191,7 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 out:
     sl_http_server_free(srv);
+    sl_pg_sink_stop(pg_sink);
     sl_log_close(log);
     if (rc == 0)
         sl_diag(SL_DIAG_INFO, "stopped", NULL);
@@ -191,6 +230,28 @@ out:
     return rc;
 }
 
+
+static int cmd_pg_migrate(int argc, char **argv)
+{
+    sl_config cfg;
+    int rc = config_or_help(&cfg, SL_CMD_PG_MIGRATE, "pg migrate", argc, argv);
+    if (rc >= 0)
+        return rc;
+    char errbuf[512];
+    sl_pg_schema_options so;
+    pg_schema_from(&cfg, &so);
+    rc = 0;
+    if (!*cfg.pg_uri) {
+        fprintf(stderr, "sluice pg migrate: --pg (or SLUICE_PG) is required\n");
+        rc = 2;
+    } else if (sl_pg_migrate(cfg.pg_uri, &so, errbuf, sizeof errbuf)) {
+        fprintf(stderr, "sluice pg migrate: %s\n", errbuf);
+        rc = 1;
+    }
+    sl_config_cleanup(&cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {
@@ -201,6 +262,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 2, argv + 2);
     if (!strcmp(argv[1], "log") && argc >= 3 && !strcmp(argv[2], "read"))
         return cmd_log_read(argc - 3, argv + 3);
+    if (!strcmp(argv[1], "pg") && argc >= 3 && !strcmp(argv[2], "migrate"))
+        return cmd_pg_migrate(argc - 3, argv + 3);
     if (!strcmp(argv[1], "config-doc")) {
         sl_config_print_markdown(stdout);
         return 0;

@@ -46,7 +46,7 @@ static const setting settings[] = {
      "the durable log: file://DIR (embedded) or kafka://HOST:PORT[,HOST:PORT...]/TOPIC "
      "(Apache Kafka; topic analytics-events when omitted)"},
     {"log-level", "SLUICE_LOG_LEVEL", SETTING_STRING, "info", 0, 0, 0,
-     SL_CMD_SERVE | SL_CMD_LOG_READ, F(log_level), "diagnostics on stderr: debug, info, warn, error"},
+     SL_CMD_SERVE | SL_CMD_LOG_READ | SL_CMD_PG_MIGRATE, F(log_level), "diagnostics on stderr: debug, info, warn, error"},
     {"http-threads", "SLUICE_HTTP_THREADS", SETTING_INT, "2", 1, 256, 0, SL_CMD_SERVE,
      F(http_threads), "HTTP worker threads (each runs its own event loop)"},
     {"max-connections", "SLUICE_MAX_CONNECTIONS", SETTING_INT, "4096", 1, 1000000, 0,
@@ -94,6 +94,22 @@ static const setting settings[] = {
     {"roles", "SLUICE_ROLES", SETTING_STRING, "all", 0, 0, 0, SL_CMD_SERVE, F(roles),
      "what this process runs: api (the ingest API) or all; today both mean the ingest API, "
      "the sinks arrive with later issues"},
+    /* PostgreSQL hot store */
+    {"pg", "SLUICE_PG", SETTING_STRING, "", 0, 0, 0, SL_CMD_SERVE | SL_CMD_PG_MIGRATE, F(pg_uri),
+     "PostgreSQL hot store, a libpq URI such as postgres://USER@HOST:PORT/DB; the pg-sink "
+     "role needs it (`make up` starts a local PostgreSQL and sets it)"},
+    {"pg-batch-rows", "SLUICE_PG_BATCH_ROWS", SETTING_INT, "10000", 1, 1000000, 0, SL_CMD_SERVE,
+     F(pg_batch_rows), "pg sink: events per transaction at most"},
+    {"pg-batch-bytes", "SLUICE_PG_BATCH_BYTES", SETTING_SIZE, "16M", 2 * MiB, 1 * GiB, 0,
+     SL_CMD_SERVE, F(pg_batch_bytes), "pg sink: bytes of event JSON per transaction at most"},
+    {"pg-linger", "SLUICE_PG_LINGER", SETTING_DURATION, "100ms", 0, 60000, 1, SL_CMD_SERVE,
+     F(pg_linger_ms), "pg sink: how long a batch may wait to fill before it is written"},
+    {"pg-retention", "SLUICE_PG_RETENTION", SETTING_DURATION, "30d", 1, 36500, DAY_MS,
+     SL_CMD_SERVE | SL_CMD_PG_MIGRATE, F(pg_retention_days),
+     "day partitions of analytics_events (and rollups) older than this are dropped"},
+    {"pg-partitions-ahead", "SLUICE_PG_PARTITIONS_AHEAD", SETTING_INT, "3", 0, 365, 0,
+     SL_CMD_SERVE | SL_CMD_PG_MIGRATE, F(pg_partitions_ahead),
+     "days after today whose partitions are created ahead of time"},
     {"group", "SLUICE_GROUP", SETTING_STRING, "", 0, 0, 0, SL_CMD_LOG_READ, F(group),
      "consumer group whose offsets are read and committed; empty = none"},
     {"from-beginning", "SLUICE_FROM_BEGINNING", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_LOG_READ,
@@ -367,12 +383,22 @@ void sl_config_print_markdown(FILE *out)
                      s->type == SETTING_SIZE ? " bytes" : "");
         else if (s->type == SETTING_DURATION)
             snprintf(range, sizeof range, "%lld–%lld %s", (long long)s->min, (long long)s->max,
-                     s->unit_ms == 1 ? "ms" : "s");
+                     s->unit_ms == 1 ? "ms" : s->unit_ms == 1000 ? "s" : "d");
         else if (s->type == SETTING_LIST || s->type == SETTING_KV_LIST)
             snprintf(range, sizeof range, "repeatable");
-        fprintf(out, "| `--%s` | `%s` | `%s` | %s | %s%s%s | %s |\n", s->name, s->env,
-                *s->def ? s->def : "", range, (s->commands & SL_CMD_SERVE) ? "serve" : "",
-                (s->commands & SL_CMD_SERVE) && (s->commands & SL_CMD_LOG_READ) ? ", " : "",
-                (s->commands & SL_CMD_LOG_READ) ? "log read" : "", s->doc);
+        static const struct {
+            unsigned bit;
+            const char *name;
+        } commands[] = {{SL_CMD_SERVE, "serve"},
+                        {SL_CMD_LOG_READ, "log read"},
+                        {SL_CMD_PG_MIGRATE, "pg migrate"}};
+        char used[64] = "";
+        for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++) {
+            if (s->commands & commands[c].bit)
+                snprintf(used + strlen(used), sizeof used - strlen(used), "%s%s",
+                         *used ? ", " : "", commands[c].name);
+        }
+        fprintf(out, "| `--%s` | `%s` | `%s` | %s | %s | %s |\n", s->name, s->env,
+                *s->def ? s->def : "", range, used, s->doc);
     }
 }

@@ -1,0 +1,266 @@
+/* The hot store's schema: versioned migrations recorded in sluice_migrations (applied in
+ * one transaction under an advisory lock, so concurrent starts are safe), and the daily
+ * partitions of analytics_events, created ahead of time and dropped past retention.
+ * Where the TimescaleDB extension is installed in the database, analytics_events is a
+ * hypertable with daily chunks instead, and retention drops chunks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg/pg_int.h"
+
+/* The reference stack's columns (same names, types and limits), plus event_id and
+ * received_at; page_url and button_id are the names the reference's first dashboard
+ * still uses for resource_id and interaction_target, kept as generated columns so its
+ * "Recent Events" panel runs unchanged. No primary key: a unique constraint on a
+ * partitioned table must include the partition key, so event_id is kept unique by
+ * sluice_event_ids instead (docs/internals/pg.md). */
+#define EVENT_COLUMNS                                                                              \
+    "id bigserial NOT NULL,"                                                                       \
+    "\"timestamp\" timestamptz NOT NULL DEFAULT now(),"                                            \
+    "channel varchar(50) NOT NULL,"                                                                \
+    "platform varchar(100),"                                                                       \
+    "event_type varchar(100) NOT NULL,"                                                            \
+    "event_category varchar(100),"                                                                 \
+    "resource_id varchar(500),"                                                                    \
+    "resource_title varchar(200),"                                                                 \
+    "interaction_target varchar(200),"                                                             \
+    "session_id varchar(100) NOT NULL,"                                                            \
+    "user_id varchar(100),"                                                                        \
+    "device_id varchar(100),"                                                                      \
+    "user_agent text,"                                                                             \
+    "client_version varchar(50),"                                                                  \
+    "interaction_value numeric,"                                                                   \
+    "interaction_text text,"                                                                       \
+    "metadata jsonb,"                                                                              \
+    "created_at timestamptz NOT NULL DEFAULT now(),"                                               \
+    "event_id varchar(400) NOT NULL,"                                                              \
+    "received_at timestamptz NOT NULL,"                                                            \
+    "page_url varchar(500) GENERATED ALWAYS AS (resource_id) STORED,"                              \
+    "button_id varchar(200) GENERATED ALWAYS AS (interaction_target) STORED"
+
+/* Everything but analytics_events itself, whose shape depends on TimescaleDB. */
+static const char schema_v1[] =
+    "CREATE TABLE sluice_offsets ("
+    " consumer_group text NOT NULL, log_partition integer NOT NULL,"
+    " next_offset bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (consumer_group, log_partition));"
+    /* The dashboards filter on the last hour and list the latest events: one b-tree on
+     * the time serves both (bench/pg_indexes.sh measures it and the reference's others). */
+    "CREATE INDEX analytics_events_timestamp_idx ON analytics_events (\"timestamp\");"
+    "CREATE TABLE sluice_event_ids ("
+    " event_id varchar(400) PRIMARY KEY, \"timestamp\" timestamptz NOT NULL);"
+    "CREATE TABLE sluice_rollup_minute ("
+    " bucket timestamptz NOT NULL, channel text NOT NULL, platform text, event_type text"
+    " NOT NULL, event_category text, resource_id text, events bigint NOT NULL,"
+    " value_sum numeric, value_count bigint NOT NULL);"
+    "CREATE UNIQUE INDEX sluice_rollup_minute_key ON sluice_rollup_minute"
+    " (bucket, channel, platform, event_type, event_category, resource_id)"
+    " NULLS NOT DISTINCT;"
+    "CREATE TABLE sluice_rollup_sessions (bucket timestamptz NOT NULL, channel text NOT NULL,"
+    " session_id text NOT NULL, PRIMARY KEY (bucket, channel, session_id));"
+    "CREATE TABLE sluice_rollup_users (bucket timestamptz NOT NULL, channel text NOT NULL,"
+    " user_id text NOT NULL, PRIMARY KEY (bucket, channel, user_id));"
+    "CREATE TABLE sluice_dead_letters ("
+    " id bigserial PRIMARY KEY, failed_at timestamptz NOT NULL DEFAULT now(),"
+    " consumer_group text NOT NULL, log_partition integer NOT NULL, log_offset bigint NOT NULL,"
+    " error text NOT NULL, payload bytea NOT NULL);"
+    /* The reference's materialized view, by name and columns, read from the rollup:
+     * never refreshed, never stale (its distinct counts are not kept per group). */
+    "CREATE VIEW analytics_summary AS"
+    " SELECT bucket AS time_bucket, channel, event_type, event_category, resource_id,"
+    " sum(events)::bigint AS event_count,"
+    " sum(value_sum) / nullif(sum(value_count), 0) AS avg_interaction_value"
+    " FROM sluice_rollup_minute GROUP BY bucket, channel, event_type, event_category,"
+    " resource_id;";
+
+static const char events_native[] =
+    "CREATE TABLE analytics_events (" EVENT_COLUMNS ") PARTITION BY RANGE (\"timestamp\");";
+static const char events_timescale[] = "CREATE TABLE analytics_events (" EVENT_COLUMNS ");"
+                                       "SELECT create_hypertable('analytics_events', 'timestamp',"
+                                       " chunk_time_interval => interval '1 day');";
+
+/* Any number: the key of the advisory lock that serializes migrations. */
+#define MIGRATION_LOCK 0x736c7569636531
+
+sl_err sl__pg_exec(PGconn *conn, const char *sql, char *errbuf, size_t errlen)
+{
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    sl_err err = SL_OK;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+        size_t n = strlen(msg);
+        while (n > 0 && msg[n - 1] == '\n')
+            n--;
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "postgresql: %.*s", (int)n, msg);
+    }
+    PQclear(res);
+    return err;
+}
+
+/* One-row, one-column answer of sql as a long; SL_ERR_IO on failure. */
+static sl_err query_long(PGconn *conn, const char *sql, long *out, char *errbuf, size_t errlen)
+{
+    PGresult *res = PQexec(conn, sql);
+    sl_err err = SL_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "postgresql: %s", PQerrorMessage(conn));
+    else
+        *out = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return err;
+}
+
+sl_err sl__pg_migrate_conn(PGconn *conn, char *errbuf, size_t errlen)
+{
+    sl_err err;
+    char sql[128];
+    snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(%lld)",
+             (long long)MIGRATION_LOCK);
+    if ((err = sl__pg_exec(conn, sql, errbuf, errlen)))
+        return err;
+    long version = 0, timescale = 0;
+    if ((err = sl__pg_exec(conn,
+                           "CREATE TABLE IF NOT EXISTS sluice_migrations (version integer PRIMARY "
+                           "KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+                           errbuf, errlen)) ||
+        (err = query_long(conn, "SELECT coalesce(max(version), 0) FROM sluice_migrations", &version,
+                          errbuf, errlen)) ||
+        (err = query_long(conn, "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'",
+                          &timescale, errbuf, errlen)))
+        goto out;
+    if (version < 1) {
+        if ((err =
+                 sl__pg_exec(conn, timescale ? events_timescale : events_native, errbuf, errlen)) ||
+            (err = sl__pg_exec(conn, schema_v1, errbuf, errlen)) ||
+            (err = sl__pg_exec(conn, "INSERT INTO sluice_migrations (version) VALUES (1)", errbuf,
+                               errlen)))
+            goto out;
+    }
+    err = sl__pg_exec(conn, "COMMIT", errbuf, errlen);
+out:
+    if (err)
+        PQclear(PQexec(conn, "ROLLBACK"));
+    return err;
+}
+
+static bool is_hypertable(PGconn *conn, bool *yes, char *errbuf, size_t errlen)
+{
+    long kind = 0;
+    if (query_long(conn,
+                   "SELECT count(*) FROM pg_class WHERE relname = 'analytics_events' AND "
+                   "relkind = 'p' AND relnamespace = current_schema()::regnamespace",
+                   &kind, errbuf, errlen))
+        return false;
+    *yes = kind == 0;
+    return true;
+}
+
+sl_err sl__pg_partition_ensure(PGconn *conn, int32_t day, char *errbuf, size_t errlen)
+{
+    char from[9], to[9], sql[512];
+    sl__pg_day_format(day, from);
+    sl__pg_day_format(day + 1, to);
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE IF NOT EXISTS analytics_events_p%s PARTITION OF analytics_events "
+             "FOR VALUES FROM ('%s+00') TO ('%s+00')",
+             from, from, to);
+    return sl__pg_exec(conn, sql, errbuf, errlen);
+}
+
+sl_err sl__pg_partitions_maintain(PGconn *conn, const sl_pg_schema_options *opts, int32_t today,
+                                  unsigned *dropped, char *errbuf, size_t errlen)
+{
+    sl_err err = SL_OK;
+    PGresult *res = NULL;
+    bool hyper = false;
+    if (dropped)
+        *dropped = 0;
+    if (!is_hypertable(conn, &hyper, errbuf, errlen))
+        return SL_ERR_IO;
+    int32_t oldest = today - (int32_t)opts->retention_days;
+    char cutoff[9], sql[1024];
+    sl__pg_day_format(oldest, cutoff);
+    if (hyper) {
+        snprintf(sql, sizeof sql,
+                 "SELECT drop_chunks('analytics_events', older_than => '%s+00'::timestamptz)",
+                 cutoff);
+        return sl__pg_exec(conn, sql, errbuf, errlen);
+    }
+    for (int32_t d = today; d <= today + (int32_t)opts->partitions_ahead; d++) {
+        if ((err = sl__pg_partition_ensure(conn, d, errbuf, errlen)))
+            return err;
+    }
+    /* Partitions are named analytics_events_pYYYYMMDD, so names compare as days. */
+    res = PQexec(conn, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = "
+                       "i.inhrelid WHERE i.inhparent = 'analytics_events'::regclass "
+                       "ORDER BY 1");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "postgresql: %s", PQerrorMessage(conn));
+        goto out;
+    }
+    unsigned n_dropped = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *name = PQgetvalue(res, i, 0);
+        const char *prefix = "analytics_events_p";
+        size_t plen = strlen(prefix);
+        if (strncmp(name, prefix, plen) != 0 || strlen(name) != plen + 8 ||
+            strspn(name + plen, "0123456789") != 8 || strcmp(name + plen, cutoff) >= 0)
+            continue;
+        snprintf(sql, sizeof sql, "DROP TABLE %s", name);
+        if ((err = sl__pg_exec(conn, sql, errbuf, errlen)))
+            goto out;
+        n_dropped++;
+    }
+    if (n_dropped) {
+        /* The rollups and dedup ids of dropped days go with them (one pass per drop:
+         * sluice_event_ids has no time index, so this is its only scan). */
+        snprintf(sql, sizeof sql,
+                 "BEGIN;"
+                 "DELETE FROM sluice_rollup_minute WHERE bucket < '%s+00';"
+                 "DELETE FROM sluice_rollup_sessions WHERE bucket < '%s+00';"
+                 "DELETE FROM sluice_rollup_users WHERE bucket < '%s+00';"
+                 "DELETE FROM sluice_event_ids WHERE \"timestamp\" < '%s+00';"
+                 "COMMIT",
+                 cutoff, cutoff, cutoff, cutoff);
+        if ((err = sl__pg_exec(conn, sql, errbuf, errlen))) {
+            PQclear(PQexec(conn, "ROLLBACK"));
+            goto out;
+        }
+    }
+    if (dropped)
+        *dropped = n_dropped;
+out:
+    PQclear(res);
+    return err;
+}
+
+sl_err sl_pg_migrate(const char *conninfo, const sl_pg_schema_options *opts, char *errbuf,
+                     size_t errlen)
+{
+    PGconn *conn = PQconnectdb(conninfo);
+    sl_err err;
+    if (PQstatus(conn) != CONNECTION_OK) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not connect to postgresql: %s",
+                            PQerrorMessage(conn));
+        goto out;
+    }
+    if ((err = sl__pg_exec(conn, "SET client_min_messages = warning; SET timezone = 'UTC'", errbuf,
+                           errlen)) ||
+        (err = sl__pg_migrate_conn(conn, errbuf, errlen)))
+        goto out;
+    int64_t now_us = 0;
+    {
+        /* today by the server's clock, as the sink does */
+        long epoch_day = 0;
+        if ((err = query_long(conn, "SELECT (now()::date - date '1970-01-01')", &epoch_day, errbuf,
+                              errlen)))
+            goto out;
+        now_us = (int64_t)epoch_day * INT64_C(86400000000);
+    }
+    err = sl__pg_partitions_maintain(conn, opts, sl__pg_day_of_us(now_us), NULL, errbuf, errlen);
+out:
+    PQfinish(conn);
+    return err;
+}
