@@ -118,6 +118,11 @@ static int cmd_serve(int argc, char **argv)
     sl_pg_sink_t *pg_sink = NULL;
     bool api = has_role(cfg.roles, "api");
     bool pg_role = has_role(cfg.roles, "pg-sink") && (strcmp(cfg.roles, "all") || *cfg.pg_uri);
+    if (pg_role && !*cfg.pg_uri) {
+        fprintf(stderr, "sluice serve: the pg-sink role needs --pg (or SLUICE_PG)\n");
+        sl_config_cleanup(&cfg);
+        return 2;
+    }
 
     /* Signals are taken by sigwait() in this thread only: block them before any thread
      * starts so every thread inherits the mask. */

@@ -80,8 +80,10 @@ static const char events_timescale[] = "CREATE TABLE analytics_events (" EVENT_C
                                        "SELECT create_hypertable('analytics_events', 'timestamp',"
                                        " chunk_time_interval => interval '1 day');";
 
-/* Any number: the key of the advisory lock that serializes migrations. */
+/* Any numbers: the keys of the advisory locks that serialize migrations and partition
+ * changes. */
 #define MIGRATION_LOCK 0x736c7569636531
+#define PARTITION_LOCK 0x736c7569636532
 
 sl_err sl__pg_exec(PGconn *conn, const char *sql, char *errbuf, size_t errlen)
 {
@@ -157,16 +159,42 @@ static bool is_hypertable(PGconn *conn, bool *yes, char *errbuf, size_t errlen)
     return true;
 }
 
-sl_err sl__pg_partition_ensure(PGconn *conn, int32_t day, char *errbuf, size_t errlen)
+/* Appends the statement that creates one day's partition if it is missing. */
+static sl_err append_create_partition(sl_buf *sql, int32_t day)
 {
-    char from[9], to[9], sql[512];
+    char from[9], to[9];
     sl__pg_day_format(day, from);
     sl__pg_day_format(day + 1, to);
-    snprintf(sql, sizeof sql,
-             "CREATE TABLE IF NOT EXISTS analytics_events_p%s PARTITION OF analytics_events "
-             "FOR VALUES FROM ('%s+00') TO ('%s+00')",
-             from, from, to);
-    return sl__pg_exec(conn, sql, errbuf, errlen);
+    return sl_buf_appendf(sql,
+                          "CREATE TABLE IF NOT EXISTS analytics_events_p%s PARTITION OF "
+                          "analytics_events FOR VALUES FROM ('%s+00') TO ('%s+00');",
+                          from, from, to);
+}
+
+/* Runs sql in a transaction that holds the partition lock first: CREATE TABLE IF NOT
+ * EXISTS is not safe against a concurrent twin (two sinks, or a sink and a migrate). */
+static sl_err exec_locked(PGconn *conn, const char *sql, char *errbuf, size_t errlen)
+{
+    char lock[96];
+    snprintf(lock, sizeof lock, "BEGIN; SELECT pg_advisory_xact_lock(%lld)",
+             (long long)PARTITION_LOCK);
+    sl_err err = sl__pg_exec(conn, lock, errbuf, errlen);
+    if (!err && !(err = sl__pg_exec(conn, sql, errbuf, errlen)))
+        err = sl__pg_exec(conn, "COMMIT", errbuf, errlen);
+    if (err)
+        PQclear(PQexec(conn, "ROLLBACK"));
+    return err;
+}
+
+sl_err sl__pg_partition_ensure(PGconn *conn, int32_t day, char *errbuf, size_t errlen)
+{
+    sl_buf sql;
+    sl_buf_init(&sql, 4096);
+    sl_err err = append_create_partition(&sql, day);
+    if (!err)
+        err = exec_locked(conn, sql.data, errbuf, errlen);
+    sl_buf_cleanup(&sql);
+    return err;
 }
 
 sl_err sl__pg_partitions_maintain(PGconn *conn, const sl_pg_schema_options *opts, int32_t today,
@@ -175,23 +203,30 @@ sl_err sl__pg_partitions_maintain(PGconn *conn, const sl_pg_schema_options *opts
     sl_err err = SL_OK;
     PGresult *res = NULL;
     bool hyper = false;
+    sl_buf sql;
+    sl_buf_init(&sql, 1u << 20);
     if (dropped)
         *dropped = 0;
-    if (!is_hypertable(conn, &hyper, errbuf, errlen))
-        return SL_ERR_IO;
+    if (!is_hypertable(conn, &hyper, errbuf, errlen)) {
+        err = SL_ERR_IO;
+        goto out;
+    }
     int32_t oldest = today - (int32_t)opts->retention_days;
-    char cutoff[9], sql[1024];
+    char cutoff[9];
     sl__pg_day_format(oldest, cutoff);
     if (hyper) {
-        snprintf(sql, sizeof sql,
-                 "SELECT drop_chunks('analytics_events', older_than => '%s+00'::timestamptz)",
-                 cutoff);
-        return sl__pg_exec(conn, sql, errbuf, errlen);
+        err = sl_buf_appendf(&sql,
+                             "SELECT drop_chunks('analytics_events', older_than => "
+                             "'%s+00'::timestamptz)",
+                             cutoff);
+        if (!err)
+            err = sl__pg_exec(conn, sql.data, errbuf, errlen);
+        goto out;
     }
-    for (int32_t d = today; d <= today + (int32_t)opts->partitions_ahead; d++) {
-        if ((err = sl__pg_partition_ensure(conn, d, errbuf, errlen)))
-            return err;
-    }
+    for (int32_t d = today; d <= today + (int32_t)opts->partitions_ahead && !err; d++)
+        err = append_create_partition(&sql, d);
+    if (err)
+        goto out;
     /* Partitions are named analytics_events_pYYYYMMDD, so names compare as days. */
     res = PQexec(conn, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = "
                        "i.inhrelid WHERE i.inhparent = 'analytics_events'::regclass "
@@ -201,38 +236,32 @@ sl_err sl__pg_partitions_maintain(PGconn *conn, const sl_pg_schema_options *opts
         goto out;
     }
     unsigned n_dropped = 0;
-    for (int i = 0; i < PQntuples(res); i++) {
+    const char *prefix = "analytics_events_p";
+    size_t plen = strlen(prefix);
+    for (int i = 0; i < PQntuples(res) && !err; i++) {
         const char *name = PQgetvalue(res, i, 0);
-        const char *prefix = "analytics_events_p";
-        size_t plen = strlen(prefix);
         if (strncmp(name, prefix, plen) != 0 || strlen(name) != plen + 8 ||
             strspn(name + plen, "0123456789") != 8 || strcmp(name + plen, cutoff) >= 0)
             continue;
-        snprintf(sql, sizeof sql, "DROP TABLE %s", name);
-        if ((err = sl__pg_exec(conn, sql, errbuf, errlen)))
-            goto out;
+        err = sl_buf_appendf(&sql, "DROP TABLE IF EXISTS %s;", name);
         n_dropped++;
     }
-    if (n_dropped) {
-        /* The rollups and dedup ids of dropped days go with them (one pass per drop:
-         * sluice_event_ids has no time index, so this is its only scan). */
-        snprintf(sql, sizeof sql,
-                 "BEGIN;"
-                 "DELETE FROM sluice_rollup_minute WHERE bucket < '%s+00';"
-                 "DELETE FROM sluice_rollup_sessions WHERE bucket < '%s+00';"
-                 "DELETE FROM sluice_rollup_users WHERE bucket < '%s+00';"
-                 "DELETE FROM sluice_event_ids WHERE \"timestamp\" < '%s+00';"
-                 "COMMIT",
-                 cutoff, cutoff, cutoff, cutoff);
-        if ((err = sl__pg_exec(conn, sql, errbuf, errlen))) {
-            PQclear(PQexec(conn, "ROLLBACK"));
-            goto out;
-        }
-    }
+    /* The rollups and dedup ids of dropped days go with them (one pass per drop:
+     * sluice_event_ids has no time index, so this is its only scan). */
+    if (!err && n_dropped)
+        err = sl_buf_appendf(&sql,
+                             "DELETE FROM sluice_rollup_minute WHERE bucket < '%s+00';"
+                             "DELETE FROM sluice_rollup_sessions WHERE bucket < '%s+00';"
+                             "DELETE FROM sluice_rollup_users WHERE bucket < '%s+00';"
+                             "DELETE FROM sluice_event_ids WHERE \"timestamp\" < '%s+00';",
+                             cutoff, cutoff, cutoff, cutoff);
+    if (err || (err = exec_locked(conn, sql.data, errbuf, errlen)))
+        goto out;
     if (dropped)
         *dropped = n_dropped;
 out:
     PQclear(res);
+    sl_buf_cleanup(&sql);
     return err;
 }
 

@@ -689,7 +689,8 @@ static void *sink_main(void *arg)
             if (sink->n_msgs > 0) {
                 int64_t left =
                     (int64_t)sink->opts.linger_ms - (sl_time_mono_ns() - sink->first_ns) / 1000000;
-                timeout = left < 0 ? 0 : (int)left;
+                /* capped, so a stop is seen while a long linger runs */
+                timeout = left < 0 ? 0 : left < POLL_IDLE_MS ? (int)left : POLL_IDLE_MS;
             }
             if (!gather(sink, timeout, errbuf, sizeof errbuf)) {
                 failed(sink, errbuf);

@@ -41,7 +41,8 @@ class Postgres:
         # restart the server and expect what it acknowledged to be there.
         self.settings = {"listen_addresses": "127.0.0.1", "port": str(self.port),
                          "unix_socket_directories": self.dir, "max_connections": "20",
-                         "shared_buffers": "64MB", "log_min_messages": "warning"}
+                         "shared_buffers": "64MB", "log_min_messages": "warning",
+                         "timezone": "UTC"}
         self.settings.update(settings or {})
 
     def _run(self, *args, check=True):
