@@ -64,6 +64,38 @@ static void log_options_from(const sl_config *cfg, bool producer, sl_log_options
     lo->n_kafka_opts = cfg->n_kafka_opts;
 }
 
+/* What `--roles` can name: each role is a part of sluice this process runs. */
+enum { ROLE_API = 1u << 0, ROLE_PG_SINK = 1u << 1 };
+static const struct role_name {
+    const char *name;
+    unsigned bit;
+} role_names[] = {
+    {"api", ROLE_API},
+    {"pg-sink", ROLE_PG_SINK},
+};
+
+/* Parses --roles: a comma-separated list of role names, or "all". 0 on a bad list. */
+static unsigned parse_roles(const char *list)
+{
+    unsigned roles = 0;
+    for (const char *p = list;; p++) {
+        size_t len = strcspn(p, ",");
+        unsigned bit = 0;
+        for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++) {
+            if (len == 3 && !strncmp(p, "all", 3))
+                bit |= role_names[i].bit;
+            else if (strlen(role_names[i].name) == len && !strncmp(p, role_names[i].name, len))
+                bit = role_names[i].bit;
+        }
+        if (!bit)
+            return 0; /* an unknown or empty name */
+        roles |= bit;
+        p += len;
+        if (!*p)
+            return roles;
+    }
+}
+
 /* Many keep-alive clients need many descriptors; take what the hard limit allows. */
 static void raise_fd_limit(void)
 {
@@ -92,19 +124,6 @@ static void pg_sink_options_from(const sl_config *cfg, sl_pg_sink_options *po)
     pg_schema_from(cfg, &po->schema);
 }
 
-/* Whether the comma list `roles` names role (or is "all"). */
-static bool has_role(const char *roles, const char *role)
-{
-    size_t n = strlen(role);
-    for (const char *p = roles; *p;) {
-        size_t len = strcspn(p, ",");
-        if ((len == 3 && !strncmp(p, "all", 3)) || (len == n && !strncmp(p, role, n)))
-            return true;
-        p += len + (p[len] == ',');
-    }
-    return false;
-}
-
 static int cmd_serve(int argc, char **argv)
 {
     sl_config cfg;
@@ -115,13 +134,26 @@ static int cmd_serve(int argc, char **argv)
     char errbuf[512];
     sl_log_t *log = NULL;
     sl_http_server_t *srv = NULL;
-    sl_pg_sink_t *pg_sink = NULL;
-    bool api = has_role(cfg.roles, "api");
-    bool pg_role = has_role(cfg.roles, "pg-sink") && (strcmp(cfg.roles, "all") || *cfg.pg_uri);
-    if (pg_role && !*cfg.pg_uri) {
-        fprintf(stderr, "sluice serve: the pg-sink role needs --pg (or SLUICE_PG)\n");
+    sl_component components[sizeof role_names / sizeof role_names[0]];
+    size_t n_components = 0;
+    unsigned roles = parse_roles(cfg.roles);
+    if (!roles) {
+        fprintf(stderr, "sluice serve: --roles: \"%s\" is not a comma-separated list of",
+                cfg.roles);
+        for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++)
+            fprintf(stderr, " %s", role_names[i].name);
+        fprintf(stderr, " (or all)\n");
         sl_config_cleanup(&cfg);
         return 2;
+    }
+    sl_pg_sink_t *pg_sink = NULL;
+    if ((roles & ROLE_PG_SINK) && !*cfg.pg_uri) {
+        if (strcmp(cfg.roles, "all") != 0) {
+            fprintf(stderr, "sluice serve: the pg-sink role needs --pg (or SLUICE_PG)\n");
+            sl_config_cleanup(&cfg);
+            return 2;
+        }
+        roles &= ~(unsigned)ROLE_PG_SINK; /* "all" without a PostgreSQL: no hot store */
     }
 
     /* Signals are taken by sigwait() in this thread only: block them before any thread
@@ -135,19 +167,20 @@ static int cmd_serve(int argc, char **argv)
     raise_fd_limit();
 
     sl_log_options lo;
-    log_options_from(&cfg, api, &lo);
+    log_options_from(&cfg, roles & ROLE_API, &lo);
     if (sl_log_open(cfg.log_uri, &lo, &log, errbuf, sizeof errbuf)) {
         sl_diag(SL_DIAG_ERROR, "could not open the log", "uri=\"%s\" detail=\"%s\"", cfg.log_uri,
                 errbuf);
         goto out;
     }
-    if (pg_role) {
+    if (roles & ROLE_PG_SINK) {
         sl_pg_sink_options po;
         pg_sink_options_from(&cfg, &po);
         if (sl_pg_sink_start(&po, log, &pg_sink, errbuf, sizeof errbuf)) {
             sl_diag(SL_DIAG_ERROR, "could not start the pg sink", "detail=\"%s\"", errbuf);
             goto out;
         }
+        sl_pg_sink_component(pg_sink, &components[n_components++]);
     }
     sl_http_options ho = {
         .listen = cfg.listen,
@@ -166,6 +199,9 @@ static int cmd_serve(int argc, char **argv)
         .write_keys = cfg.write_keys,
         .n_write_keys = cfg.n_write_keys,
         .rate_limit = (uint64_t)cfg.rate_limit,
+        .ingest = roles & ROLE_API,
+        .components = components,
+        .n_components = n_components,
     };
     if (sl_http_server_start(&ho, log, &srv, errbuf, sizeof errbuf)) {
         sl_diag(SL_DIAG_ERROR, "could not start the HTTP server", "detail=\"%s\"", errbuf);
@@ -175,15 +211,16 @@ static int cmd_serve(int argc, char **argv)
     const char *colon = strrchr(cfg.listen, ':');
     snprintf(base, sizeof base, "http://%.*s:%u", (int)(colon - cfg.listen), cfg.listen,
              sl_http_server_port(srv));
-    sl_diag(SL_DIAG_INFO, "listening", "url=%s log=\"%s\" partitions=%u", base, cfg.log_uri,
-            sl_log_partition_count(log));
-    printf("sluice is serving\n"
-           "  ingest   POST %s/analytics\n"
-           "  health   GET  %s/health\n"
+    sl_diag(SL_DIAG_INFO, "listening", "url=%s log=\"%s\" partitions=%u roles=%s", base,
+            cfg.log_uri, sl_log_partition_count(log), cfg.roles);
+    printf("sluice is serving (roles: %s)\n", cfg.roles);
+    if (roles & ROLE_API)
+        printf("  ingest   POST %s/analytics\n", base);
+    printf("  health   GET  %s/health\n"
            "  ready    GET  %s/ready\n"
            "  metrics  GET  %s/metrics\n"
            "  log      %s  (see it with: sluice log read --log %s)\n",
-           base, base, base, base, cfg.log_uri, cfg.log_uri);
+           base, base, base, cfg.log_uri, cfg.log_uri);
     fflush(stdout);
 
     int sig = 0;

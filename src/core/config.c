@@ -92,8 +92,9 @@ static const setting settings[] = {
      F(rate_limit), "events per second per write key (all clients together without keys), "
      "with one second of burst; over it requests get 429 with Retry-After; 0 = no limit"},
     {"roles", "SLUICE_ROLES", SETTING_STRING, "all", 0, 0, 0, SL_CMD_SERVE, F(roles),
-     "what this process runs: api (the ingest API) or all; today both mean the ingest API, "
-     "the sinks arrive with later issues"},
+     "what this process runs, as a comma-separated list: api (the ingest API), pg-sink "
+     "(the PostgreSQL hot store, needs --pg), or all (pg-sink only when --pg is given); "
+     "health, readiness and metrics are served whatever the roles"},
     /* PostgreSQL hot store */
     {"pg", "SLUICE_PG", SETTING_STRING, "", 0, 0, 0, SL_CMD_SERVE | SL_CMD_PG_MIGRATE, F(pg_uri),
      "PostgreSQL hot store, a libpq URI such as postgres://USER@HOST:PORT/DB; the pg-sink "

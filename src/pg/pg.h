@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/component.h"
 #include "core/err.h"
 #include "log/log.h"
 
@@ -51,11 +52,9 @@ SL_MUST_CHECK sl_err sl_pg_sink_start(const sl_pg_sink_options *opts, sl_log_t *
  * NULL is a no-op. */
 void sl_pg_sink_stop(sl_pg_sink_t *sink);
 
-/* Whether the last attempt to reach PostgreSQL succeeded; if not, why (into why).
- * @thread any. */
-bool sl_pg_sink_is_ready(sl_pg_sink_t *sink, char *why, size_t whylen);
-
-/* Appends the sink's Prometheus metrics (sluice_pg_...). @thread any. */
-SL_MUST_CHECK sl_err sl_pg_sink_write_metrics(sl_pg_sink_t *sink, sl_buf *out);
+/* Fills out with the sink's view for GET /ready (not ready while PostgreSQL cannot be
+ * reached or written, with the reason) and GET /metrics (sluice_pg_...). out->opaque is
+ * the sink: the component must not be used after sl_pg_sink_stop. */
+void sl_pg_sink_component(sl_pg_sink_t *sink, sl_component *out);
 
 #endif

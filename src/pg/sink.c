@@ -115,18 +115,22 @@ static void set_unready(sl_pg_sink_t *sink, const char *why)
     atomic_store(&sink->ready, false);
 }
 
-bool sl_pg_sink_is_ready(sl_pg_sink_t *sink, char *why, size_t whylen)
+/* @thread any HTTP thread */
+static bool is_ready(void *opaque, char *why, size_t whylen)
 {
+    sl_pg_sink_t *sink = opaque;
     if (atomic_load(&sink->ready))
         return true;
     pthread_mutex_lock(&sink->mu);
-    snprintf(why, whylen, "pg sink: %s", sink->why);
+    snprintf(why, whylen, "%s", sink->why);
     pthread_mutex_unlock(&sink->mu);
     return false;
 }
 
-sl_err sl_pg_sink_write_metrics(sl_pg_sink_t *sink, sl_buf *out)
+/* @thread any HTTP thread */
+static sl_err write_metrics(void *opaque, sl_buf *out)
 {
+    sl_pg_sink_t *sink = opaque;
     return sl_buf_appendf(
         out,
         "# HELP sluice_pg_up Whether the pg sink's last attempt to reach PostgreSQL worked.\n"
@@ -155,6 +159,12 @@ sl_err sl_pg_sink_write_metrics(sl_pg_sink_t *sink, sl_buf *out)
         (uint64_t)atomic_load(&sink->batches_total), (uint64_t)atomic_load(&sink->failures_total),
         (uint64_t)atomic_load(&sink->partitions_dropped_total),
         (uint64_t)atomic_load(&sink->held_rows), (double)atomic_load(&sink->last_commit_us) / 1e6);
+}
+
+void sl_pg_sink_component(sl_pg_sink_t *sink, sl_component *out)
+{
+    *out = (sl_component){
+        .name = "pg-sink", .is_ready = is_ready, .write_metrics = write_metrics, .opaque = sink};
 }
 
 /* ---- talking to PostgreSQL ---- */
