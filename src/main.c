@@ -221,6 +221,8 @@ static int cmd_serve(int argc, char **argv)
            "  metrics  GET  %s/metrics\n"
            "  log      %s  (see it with: sluice log read --log %s)\n",
            base, base, base, cfg.log_uri, cfg.log_uri);
+    if (pg_sink)
+        printf("  pg       %s  (hot store: table analytics_events)\n", cfg.pg_uri);
     fflush(stdout);
 
     int sig = 0;
