@@ -221,8 +221,11 @@ static int cmd_serve(int argc, char **argv)
            "  metrics  GET  %s/metrics\n"
            "  log      %s  (see it with: sluice log read --log %s)\n",
            base, base, base, cfg.log_uri, cfg.log_uri);
-    if (pg_sink)
-        printf("  pg       %s  (hot store: table analytics_events)\n", cfg.pg_uri);
+    if (pg_sink) {
+        char where[300];
+        sl_pg_describe(cfg.pg_uri, where, sizeof where);
+        printf("  pg       %s, table analytics_events (the hot store)\n", where);
+    }
     fflush(stdout);
 
     int sig = 0;

@@ -27,6 +27,9 @@ typedef struct sl_pg_schema_options {
 SL_MUST_CHECK sl_err sl_pg_migrate(const char *conninfo, const sl_pg_schema_options *opts,
                                    char *errbuf, size_t errlen);
 
+/* "DB on HOST:PORT" for a conninfo, without its user or password, for messages. */
+void sl_pg_describe(const char *conninfo, char *out, size_t outlen);
+
 typedef struct sl_pg_sink_options {
     const char *conninfo;     /* copied at start */
     const char *group;        /* consumer group; "sluice-pg" when NULL; copied */

@@ -32,6 +32,10 @@ void sl__pg_day_format(int32_t day, char out[9]);
 /* The UTC day of a time in microseconds since the epoch. */
 int32_t sl__pg_day_of_us(int64_t us);
 
+/* Folds libpq's multi-line messages into one line in place (newlines and tabs become
+ * single spaces, the end is trimmed), for diagnostics and /ready. */
+void sl__pg_one_line(char *msg);
+
 /* Runs sql (one or more statements, no parameters); SL_ERR_IO with PostgreSQL's message
  * on failure. */
 SL_MUST_CHECK sl_err sl__pg_exec(PGconn *conn, const char *sql, char *errbuf, size_t errlen);

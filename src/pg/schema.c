@@ -85,6 +85,20 @@ static const char events_timescale[] = "CREATE TABLE analytics_events (" EVENT_C
 #define MIGRATION_LOCK 0x736c7569636531
 #define PARTITION_LOCK 0x736c7569636532
 
+void sl__pg_one_line(char *msg)
+{
+    char *w = msg;
+    for (const char *r = msg; *r; r++) {
+        bool space = *r == '\n' || *r == '\t' || *r == '\r' || *r == ' ';
+        if (space && (w == msg || w[-1] == ' '))
+            continue;
+        *w++ = space ? ' ' : *r;
+    }
+    while (w > msg && w[-1] == ' ')
+        w--;
+    *w = '\0';
+}
+
 sl_err sl__pg_exec(PGconn *conn, const char *sql, char *errbuf, size_t errlen)
 {
     PGresult *res = PQexec(conn, sql);
@@ -290,6 +304,26 @@ sl_err sl_pg_migrate(const char *conninfo, const sl_pg_schema_options *opts, cha
     }
     err = sl__pg_partitions_maintain(conn, opts, sl__pg_day_of_us(now_us), NULL, errbuf, errlen);
 out:
+    if (err && errbuf && errlen)
+        sl__pg_one_line(errbuf);
     PQfinish(conn);
     return err;
+}
+
+void sl_pg_describe(const char *conninfo, char *out, size_t outlen)
+{
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    const char *db = "?", *host = "localhost", *port = "5432";
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (!o->val || !*o->val)
+            continue;
+        if (!strcmp(o->keyword, "dbname"))
+            db = o->val;
+        else if (!strcmp(o->keyword, "host") || !strcmp(o->keyword, "hostaddr"))
+            host = o->val;
+        else if (!strcmp(o->keyword, "port"))
+            port = o->val;
+    }
+    snprintf(out, outlen, "database \"%s\" on %s:%s", db, host, port);
+    PQconninfoFree(opts);
 }

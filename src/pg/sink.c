@@ -615,10 +615,12 @@ static void back_off(sl_pg_sink_t *sink)
         sink->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : sink->backoff_ms * 2;
 }
 
-static void failed(sl_pg_sink_t *sink, const char *errbuf)
+static void failed(sl_pg_sink_t *sink, char *errbuf)
 {
+    sl__pg_one_line(errbuf);
     atomic_fetch_add(&sink->failures_total, 1);
-    if (atomic_load(&sink->ready) || sink->backoff_ms >= BACKOFF_MAX_MS)
+    /* the first failure of an outage, then one line per longest backoff */
+    if (sink->backoff_ms == BACKOFF_MIN_MS || sink->backoff_ms >= BACKOFF_MAX_MS)
         sl_diag(SL_DIAG_WARN, "pg: postgresql unavailable, retrying", "detail=\"%s\" held=%zu",
                 errbuf, sink->n_msgs);
     set_unready(sink, errbuf);
