@@ -50,29 +50,56 @@ static const char schema_v1[] =
     "CREATE INDEX analytics_events_timestamp_idx ON analytics_events (\"timestamp\");"
     "CREATE TABLE sluice_event_ids ("
     " event_id varchar(400) PRIMARY KEY, \"timestamp\" timestamptz NOT NULL);"
+    /* Rollups per minute, kept narrow so a batch touches few rows: counts by channel,
+     * platform, event type and category; counts by channel and resource apart (pages are
+     * many; crossing them with the other dimensions made about one rollup row per event). */
     "CREATE TABLE sluice_rollup_minute ("
     " bucket timestamptz NOT NULL, channel text NOT NULL, platform text, event_type text"
-    " NOT NULL, event_category text, resource_id text, events bigint NOT NULL,"
-    " value_sum numeric, value_count bigint NOT NULL);"
+    " NOT NULL, event_category text, events bigint NOT NULL, value_sum numeric,"
+    " value_count bigint NOT NULL);"
     "CREATE UNIQUE INDEX sluice_rollup_minute_key ON sluice_rollup_minute"
-    " (bucket, channel, platform, event_type, event_category, resource_id)"
-    " NULLS NOT DISTINCT;"
-    "CREATE TABLE sluice_rollup_sessions (bucket timestamptz NOT NULL, channel text NOT NULL,"
-    " session_id text NOT NULL, PRIMARY KEY (bucket, channel, session_id));"
-    "CREATE TABLE sluice_rollup_users (bucket timestamptz NOT NULL, channel text NOT NULL,"
-    " user_id text NOT NULL, PRIMARY KEY (bucket, channel, user_id));"
+    " (bucket, channel, platform, event_type, event_category) NULLS NOT DISTINCT;"
+    "CREATE TABLE sluice_rollup_resources ("
+    " bucket timestamptz NOT NULL, channel text NOT NULL, resource_id text,"
+    " events bigint NOT NULL);"
+    "CREATE UNIQUE INDEX sluice_rollup_resources_key ON sluice_rollup_resources"
+    " (bucket, channel, resource_id) NULLS NOT DISTINCT;"
+    /* Distinct sessions and users per minute and channel as HyperLogLog sketches: 1024
+     * registers (standard error about 3%) of a 64-bit hash; low 10 bits pick the
+     * register, the rank of the first set bit of the other 54 is its value. Sketches of
+     * several minutes or channels merge exactly (register-wise maximum), so "active
+     * sessions in the last hour" is sluice_hll_count(sluice_hll_merge(regs)) over 60
+     * rows per channel, whatever the traffic. Exact per-minute sets cost more than the
+     * rows themselves (docs/internals/pg.md). */
+    "CREATE TABLE sluice_rollup_distinct (bucket timestamptz NOT NULL, channel text NOT NULL,"
+    " what text NOT NULL, regs smallint[] NOT NULL, PRIMARY KEY (bucket, channel, what));"
+    "CREATE FUNCTION sluice_hll_rank(h bigint) RETURNS smallint LANGUAGE sql IMMUTABLE"
+    " PARALLEL SAFE AS $$ SELECT (55 - length(ltrim(((h >> 10) & 18014398509481983)"
+    "::bit(54)::text, '0')))::smallint $$;"
+    "CREATE FUNCTION sluice_hll_union(a smallint[], b smallint[]) RETURNS smallint[]"
+    " LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT CASE WHEN a IS NULL THEN b"
+    " WHEN b IS NULL THEN a ELSE ARRAY(SELECT greatest(x, y) FROM unnest(a, b)"
+    " WITH ORDINALITY AS t(x, y, i) ORDER BY i) END $$;"
+    "CREATE AGGREGATE sluice_hll_merge(smallint[]) (sfunc = sluice_hll_union,"
+    " stype = smallint[]);"
+    "CREATE FUNCTION sluice_hll_count(regs smallint[]) RETURNS bigint LANGUAGE sql"
+    " IMMUTABLE PARALLEL SAFE AS $$ SELECT CASE WHEN e <= 2560 AND zeros > 0"
+    " THEN round(1024 * ln(1024.0 / zeros)) ELSE round(e) END::bigint"
+    " FROM (SELECT 0.7213 / (1 + 1.079 / 1024) * 1048576 / sum(power(2.0, -r)) AS e,"
+    " count(*) FILTER (WHERE r = 0) AS zeros FROM unnest(coalesce(regs,"
+    " array_fill(0::smallint, ARRAY[1024]))) r) s $$;"
     "CREATE TABLE sluice_dead_letters ("
     " id bigserial PRIMARY KEY, failed_at timestamptz NOT NULL DEFAULT now(),"
     " consumer_group text NOT NULL, log_partition integer NOT NULL, log_offset bigint NOT NULL,"
     " error text NOT NULL, payload bytea NOT NULL);"
-    /* The reference's materialized view, by name and columns, read from the rollup:
-     * never refreshed, never stale (its distinct counts are not kept per group). */
+    /* The reference's materialized view, by name and its columns but resource_id and the
+     * distinct counts (which are kept per channel and minute only), read from the rollup:
+     * never refreshed, never stale. */
     "CREATE VIEW analytics_summary AS"
-    " SELECT bucket AS time_bucket, channel, event_type, event_category, resource_id,"
+    " SELECT bucket AS time_bucket, channel, event_type, event_category,"
     " sum(events)::bigint AS event_count,"
     " sum(value_sum) / nullif(sum(value_count), 0) AS avg_interaction_value"
-    " FROM sluice_rollup_minute GROUP BY bucket, channel, event_type, event_category,"
-    " resource_id;";
+    " FROM sluice_rollup_minute GROUP BY bucket, channel, event_type, event_category;";
 
 static const char events_native[] =
     "CREATE TABLE analytics_events (" EVENT_COLUMNS ") PARTITION BY RANGE (\"timestamp\");";
@@ -265,8 +292,8 @@ sl_err sl__pg_partitions_maintain(PGconn *conn, const sl_pg_schema_options *opts
     if (!err && n_dropped)
         err = sl_buf_appendf(&sql,
                              "DELETE FROM sluice_rollup_minute WHERE bucket < '%s+00';"
-                             "DELETE FROM sluice_rollup_sessions WHERE bucket < '%s+00';"
-                             "DELETE FROM sluice_rollup_users WHERE bucket < '%s+00';"
+                             "DELETE FROM sluice_rollup_resources WHERE bucket < '%s+00';"
+                             "DELETE FROM sluice_rollup_distinct WHERE bucket < '%s+00';"
                              "DELETE FROM sluice_event_ids WHERE \"timestamp\" < '%s+00';",
                              cutoff, cutoff, cutoff, cutoff);
     if (err || (err = exec_locked(conn, sql.data, errbuf, errlen)))

@@ -81,6 +81,9 @@ struct sl_pg_sink {
     size_t n_rows;
     dead *dead;
     size_t n_dead;
+    uint32_t *id_slots;     /* open addressing over the batch's event ids: row index + 1 */
+    size_t n_id_slots;      /* a power of two, at least twice batch_rows */
+    size_t n_repeats;       /* rows of this attempt dropped as repeats of an earlier row */
     int32_t known_days[64]; /* partitions known to exist (a small cache) */
     size_t n_known_days;
     int64_t maintained_ns;
@@ -282,7 +285,10 @@ static sl_err connect_pg(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
              "session_id varchar(100), user_id varchar(100), device_id varchar(100), user_agent "
              "text, client_version varchar(50), interaction_value numeric, interaction_text "
              "text, metadata jsonb) ON COMMIT DELETE ROWS");
-    if ((err = sl__pg_exec(sink->conn, "SET client_min_messages = warning; SET timezone = 'UTC'",
+    /* work_mem: a batch's rollup sorts and hashes stay in memory (4 MB spilled to disk) */
+    if ((err = sl__pg_exec(sink->conn,
+                           "SET client_min_messages = warning; SET timezone = 'UTC'; "
+                           "SET work_mem = '64MB'",
                            errbuf, errlen)) ||
         (err = sl__pg_migrate_conn(sink->conn, errbuf, errlen)) ||
         (err = maintain(sink, errbuf, errlen)) ||
@@ -305,6 +311,43 @@ static void disconnect(sl_pg_sink_t *sink)
 
 /* ---- one batch ---- */
 
+static uint64_t hash_bytes(const char *p, size_t n)
+{
+    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * UINT64_C(1099511628211);
+    return h;
+}
+
+/* The event_id column of a COPY row: between the first and second tab. */
+static const char *row_id(const sl_pg_sink_t *sink, const row *r, size_t *len)
+{
+    const char *start = (const char *)memchr(sink->copy.data + r->off, '\t', r->len) + 1;
+    *len = (size_t)((const char *)memchr(start, '\t', r->len) - start);
+    return start;
+}
+
+/* Whether the row just built repeats the event_id of an earlier row of the batch (then a
+ * client sent it twice in quick succession); if not, remembers it. The escaped id is
+ * compared, which is as unique as the id. */
+static bool is_repeat(sl_pg_sink_t *sink, const row *r)
+{
+    size_t len;
+    const char *id = row_id(sink, r, &len);
+    size_t mask = sink->n_id_slots - 1;
+    for (size_t at = hash_bytes(id, len) & mask;; at = (at + 1) & mask) {
+        uint32_t slot = sink->id_slots[at];
+        if (slot == 0) {
+            sink->id_slots[at] = (uint32_t)sink->n_rows + 1;
+            return false;
+        }
+        size_t olen;
+        const char *other = row_id(sink, &sink->rows[slot - 1], &olen);
+        if (olen == len && memcmp(other, id, len) == 0)
+            return true;
+    }
+}
+
 /* Builds the COPY text of the held messages not yet stored; records that are not JSON
  * objects become dead letters right away. Creates the partitions the rows need. */
 static sl_err build_rows(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
@@ -312,6 +355,8 @@ static sl_err build_rows(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
     sl_buf_reset(&sink->copy);
     sink->n_rows = 0;
     sink->n_dead = 0;
+    sink->n_repeats = 0;
+    memset(sink->id_slots, 0, sink->n_id_slots * sizeof *sink->id_slots);
     int32_t today = sl__pg_day_of_us(sl_time_now_us());
     int32_t oldest = today - (int32_t)sink->opts.schema.retention_days;
     int32_t newest = today + (int32_t)sink->opts.schema.partitions_ahead;
@@ -335,7 +380,14 @@ static sl_err build_rows(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
         if (err)
             return sl_errbuf_set(errbuf, errlen, err, "could not build a COPY row: %s",
                                  sl_strerror(err));
-        sink->rows[sink->n_rows++] = (row){.msg = i, .off = off, .len = sink->copy.len - off};
+        row r = {.msg = i, .off = off, .len = sink->copy.len - off};
+        if (is_repeat(sink, &r)) {
+            sink->copy.len = off;
+            sink->copy.data[off] = '\0';
+            sink->n_repeats++;
+            continue;
+        }
+        sink->rows[sink->n_rows++] = r;
         /* Rows outside the kept window get no partition: PostgreSQL refuses them and
          * they become dead letters with its reason. */
         if (day == SL__PG_NO_DAY || day < oldest || day > newest)
@@ -354,43 +406,59 @@ static sl_err build_rows(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
     return SL_OK;
 }
 
+/* Rows whose event_id is new (build_rows removed repeats inside the batch) go into
+ * analytics_events and the rollups. */
 static const char insert_sql[] =
     "WITH fresh AS ("
     " INSERT INTO sluice_event_ids (event_id, \"timestamp\")"
-    " SELECT DISTINCT ON (event_id) event_id, \"timestamp\" FROM sluice_stage"
-    " ORDER BY event_id, seq ON CONFLICT DO NOTHING RETURNING event_id),"
+    " SELECT event_id, \"timestamp\" FROM sluice_stage ON CONFLICT DO NOTHING"
+    " RETURNING event_id),"
     "ins AS ("
     " INSERT INTO analytics_events (event_id, \"timestamp\", received_at, channel, platform,"
     " event_type, event_category, resource_id, resource_title, interaction_target, session_id,"
     " user_id, device_id, user_agent, client_version, interaction_value, interaction_text,"
     " metadata)"
-    " SELECT DISTINCT ON (s.event_id) s.event_id, s.\"timestamp\", s.received_at, s.channel,"
-    " s.platform, s.event_type, s.event_category, s.resource_id, s.resource_title,"
-    " s.interaction_target, s.session_id, s.user_id, s.device_id, s.user_agent,"
-    " s.client_version, s.interaction_value, s.interaction_text, s.metadata"
-    " FROM sluice_stage s JOIN fresh f ON f.event_id = s.event_id ORDER BY s.event_id, s.seq"
-    " RETURNING \"timestamp\", channel, platform, event_type, event_category, resource_id,"
-    " session_id, user_id, interaction_value),"
+    " SELECT event_id, \"timestamp\", received_at, channel, platform, event_type,"
+    " event_category, resource_id, resource_title, interaction_target, session_id, user_id,"
+    " device_id, user_agent, client_version, interaction_value, interaction_text, metadata"
+    " FROM sluice_stage WHERE event_id IN (SELECT event_id FROM fresh)"
+    " RETURNING date_trunc('minute', \"timestamp\") AS bucket, channel, platform, event_type,"
+    " event_category, resource_id, session_id, user_id, interaction_value),"
     "r1 AS ("
     " INSERT INTO sluice_rollup_minute AS r (bucket, channel, platform, event_type,"
-    " event_category, resource_id, events, value_sum, value_count)"
-    " SELECT date_trunc('minute', \"timestamp\"), channel, platform, event_type,"
-    " event_category, resource_id, count(*), sum(interaction_value), count(interaction_value)"
-    " FROM ins GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6"
-    " ON CONFLICT (bucket, channel, platform, event_type, event_category, resource_id)"
+    " event_category, events, value_sum, value_count)"
+    " SELECT bucket, channel, platform, event_type, event_category, count(*),"
+    " sum(interaction_value), count(interaction_value)"
+    " FROM ins GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
+    " ON CONFLICT (bucket, channel, platform, event_type, event_category)"
     " DO UPDATE SET events = r.events + excluded.events,"
     " value_sum = CASE WHEN r.value_sum IS NULL THEN excluded.value_sum"
     " WHEN excluded.value_sum IS NULL THEN r.value_sum"
     " ELSE r.value_sum + excluded.value_sum END,"
     " value_count = r.value_count + excluded.value_count),"
     "r2 AS ("
-    " INSERT INTO sluice_rollup_sessions (bucket, channel, session_id)"
-    " SELECT DISTINCT date_trunc('minute', \"timestamp\"), channel, session_id FROM ins"
-    " ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING),"
+    " INSERT INTO sluice_rollup_resources AS r (bucket, channel, resource_id, events)"
+    " SELECT bucket, channel, resource_id, count(*) FROM ins GROUP BY 1, 2, 3"
+    " ORDER BY 1, 2, 3 ON CONFLICT (bucket, channel, resource_id)"
+    " DO UPDATE SET events = r.events + excluded.events),"
+    /* HyperLogLog registers of the batch per minute and channel (schema.c), every one of
+     * the 1024 present (zeros added), merged into the stored sketches. */
+    "hs AS ("
+    " SELECT bucket, channel, what, h & 1023 AS reg, sluice_hll_rank(h) AS rank FROM ("
+    " SELECT bucket, channel, 'session_id' AS what, hashtextextended(session_id, 0) AS h"
+    " FROM ins UNION ALL SELECT bucket, channel, 'user_id', hashtextextended(user_id, 0)"
+    " FROM ins WHERE user_id IS NOT NULL) x"
+    " UNION ALL SELECT k.bucket, k.channel, w.what, g, 0"
+    " FROM (SELECT DISTINCT bucket, channel FROM ins) k"
+    " CROSS JOIN (VALUES ('session_id'), ('user_id')) w(what)"
+    " CROSS JOIN generate_series(0, 1023) g),"
     "r3 AS ("
-    " INSERT INTO sluice_rollup_users (bucket, channel, user_id)"
-    " SELECT DISTINCT date_trunc('minute', \"timestamp\"), channel, user_id FROM ins"
-    " WHERE user_id IS NOT NULL ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING)"
+    " INSERT INTO sluice_rollup_distinct AS r (bucket, channel, what, regs)"
+    " SELECT bucket, channel, what, array_agg(rank ORDER BY reg) FROM ("
+    " SELECT bucket, channel, what, reg, max(rank)::smallint AS rank FROM hs"
+    " GROUP BY 1, 2, 3, 4) m GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    " ON CONFLICT (bucket, channel, what) DO UPDATE SET regs = sluice_hll_union(r.regs,"
+    " excluded.regs))"
     "SELECT count(*) FROM ins";
 
 /* Outcome of writing some rows inside the open transaction. */
@@ -591,7 +659,8 @@ static sl_err write_batch(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
     size_t accepted = sink->n_rows - (sink->n_dead - n_unparsed);
     atomic_fetch_add(&sink->rows_total, inserted);
     atomic_fetch_add(&sink->dead_total, sink->n_dead);
-    atomic_fetch_add(&sink->duplicates_total, accepted > inserted ? accepted - inserted : 0);
+    atomic_fetch_add(&sink->duplicates_total,
+                     sink->n_repeats + (accepted > inserted ? accepted - inserted : 0));
     atomic_fetch_add(&sink->batches_total, 1);
     atomic_store(&sink->last_commit_us, sl_time_now_us());
     return SL_OK;
@@ -748,6 +817,7 @@ static void sink_free(sl_pg_sink_t *sink)
     free(sink->msgs);
     free(sink->rows);
     free(sink->dead);
+    free(sink->id_slots);
     sl_buf_cleanup(&sink->values);
     sl_buf_cleanup(&sink->copy);
     pthread_mutex_destroy(&sink->mu);
@@ -778,6 +848,9 @@ sl_err sl_pg_sink_start(const sl_pg_sink_options *opts, sl_log_t *log, sl_pg_sin
     sink->msgs = calloc(opts->batch_rows, sizeof *sink->msgs);
     sink->rows = calloc(opts->batch_rows, sizeof *sink->rows);
     sink->dead = calloc(opts->batch_rows, sizeof *sink->dead);
+    for (sink->n_id_slots = 16; sink->n_id_slots < 2 * opts->batch_rows;)
+        sink->n_id_slots *= 2;
+    sink->id_slots = calloc(sink->n_id_slots, sizeof *sink->id_slots);
     sl_buf_init(&sink->values, opts->batch_bytes);
     /* escaping can double a value, and each row adds its seq and separators */
     sl_buf_init(&sink->copy, 2 * opts->batch_bytes + 64 * opts->batch_rows);
@@ -785,7 +858,7 @@ sl_err sl_pg_sink_start(const sl_pg_sink_options *opts, sl_log_t *log, sl_pg_sin
     set_unready(sink, "not connected to postgresql yet");
     sl_err err = SL_OK;
     if (!sink->conninfo || !sink->group || !sink->next || !sink->held_to || !sink->msgs ||
-        !sink->rows || !sink->dead) {
+        !sink->rows || !sink->dead || !sink->id_slots) {
         err = SL_ERR_NOMEM;
         goto out;
     }

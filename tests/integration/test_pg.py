@@ -103,7 +103,8 @@ def test_retention(pg):
         pg.query(f"INSERT INTO sluice_event_ids VALUES ('old-{d}', '{ts}')")
         pg.query("INSERT INTO sluice_rollup_minute (bucket, channel, event_type, events, "
                  f"value_count) VALUES ('{ts}', 'web', 'x', 1, 0)")
-        pg.query(f"INSERT INTO sluice_rollup_sessions VALUES ('{ts}', 'web', 's')")
+        pg.query("INSERT INTO sluice_rollup_distinct VALUES "
+                 f"('{ts}', 'web', 'session_id', array_fill(1::smallint, ARRAY[1024]))")
     r = migrate(pg, "--pg-retention", "30d")
     checks.check(r.returncode == 0, f"retention run succeeds: {r.stderr}")
     have = partitions(pg)
@@ -114,10 +115,10 @@ def test_retention(pg):
     checks.check(pg.query("SELECT event_id FROM sluice_event_ids ORDER BY 1") ==
                  [(f"old-{recent}",)], "dedup ids of the dropped day are gone")
     checks.check(pg.value("SELECT count(*) FROM sluice_rollup_minute") == "1" and
-                 pg.value("SELECT count(*) FROM sluice_rollup_sessions") == "1",
+                 pg.value("SELECT count(*) FROM sluice_rollup_distinct") == "1",
                  "rollup rows of the dropped day are gone, the kept day's stay")
     pg.query(f"DROP TABLE {day_name(recent)}; TRUNCATE sluice_event_ids, sluice_rollup_minute,"
-             " sluice_rollup_sessions")
+             " sluice_rollup_distinct")
 
 
 # ---- the reference dashboards' queries, verbatim (Grafana macros expanded as Grafana does)

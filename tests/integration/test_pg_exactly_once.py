@@ -45,6 +45,25 @@ def make_event(i):
     return {k: v for k, v in e.items() if v is not None}
 
 
+def sketches(table):
+    """HyperLogLog registers per minute and channel computed from raw rows, independently
+    of the sink's batches: 1024 registers, low 10 bits of hashtextextended pick one, the
+    rank of the first set bit of the other 54 bits is its value."""
+    per = []
+    for what in ("session_id", "user_id"):
+        per.append(
+            f"SELECT date_trunc('minute', \"timestamp\") AS bucket, channel, '{what}' AS what,"
+            f" hashtextextended({what}, 0) & 1023 AS reg, max(55 - length(ltrim(("
+            f"(hashtextextended({what}, 0) >> 10) & 18014398509481983)::bit(54)::text, '0')))"
+            f" AS rank FROM {table} WHERE {what} IS NOT NULL GROUP BY 1, 2, 3, 4")
+    return ("SELECT k.bucket, k.channel, k.what, array_agg(coalesce(s.rank, 0)::smallint "
+            "ORDER BY g) FROM (SELECT DISTINCT date_trunc('minute', \"timestamp\") AS bucket, "
+            f"channel, w.what FROM {table}, (VALUES ('session_id'), ('user_id')) w(what)) k "
+            "CROSS JOIN generate_series(0, 1023) g LEFT JOIN (" + " UNION ALL ".join(per) +
+            ") s ON s.bucket = k.bucket AND s.channel = k.channel AND s.what = k.what "
+            "AND s.reg = g GROUP BY 1, 2, 3")
+
+
 def main():
     log_dir = tempfile.mkdtemp(prefix="sluice-pg-eo-")
     sent = {}          # event_id -> channel, every event the api acknowledged
@@ -128,28 +147,30 @@ def main():
 
         # The rollups against the raw rows, both directions of the difference.
         minute = ("SELECT date_trunc('minute', \"timestamp\") b, channel, platform, event_type,"
-                  " event_category, resource_id, count(*), sum(interaction_value),"
-                  " count(interaction_value) FROM analytics_events GROUP BY 1, 2, 3, 4, 5, 6")
-        rollup = ("SELECT bucket, channel, platform, event_type, event_category, resource_id,"
-                  " events, value_sum, value_count FROM sluice_rollup_minute")
+                  " event_category, count(*), sum(interaction_value), count(interaction_value)"
+                  " FROM analytics_events GROUP BY 1, 2, 3, 4, 5")
+        rollup = ("SELECT bucket, channel, platform, event_type, event_category, events,"
+                  " value_sum, value_count FROM sluice_rollup_minute")
         for name, a, b in [
                 ("minute counts", minute, rollup),
-                ("sessions", "SELECT DISTINCT date_trunc('minute', \"timestamp\"), channel,"
-                 " session_id FROM analytics_events",
-                 "SELECT bucket, channel, session_id FROM sluice_rollup_sessions"),
-                ("users", "SELECT DISTINCT date_trunc('minute', \"timestamp\"), channel, user_id"
-                 " FROM analytics_events WHERE user_id IS NOT NULL",
-                 "SELECT bucket, channel, user_id FROM sluice_rollup_users")]:
+                ("resources", "SELECT date_trunc('minute', \"timestamp\"), channel, resource_id,"
+                 " count(*) FROM analytics_events GROUP BY 1, 2, 3",
+                 "SELECT bucket, channel, resource_id, events FROM sluice_rollup_resources"),
+                ("distinct sketches", sketches("analytics_events"),
+                 "SELECT bucket, channel, what, regs FROM sluice_rollup_distinct")]:
             diff = pg.value(f"SELECT (SELECT count(*) FROM (({a}) EXCEPT ALL ({b})) x) + "
                             f"(SELECT count(*) FROM (({b}) EXCEPT ALL ({a})) y)")
             rows = pg.value(f"SELECT count(*) FROM ({b}) z")
             checks.check(diff == "0" and int(rows) > 0,
                          f"rollup {name} equals the raw rows' aggregate ({rows} rows, "
                          f"{diff} differ)")
-        hour_sessions = pg.value("SELECT count(DISTINCT session_id) FROM sluice_rollup_sessions")
-        raw_sessions = pg.value("SELECT count(DISTINCT session_id) FROM analytics_events")
-        checks.check(hour_sessions == raw_sessions,
-                     f"merged session sets count {hour_sessions} == raw {raw_sessions}")
+        for what in ("session_id", "user_id"):
+            est, exact = pg.query(
+                "SELECT sluice_hll_count(sluice_hll_merge(regs)), (SELECT count(DISTINCT "
+                f"{what}) FROM analytics_events) FROM sluice_rollup_distinct "
+                f"WHERE what = '{what}'")[0]
+            checks.check(abs(int(est) - int(exact)) <= 0.1 * int(exact),
+                         f"merged {what} sketches estimate {est}, exact {exact} (within 10%)")
     shutil.rmtree(log_dir, ignore_errors=True)
     checks.finish()
 
