@@ -441,22 +441,14 @@ static const char insert_sql[] =
     " SELECT bucket, channel, resource_id, count(*) FROM ins GROUP BY 1, 2, 3"
     " ORDER BY 1, 2, 3 ON CONFLICT (bucket, channel, resource_id)"
     " DO UPDATE SET events = r.events + excluded.events),"
-    /* HyperLogLog registers of the batch per minute and channel (schema.c), every one of
-     * the 1024 present (zeros added), merged into the stored sketches. */
-    "hs AS ("
-    " SELECT bucket, channel, what, h & 1023 AS reg, sluice_hll_rank(h) AS rank FROM ("
-    " SELECT bucket, channel, 'session_id' AS what, hashtextextended(session_id, 0) AS h"
-    " FROM ins UNION ALL SELECT bucket, channel, 'user_id', hashtextextended(user_id, 0)"
-    " FROM ins WHERE user_id IS NOT NULL) x"
-    " UNION ALL SELECT k.bucket, k.channel, w.what, g, 0"
-    " FROM (SELECT DISTINCT bucket, channel FROM ins) k"
-    " CROSS JOIN (VALUES ('session_id'), ('user_id')) w(what)"
-    " CROSS JOIN generate_series(0, 1023) g),"
+    /* the batch's session and user hashes folded into HyperLogLog sketches per minute
+     * and channel (schema.c), merged into the stored ones */
     "r3 AS ("
     " INSERT INTO sluice_rollup_distinct AS r (bucket, channel, what, regs)"
-    " SELECT bucket, channel, what, array_agg(rank ORDER BY reg) FROM ("
-    " SELECT bucket, channel, what, reg, max(rank)::smallint AS rank FROM hs"
-    " GROUP BY 1, 2, 3, 4) m GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    " SELECT bucket, channel, what, sluice_hll_fold(NULL, array_agg(h)) FROM ("
+    " SELECT bucket, channel, 'session_id' AS what, hashtextextended(session_id, 0) AS h"
+    " FROM ins UNION ALL SELECT bucket, channel, 'user_id', hashtextextended(user_id, 0)"
+    " FROM ins WHERE user_id IS NOT NULL) x GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
     " ON CONFLICT (bucket, channel, what) DO UPDATE SET regs = sluice_hll_union(r.regs,"
     " excluded.regs))"
     "SELECT count(*) FROM ins";
