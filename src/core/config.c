@@ -46,7 +46,8 @@ static const setting settings[] = {
      "the durable log: file://DIR (embedded) or kafka://HOST:PORT[,HOST:PORT...]/TOPIC "
      "(Apache Kafka; topic analytics-events when omitted)"},
     {"log-level", "SLUICE_LOG_LEVEL", SETTING_STRING, "info", 0, 0, 0,
-     SL_CMD_SERVE | SL_CMD_LOG_READ | SL_CMD_PG_MIGRATE, F(log_level), "diagnostics on stderr: debug, info, warn, error"},
+     SL_CMD_SERVE | SL_CMD_LOG_READ | SL_CMD_PG_MIGRATE, F(log_level),
+     "diagnostics on stderr: debug, info, warn, error"},
     {"http-threads", "SLUICE_HTTP_THREADS", SETTING_INT, "2", 1, 256, 0, SL_CMD_SERVE,
      F(http_threads), "HTTP worker threads (each runs its own event loop)"},
     {"max-connections", "SLUICE_MAX_CONNECTIONS", SETTING_INT, "4096", 1, 1000000, 0,

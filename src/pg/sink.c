@@ -277,14 +277,15 @@ static sl_err connect_pg(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
         goto out;
     }
     char stage[1024];
-    snprintf(stage, sizeof stage,
-             "CREATE TEMP TABLE sluice_stage (seq integer, event_id text, \"timestamp\" "
-             "timestamptz, received_at timestamptz, channel varchar(50), platform "
-             "varchar(100), event_type varchar(100), event_category varchar(100), resource_id "
-             "varchar(500), resource_title varchar(200), interaction_target varchar(200), "
-             "session_id varchar(100), user_id varchar(100), device_id varchar(100), user_agent "
-             "text, client_version varchar(50), interaction_value numeric, interaction_text "
-             "text, metadata jsonb) ON COMMIT DELETE ROWS");
+    snprintf(
+        stage, sizeof stage,
+        "CREATE TEMP TABLE sluice_stage (seq integer, event_id text COLLATE \"C\", \"timestamp\" "
+        "timestamptz, received_at timestamptz, channel varchar(50), platform "
+        "varchar(100), event_type varchar(100), event_category varchar(100), resource_id "
+        "varchar(500), resource_title varchar(200), interaction_target varchar(200), "
+        "session_id varchar(100), user_id varchar(100), device_id varchar(100), user_agent "
+        "text, client_version varchar(50), interaction_value numeric, interaction_text "
+        "text, metadata jsonb) ON COMMIT DELETE ROWS");
     /* work_mem: a batch's rollup sorts and hashes stay in memory (4 MB spilled to disk) */
     if ((err = sl__pg_exec(sink->conn,
                            "SET client_min_messages = warning; SET timezone = 'UTC'; "
