@@ -96,6 +96,19 @@ static unsigned parse_roles(const char *list)
     }
 }
 
+/* Whether the --roles list names role itself (not only through "all"). */
+static bool names_role(const char *list, const char *role)
+{
+    size_t n = strlen(role);
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && !strncmp(p, role, n))
+            return true;
+        p += len + (p[len] == ',');
+    }
+    return false;
+}
+
 /* Many keep-alive clients need many descriptors; take what the hard limit allows. */
 static void raise_fd_limit(void)
 {
@@ -148,7 +161,7 @@ static int cmd_serve(int argc, char **argv)
     }
     sl_pg_sink_t *pg_sink = NULL;
     if ((roles & ROLE_PG_SINK) && !*cfg.pg_uri) {
-        if (strcmp(cfg.roles, "all") != 0) {
+        if (names_role(cfg.roles, "pg-sink")) {
             fprintf(stderr, "sluice serve: the pg-sink role needs --pg (or SLUICE_PG)\n");
             sl_config_cleanup(&cfg);
             return 2;
