@@ -558,6 +558,12 @@ static sl_err write_dead_letters(sl_pg_sink_t *sink, char *errbuf, size_t errlen
 {
     for (size_t i = 0; i < sink->n_dead; i++) {
         const held *h = &sink->msgs[sink->dead[i].msg];
+        /* The reason may quote the record's own bytes (jansson does), which need not be
+         * UTF-8; PostgreSQL would refuse it and the batch could never commit. Keep ASCII. */
+        for (char *c = sink->dead[i].error; *c; c++) {
+            if ((unsigned char)*c >= 0x80 || (unsigned char)*c < 0x20)
+                *c = '?';
+        }
         char part[16], off[24];
         snprintf(part, sizeof part, "%u", h->partition);
         snprintf(off, sizeof off, "%" PRIu64, h->offset);
