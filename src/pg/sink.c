@@ -61,7 +61,6 @@ typedef struct dead {
 struct sl_pg_sink {
     sl_pg_sink_options opts;
     char *conninfo, *group;
-    sl_log_t *log;
     sl_log_consumer_t *c;
     unsigned parts;
     pthread_t thread;
@@ -838,7 +837,6 @@ sl_err sl_pg_sink_start(const sl_pg_sink_options *opts, sl_log_t *log, sl_pg_sin
         return SL_ERR_NOMEM;
     pthread_mutex_init(&sink->mu, NULL);
     sink->opts = *opts;
-    sink->log = log;
     sink->parts = sl_log_partition_count(log);
     sink->conninfo = strdup(opts->conninfo);
     sink->group = strdup(opts->group ? opts->group : "sluice-pg");
