@@ -18,7 +18,8 @@
  *     under savepoints and goes to sluice_dead_letters in the same transaction; the rest
  *     commits.
  *  4. Memory is bounded by batch_rows and batch_bytes: while a batch cannot be written the
- *     thread stops polling (the log keeps accepting; its retention is the bound there).
+ *     thread stops polling (the log keeps accepting; its retention is the bound there). A
+ *     polled record that does not fit is not held: its partition is sought back to it.
  *
  * States: connecting (backoff) -> gathering -> writing -> gathering ...; any failure goes
  * back to connecting with the batch held; stop writes what is held, then exits. */
@@ -45,7 +46,11 @@ typedef struct held {
     uint64_t offset;
     int64_t timestamp_ms;
     size_t off, len; /* value in sink->values */
+    size_t full_len; /* the record's size; more than len when only its start is held */
 } held;
+
+/* Bytes of a record too large for a batch kept for its dead letter. */
+#define OVERSIZE_KEEP 4096
 
 /* A row of the current attempt: a held message and its slice of the COPY text. */
 typedef struct row {
@@ -74,6 +79,8 @@ struct sl_pg_sink {
     held *msgs;
     size_t n_msgs;
     sl_buf values;
+    bool full;        /* a polled record did not fit: its partition was rewound to it */
+    bool *rewound;    /* per partition, during one gather */
     int64_t first_ns; /* when the batch's first message arrived */
     sl_buf copy;
     row *rows;
@@ -225,6 +232,7 @@ out:
 static void clear_batch(sl_pg_sink_t *sink)
 {
     sink->n_msgs = 0;
+    sink->full = false;
     sl_buf_reset(&sink->values);
     atomic_store(&sink->held_rows, 0);
 }
@@ -366,6 +374,15 @@ static sl_err build_rows(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
     int32_t newest = today + (int32_t)sink->opts.schema.partitions_ahead;
     for (size_t i = 0; i < sink->n_msgs; i++) {
         const held *h = &sink->msgs[i];
+        if (h->len < h->full_len) {
+            dead *d = &sink->dead[sink->n_dead++];
+            d->msg = i;
+            snprintf(d->error, sizeof d->error,
+                     "record of %zu bytes is over half of --pg-batch-bytes (%zu); its first %zu "
+                     "bytes are kept here",
+                     h->full_len, sink->opts.batch_bytes, h->len);
+            continue;
+        }
         sl_log_message m = {.partition = h->partition,
                             .offset = h->offset,
                             .timestamp_ms = h->timestamp_ms,
@@ -710,16 +727,31 @@ static bool gather(sl_pg_sink_t *sink, int timeout_ms, char *errbuf, size_t errl
                       sl_log_consumer_errmsg(sink->c));
         return false;
     }
+    memset(sink->rewound, 0, sink->parts * sizeof *sink->rewound);
     for (size_t i = 0; i < n; i++) {
         const sl_log_message *m = &msgs[i];
-        if (m->partition >= sink->parts)
+        if (m->partition >= sink->parts || sink->rewound[m->partition])
             continue;
         if (m->offset < sink->held_to[m->partition])
             continue; /* a re-delivery (invariant 2) */
+        /* A record over half the batch's bytes is never written (only its start is kept,
+         * for its dead letter); one that does not fit now is read again for the next
+         * batch: its partition is rewound to it (invariant 4). */
+        size_t keep = m->value_len > sink->opts.batch_bytes / 2 ? OVERSIZE_KEEP : m->value_len;
+        if (sink->values.len + keep > sink->values.cap) {
+            if (sl_log_consumer_seek(sink->c, m->partition, m->offset)) {
+                sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not seek partition %u: %s",
+                              m->partition, sl_log_consumer_errmsg(sink->c));
+                return false;
+            }
+            sink->rewound[m->partition] = true;
+            sink->full = true;
+            continue;
+        }
         size_t off = sink->values.len;
-        if (sl_buf_append(&sink->values, m->value, m->value_len)) {
+        if (sl_buf_append(&sink->values, m->value, keep)) {
             sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "could not hold a record of %zu bytes",
-                          m->value_len);
+                          keep);
             return false;
         }
         if (sink->n_msgs == 0)
@@ -728,7 +760,8 @@ static bool gather(sl_pg_sink_t *sink, int timeout_ms, char *errbuf, size_t errl
                                             .offset = m->offset,
                                             .timestamp_ms = m->timestamp_ms,
                                             .off = off,
-                                            .len = m->value_len};
+                                            .len = keep,
+                                            .full_len = m->value_len};
         sink->held_to[m->partition] = m->offset + 1;
     }
     atomic_store(&sink->held_rows, sink->n_msgs);
@@ -741,7 +774,7 @@ static bool batch_is_due(const sl_pg_sink_t *sink)
 {
     if (sink->n_msgs == 0)
         return false;
-    return sink->n_msgs >= sink->opts.batch_rows ||
+    return sink->full || sink->n_msgs >= sink->opts.batch_rows ||
            sink->values.len + (1u << 20) >= sink->opts.batch_bytes ||
            sl_time_mono_ns() - sink->first_ns >= (int64_t)sink->opts.linger_ms * 1000000;
 }
@@ -820,6 +853,7 @@ static void sink_free(sl_pg_sink_t *sink)
     free(sink->rows);
     free(sink->dead);
     free(sink->id_slots);
+    free(sink->rewound);
     sl_buf_cleanup(&sink->values);
     sl_buf_cleanup(&sink->copy);
     pthread_mutex_destroy(&sink->mu);
@@ -846,6 +880,7 @@ sl_err sl_pg_sink_start(const sl_pg_sink_options *opts, sl_log_t *log, sl_pg_sin
     sink->group = strdup(opts->group ? opts->group : "sluice-pg");
     sink->next = calloc(sink->parts, sizeof *sink->next);
     sink->held_to = calloc(sink->parts, sizeof *sink->held_to);
+    sink->rewound = calloc(sink->parts, sizeof *sink->rewound);
     sink->msgs = calloc(opts->batch_rows, sizeof *sink->msgs);
     sink->rows = calloc(opts->batch_rows, sizeof *sink->rows);
     sink->dead = calloc(opts->batch_rows, sizeof *sink->dead);
@@ -858,8 +893,8 @@ sl_err sl_pg_sink_start(const sl_pg_sink_options *opts, sl_log_t *log, sl_pg_sin
     sink->backoff_ms = BACKOFF_MIN_MS;
     set_unready(sink, "not connected to postgresql yet");
     sl_err err = SL_OK;
-    if (!sink->conninfo || !sink->group || !sink->next || !sink->held_to || !sink->msgs ||
-        !sink->rows || !sink->dead || !sink->id_slots) {
+    if (!sink->conninfo || !sink->group || !sink->next || !sink->held_to || !sink->rewound ||
+        !sink->msgs || !sink->rows || !sink->dead || !sink->id_slots) {
         err = SL_ERR_NOMEM;
         goto out;
     }

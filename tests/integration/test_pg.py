@@ -4,7 +4,9 @@ retention; the reference stack's Grafana panel queries run unchanged on a known 
 and return the numbers this test computes itself; a row PostgreSQL refuses lands in
 sluice_dead_letters while the rest of its batch commits; a client's retry is stored once;
 with PostgreSQL down ingest keeps accepting, /ready and /metrics say so, and everything
-arrives once it is back; a graceful stop commits the batch the sink holds."""
+arrives once it is back; a graceful stop commits the batch the sink holds; records near
+the batch's byte bound are carried over to the next batch, and one over half of it becomes
+a dead letter."""
 
 import datetime as dt
 import subprocess
@@ -407,6 +409,35 @@ def test_graceful_stop(pg):
         srv.__exit__(None, None, None)
 
 
+def test_large_records(pg):
+    """Records near the batch's byte bound: a batch takes what fits and the rest is read
+    again for the next one; a record over half the bound is a dead letter, not a stall."""
+    before = int(pg.value("SELECT count(*) FROM analytics_events"))
+    dead_before = int(pg.value("SELECT count(*) FROM sluice_dead_letters"))
+    pg.query("DELETE FROM sluice_offsets")  # a new log
+    args = ["--pg", pg.uri, "--pg-batch-bytes", "2M", "--pg-linger", "50ms", "--max-body", "4M",
+            "--max-inflated", "4M", "--max-event", "4M"]
+    with Server(extra_args=args) as srv:
+        now = dt.datetime.now(UTC)
+        big = [event(timestamp=iso(now), interaction_text="x" * 600_000) for _ in range(10)]
+        huge = event(timestamp=iso(now), interaction_text="y" * 1_500_000)
+        for e in big[:5] + [huge] + big[5:]:
+            status, _ = srv.post(e)
+            checks.check(status == 200, f"a large event is accepted ({status})")
+        got = wait_rows(pg, before + 10)
+        checks.check(got - before == 10, f"ten 600 kB events stored, 3 per 2 MB batch "
+                     f"({got - before})")
+        deadline = time.time() + 30
+        while time.time() < deadline and \
+                int(pg.value("SELECT count(*) FROM sluice_dead_letters")) == dead_before:
+            time.sleep(0.2)
+        dead = pg.query("SELECT error, length(payload) FROM sluice_dead_letters "
+                        f"ORDER BY id OFFSET {dead_before}")
+        checks.check(len(dead) == 1 and "over half of --pg-batch-bytes" in dead[0][0] and
+                     dead[0][1] == "4096",
+                     f"the 1.5 MB event is a dead letter with its start kept: {dead}")
+
+
 def main():
     with Postgres() as pg:
         test_migrations(pg)
@@ -416,6 +447,7 @@ def main():
             test_dead_letters_and_dedup(pg, srv)
             test_outage(pg, srv)
         test_graceful_stop(pg)
+        test_large_records(pg)
         r = subprocess.run([SLUICE, "serve", "--roles", "pg-sink", "--listen", "127.0.0.1:0"],
                            capture_output=True, text=True, timeout=60,
                            env={"PATH": "/usr/bin:/bin", "SLUICE_LOG": "file:///nonexistent/x"})
