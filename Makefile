@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CTEST_FLAGS ?= --output-on-failure
 
-.PHONY: all deps build build-asan build-fuzz up down test test-unit test-asan test-fuzz bench format clean
+.PHONY: all deps build build-asan build-fuzz up down test test-unit test-asan test-fuzz bench format clean node-deps bench-parquet bench-lake
 
 all: build
 
@@ -37,13 +37,25 @@ down:
 
 # Every test: the release build, the whole suite again under ASan+UBSan, and the fuzz
 # targets replaying their seed corpora plus a short fresh run.
-test: build build-asan build-fuzz
+# The Parquet tests' independent readers (DuckDB, hyparquet) from the committed lock file.
+node-deps:
+	cd tests/node && npm ci --no-audit --no-fund
+
+test: build build-asan build-fuzz node-deps
 	cd $(BUILD) && ctest $(CTEST_FLAGS) -j 2
 	cd build-asan && ctest $(CTEST_FLAGS) -j 2
 	cd build-fuzz && ctest $(CTEST_FLAGS) -R '^fuzz_'
 
 bench: build
 	./bench/ingest.sh
+
+# sluice's Parquet writer against DuckDB's COPY, one thread each (docs/benchmarks.md).
+bench-parquet: build node-deps
+	./bench/parquet.sh
+
+# The lake sink's throughput beside DuckDB turning the same events into Parquet.
+bench-lake: build node-deps
+	./bench/lake.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

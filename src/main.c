@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "core/diag.h"
 #include "http/http.h"
+#include "lake/lake.h"
 #include "log/log.h"
 #include "pg/pg.h"
 
@@ -19,6 +20,7 @@ static void usage(FILE *out)
           "  serve        run the ingest API on the durable log\n"
           "  log read     print events stored in the log as JSON lines\n"
           "  pg migrate   create or update the PostgreSQL schema and its partitions\n"
+          "  lake history list the versions of the Delta Lake table\n"
           "  config-doc   print docs/configuration.md\n"
           "  help         this text; `sluice COMMAND --help` lists a command's flags\n",
           out);
@@ -65,13 +67,14 @@ static void log_options_from(const sl_config *cfg, bool producer, sl_log_options
 }
 
 /* What `--roles` can name: each role is a part of sluice this process runs. */
-enum { ROLE_API = 1u << 0, ROLE_PG_SINK = 1u << 1 };
+enum { ROLE_API = 1u << 0, ROLE_PG_SINK = 1u << 1, ROLE_LAKE_SINK = 1u << 2 };
 static const struct role_name {
     const char *name;
     unsigned bit;
 } role_names[] = {
     {"api", ROLE_API},
     {"pg-sink", ROLE_PG_SINK},
+    {"lake-sink", ROLE_LAKE_SINK},
 };
 
 /* Parses --roles: a comma-separated list of role names, or "all". 0 on a bad list. */
@@ -107,6 +110,26 @@ static bool names_role(const char *list, const char *role)
         p += len + (p[len] == ',');
     }
     return false;
+}
+
+/* The lake sink's options from the settings; false (with a message) on a bad codec. */
+static bool lake_options_from(const sl_config *cfg, sl_lake_sink_options *opts)
+{
+    sl_lake_sink_options_default(opts);
+    opts->table_uri = cfg->lake_uri;
+    opts->zstd_level = (int)cfg->lake_zstd_level;
+    opts->batch_rows = (uint64_t)cfg->lake_batch_rows;
+    opts->batch_bytes = (uint64_t)cfg->lake_batch_bytes;
+    opts->batch_ms = cfg->lake_batch_interval_ms;
+    if (!strcmp(cfg->lake_codec, "snappy"))
+        opts->codec = SL_PQ_SNAPPY;
+    else if (!strcmp(cfg->lake_codec, "zstd"))
+        opts->codec = SL_PQ_ZSTD;
+    else if (!strcmp(cfg->lake_codec, "none"))
+        opts->codec = SL_PQ_UNCOMPRESSED;
+    else
+        return false;
+    return true;
 }
 
 /* Many keep-alive clients need many descriptors; take what the hard limit allows. */
@@ -147,6 +170,7 @@ static int cmd_serve(int argc, char **argv)
     char errbuf[512];
     sl_log_t *log = NULL;
     sl_http_server_t *srv = NULL;
+    sl_lake_sink_t *lake = NULL;
     sl_component components[sizeof role_names / sizeof role_names[0]];
     size_t n_components = 0;
     unsigned roles = parse_roles(cfg.roles);
@@ -167,6 +191,13 @@ static int cmd_serve(int argc, char **argv)
             return 2;
         }
         roles &= ~(unsigned)ROLE_PG_SINK; /* "all" without a PostgreSQL: no hot store */
+    }
+    sl_lake_sink_options lake_opts;
+    if ((roles & ROLE_LAKE_SINK) && !lake_options_from(&cfg, &lake_opts)) {
+        fprintf(stderr, "sluice serve: --lake-codec: \"%s\" is not snappy, zstd or none\n",
+                cfg.lake_codec);
+        sl_config_cleanup(&cfg);
+        return 2;
     }
 
     /* Signals are taken by sigwait() in this thread only: block them before any thread
@@ -194,6 +225,15 @@ static int cmd_serve(int argc, char **argv)
             goto out;
         }
         sl_pg_sink_component(pg_sink, &components[n_components++]);
+    }
+    /* Sinks start here, each adding its component, so /ready and /metrics include them. */
+    if (roles & ROLE_LAKE_SINK) {
+        if (sl_lake_sink_start(&lake_opts, log, &lake, errbuf, sizeof errbuf)) {
+            sl_diag(SL_DIAG_ERROR, "could not start the lake sink", "lake=\"%s\" detail=\"%s\"",
+                    cfg.lake_uri, errbuf);
+            goto out;
+        }
+        sl_lake_sink_component(lake, &components[n_components++]);
     }
     sl_http_options ho = {
         .listen = cfg.listen,
@@ -239,6 +279,9 @@ static int cmd_serve(int argc, char **argv)
         sl_pg_describe(cfg.pg_uri, where, sizeof where);
         printf("  pg       %s, table analytics_events (the hot store)\n", where);
     }
+    if (roles & ROLE_LAKE_SINK)
+        printf("  lake     %s  (see it with: sluice lake history --lake %s)\n", cfg.lake_uri,
+               cfg.lake_uri);
     fflush(stdout);
 
     int sig = 0;
@@ -251,6 +294,8 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 out:
     sl_http_server_free(srv);
+    /* Sinks stop here: after the last request is answered, before the log closes. */
+    sl_lake_sink_stop(lake);
     sl_pg_sink_stop(pg_sink);
     sl_log_close(log);
     if (rc == 0)
@@ -290,6 +335,23 @@ out:
     return rc;
 }
 
+static int cmd_lake_history(int argc, char **argv)
+{
+    sl_config cfg;
+    int rc = config_or_help(&cfg, SL_CMD_LAKE, "lake history", argc, argv);
+    if (rc >= 0)
+        return rc;
+    char errbuf[512];
+    rc = 0;
+    if (sl_lake_history_print(cfg.lake_uri, stdout, errbuf, sizeof errbuf)) {
+        fprintf(stderr, "sluice lake history: %s\n", errbuf);
+        rc = 1;
+    } else if (fflush(stdout) != 0) {
+        rc = 1;
+    }
+    sl_config_cleanup(&cfg);
+    return rc;
+}
 
 static int cmd_pg_migrate(int argc, char **argv)
 {
@@ -324,6 +386,8 @@ int main(int argc, char **argv)
         return cmd_log_read(argc - 3, argv + 3);
     if (!strcmp(argv[1], "pg") && argc >= 3 && !strcmp(argv[2], "migrate"))
         return cmd_pg_migrate(argc - 3, argv + 3);
+    if (!strcmp(argv[1], "lake") && argc >= 3 && !strcmp(argv[2], "history"))
+        return cmd_lake_history(argc - 3, argv + 3);
     if (!strcmp(argv[1], "config-doc")) {
         sl_config_print_markdown(stdout);
         return 0;

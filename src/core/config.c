@@ -112,6 +112,22 @@ static const setting settings[] = {
     {"pg-partitions-ahead", "SLUICE_PG_PARTITIONS_AHEAD", SETTING_INT, "3", 0, 365, 0,
      SL_CMD_SERVE | SL_CMD_PG_MIGRATE, F(pg_partitions_ahead),
      "days after today whose partitions are created ahead of time"},
+    /* lake (issue 5) */
+    {"lake", "SLUICE_LAKE", SETTING_STRING, "file://./var/lake/analytics_events", 0, 0, 0,
+     SL_CMD_SERVE | SL_CMD_LAKE, F(lake_uri),
+     "the Delta Lake table of the lake-sink role: file://DIR (created when absent)"},
+    {"lake-codec", "SLUICE_LAKE_CODEC", SETTING_STRING, "snappy", 0, 0, 0, SL_CMD_SERVE,
+     F(lake_codec), "compression of the lake's Parquet files: snappy, zstd or none"},
+    {"lake-zstd-level", "SLUICE_LAKE_ZSTD_LEVEL", SETTING_INT, "3", 1, 22, 0, SL_CMD_SERVE,
+     F(lake_zstd_level), "zstd level of the lake's Parquet files (with --lake-codec zstd)"},
+    {"lake-batch-rows", "SLUICE_LAKE_BATCH_ROWS", SETTING_INT, "100000", 1, 10000000, 0,
+     SL_CMD_SERVE, F(lake_batch_rows), "the lake sink commits once a batch holds this many events"},
+    {"lake-batch-bytes", "SLUICE_LAKE_BATCH_BYTES", SETTING_SIZE, "64M", 64 * KiB, 1 * GiB, 0,
+     SL_CMD_SERVE, F(lake_batch_bytes),
+     "... or this many bytes of event JSON (bounds the sink's memory)"},
+    {"lake-batch-interval", "SLUICE_LAKE_BATCH_INTERVAL", SETTING_DURATION, "5s", 100, 600000, 1,
+     SL_CMD_SERVE, F(lake_batch_interval_ms),
+     "... or its oldest event has waited this long (how fresh the lake is while events flow)"},
     {"group", "SLUICE_GROUP", SETTING_STRING, "", 0, 0, 0, SL_CMD_LOG_READ, F(group),
      "consumer group whose offsets are read and committed; empty = none"},
     {"from-beginning", "SLUICE_FROM_BEGINNING", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_LOG_READ,
@@ -388,19 +404,19 @@ void sl_config_print_markdown(FILE *out)
                      s->unit_ms == 1 ? "ms" : s->unit_ms == 1000 ? "s" : "d");
         else if (s->type == SETTING_LIST || s->type == SETTING_KV_LIST)
             snprintf(range, sizeof range, "repeatable");
+        char cmds[64] = "";
         static const struct {
             unsigned bit;
             const char *name;
-        } commands[] = {{SL_CMD_SERVE, "serve"},
-                        {SL_CMD_LOG_READ, "log read"},
-                        {SL_CMD_PG_MIGRATE, "pg migrate"}};
-        char used[64] = "";
-        for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++) {
-            if (s->commands & commands[c].bit)
-                snprintf(used + strlen(used), sizeof used - strlen(used), "%s%s",
-                         *used ? ", " : "", commands[c].name);
+        } cmd_names[] = {{SL_CMD_SERVE, "serve"}, {SL_CMD_LOG_READ, "log read"},
+                         {SL_CMD_LAKE, "lake"},
+                         {SL_CMD_PG_MIGRATE, "pg migrate"}};
+        for (size_t k = 0; k < sizeof cmd_names / sizeof cmd_names[0]; k++) {
+            if (s->commands & cmd_names[k].bit)
+                snprintf(cmds + strlen(cmds), sizeof cmds - strlen(cmds), "%s%s",
+                         *cmds ? ", " : "", cmd_names[k].name);
         }
         fprintf(out, "| `--%s` | `%s` | `%s` | %s | %s | %s |\n", s->name, s->env,
-                *s->def ? s->def : "", range, used, s->doc);
+                *s->def ? s->def : "", range, cmds, s->doc);
     }
 }

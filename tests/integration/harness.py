@@ -66,6 +66,10 @@ class Server:
     def start(self, timeout=30):
         args = [SLUICE, "serve", "--listen", "127.0.0.1:0", "--log", self.log_uri,
                 *self.extra_args]
+        if not any(a == "--lake" or a.startswith("--lake=") for a in self.extra_args):
+            # The lake sink (in the default roles) keeps its table beside the log, not in
+            # the working directory where every test's sinks would share one.
+            args += ["--lake", "file://" + os.path.join(self.dir, "lake")]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      env=self.env, text=True)
         ready = threading.Event()
