@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CTEST_FLAGS ?= --output-on-failure
 
-.PHONY: all deps build build-asan build-fuzz up test test-unit test-asan test-fuzz bench format clean node-deps bench-parquet bench-lake bench-storage
+.PHONY: all deps build build-asan build-fuzz up down test test-unit test-asan test-fuzz bench format clean node-deps bench-parquet bench-lake bench-storage
 
 all: build
 
@@ -26,9 +26,14 @@ build-fuzz: deps
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
 
 # Build and run sluice with every default (embedded log under ./var), printing its URLs.
+# Without SLUICE_PG, a local PostgreSQL in ./var/pg is the hot store (`make down` stops it).
 up: build
 	mkdir -p var
-	exec ./$(BUILD)/sluice serve
+	if [ -z "$${SLUICE_PG:-}" ]; then ./scripts/pg-local.sh start; fi
+	SLUICE_PG="$${SLUICE_PG:-$$(./scripts/pg-local.sh uri)}" exec ./$(BUILD)/sluice serve
+
+down:
+	./scripts/pg-local.sh stop
 
 # Every test: the release build, the whole suite again under ASan+UBSan, and the fuzz
 # targets replaying their seed corpora plus a short fresh run.

@@ -6,7 +6,8 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev
   libmicrohttpd-dev libjansson-dev liblmdb-dev lmdb-utils zlib1g-dev libcmocka-dev
-  python3 curl wrk nginx-light valgrind librdkafka-dev kcat libsimdjson-dev g++"
+  python3 curl wrk nginx-light valgrind librdkafka-dev kcat libsimdjson-dev g++
+  libpq-dev postgresql-15 postgresql-client-15"
 # Parquet writer: its codecs, and node/npm for the DuckDB and hyparquet readers in tests.
 PACKAGES="$PACKAGES libsnappy-dev libzstd-dev nodejs"
 # Delta Lake: zstd unpacks the Delta tables of ../shared/data in the tests.
