@@ -33,13 +33,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/diag.h"
 #include "core/time.h"
 #include "log/log_int.h"
 
-#define TXN_BUDGET_MAX ((size_t)8 << 20) /* bytes of units per write transaction */
+#define TXN_BUDGET_MAX ((size_t)8 << 20)   /* bytes of units per write transaction */
+#define WAL_SEG_MIN    ((uint64_t)1 << 20) /* WAL segment size: max_size_bytes / 16 within */
+#define WAL_SEG_MAX    ((uint64_t)16 << 20)
+#define LOCK_TRIES     20 /* times 50 ms: a reader replaying a WAL holds the writer lock briefly */
 
 static const sl__log_backend embedded_backend;
 
@@ -50,6 +54,19 @@ sl__log_env *sl__log_emb_env(sl_log_t *log)
 
 /* ---- open, append, close ---- */
 
+/* Lets the applier apply what the writer handed it, then joins it. */
+static void stop_applier(emb_log *lg)
+{
+    if (!lg->applier_started)
+        return;
+    pthread_mutex_lock(&lg->le->mu);
+    lg->applier_stop = true;
+    pthread_cond_signal(&lg->le->apply_cond);
+    pthread_mutex_unlock(&lg->le->mu);
+    pthread_join(lg->applier, NULL);
+    lg->applier_started = false;
+}
+
 static void emb_free(emb_log *lg)
 {
     if (!lg)
@@ -59,12 +76,15 @@ static void emb_free(emb_log *lg)
         pthread_cond_destroy(&lg->qcond);
     }
     pthread_mutex_destroy(&lg->smu);
+    sl__log_wal_close(&lg->wal);
     sl__log_env_release(lg->le);
     if (lg->lock_fd >= 0)
         close(lg->lock_fd); /* releases the writer lock */
     free(lg->ps);
     free(lg->scratch);
     free(lg->curs);
+    free(lg->touched);
+    free(lg->wnext);
     free(lg);
 }
 
@@ -81,16 +101,25 @@ sl_err sl__log_embedded_open(const char *dir, const sl_log_options *opts, sl_log
                              "out of memory");
     lg->base.be = &embedded_backend;
     lg->lock_fd = -1;
+    lg->wal.fd = lg->wal.dir_fd = -1;
     lg->max_pending_bytes = opts->max_pending_bytes;
     lg->max_size_bytes = opts->max_size_bytes;
     lg->retention_ms = opts->retention_ms;
     lg->retention_bytes = opts->retention_bytes;
     atomic_init(&lg->st_healthy, true);
+    atomic_init(&lg->st_apply_healthy, true);
     pthread_mutex_init(&lg->smu, NULL);
 
-    /* The writer lock comes before LMDB, so a refused producer never touches the env. */
+    /* The writer lock comes before LMDB, so a refused producer never touches the env. A
+     * reader may hold it for a moment (replaying the WAL of a crashed producer): retry. */
     if (opts->producer) {
-        err = sl__log_lock_file(dir, "writer.lock", &lg->lock_fd);
+        for (int i = 0; i < LOCK_TRIES; i++) {
+            err = sl__log_lock_file(dir, "writer.lock", &lg->lock_fd);
+            if (err != SL_ERR_BUSY)
+                break;
+            struct timespec ts = {0, 50 * 1000000};
+            nanosleep(&ts, NULL);
+        }
         if (err == SL_ERR_BUSY) {
             err = sl_errbuf_set(errbuf, errlen, SL_ERR_BUSY,
                                 "log \"%s\" is already open for writing by another process", dir);
@@ -102,36 +131,44 @@ sl_err sl__log_embedded_open(const char *dir, const sl_log_options *opts, sl_log
                                 strerror(errno));
             goto fail;
         }
+    } else if (sl__log_lock_file(dir, "writer.lock", &lg->lock_fd) != SL_OK) {
+        lg->lock_fd = -1; /* a producer runs (or the lock is unusable): nothing to replay */
     }
     err = sl__log_env_acquire(dir, opts, &lg->le, errbuf, errlen);
     if (err)
         goto fail;
-    if (!opts->producer) {
-        atomic_store(&lg->st_healthy, true);
-        *out = &lg->base;
-        return SL_OK;
-    }
 
     /* LMDB needs free pages for copy-on-write and per-page overhead: retention may use
      * only about half of the map. */
     uint64_t half = opts->max_size_bytes / 2;
-    if (lg->retention_bytes > half) {
+    if (opts->producer && lg->retention_bytes > half) {
         sl_diag(SL_DIAG_WARN, "log retention_bytes clamped to half of max_size_bytes",
                 "dir=\"%s\" retention_bytes=%" PRIu64 " max_size_bytes=%" PRIu64
                 " clamped=%" PRIu64,
                 dir, lg->retention_bytes, opts->max_size_bytes, half);
-        lg->retention_bytes = half;
     }
+    if (lg->retention_bytes > half)
+        lg->retention_bytes = half;
     /* An eighth of the map leaves room for the copy-on-write of a batch. Past ~8 MiB a
      * bigger transaction only costs: its dirty pages fall out of the CPU caches before
      * the commit writes them (bench/log_append: 8 MiB ~640k records/s, 64 MiB ~520k). */
     uint64_t budget = opts->max_size_bytes / 8;
     lg->txn_budget = budget > TXN_BUDGET_MAX ? TXN_BUDGET_MAX : (size_t)budget;
+    uint64_t seg = opts->max_size_bytes / 16;
+    lg->wal.seg_bytes = seg < WAL_SEG_MIN ? WAL_SEG_MIN : seg > WAL_SEG_MAX ? WAL_SEG_MAX : seg;
+    if (lg->lock_fd < 0) {
+        atomic_store(&lg->st_healthy, true);
+        *out = &lg->base;
+        return SL_OK;
+    }
+
     unsigned parts = lg->le->partitions;
     lg->ps = calloc(parts, sizeof *lg->ps);
     lg->scratch = calloc(parts, sizeof *lg->scratch);
     lg->curs = calloc(parts, sizeof *lg->curs);
-    if (!lg->ps || !lg->scratch || !lg->curs) {
+    lg->touched = calloc(parts, sizeof *lg->touched);
+    lg->wnext = calloc(parts, sizeof *lg->wnext);
+    if (!lg->ps || !lg->scratch || !lg->curs || !lg->touched || !lg->wnext) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "could not open log \"%s\": %s", dir,
                             "out of memory");
         goto fail;
@@ -139,7 +176,21 @@ sl_err sl__log_embedded_open(const char *dir, const sl_log_options *opts, sl_log
     err = sl__log_emb_load_state(lg, errbuf, errlen);
     if (err)
         goto fail;
+    /* Whatever a crashed producer made durable in the WAL goes into LMDB now. */
+    err = sl__log_wal_recover(lg, errbuf, errlen);
+    if (err)
+        goto fail;
     sl__log_emb_publish_stats(lg);
+    if (!opts->producer) {
+        /* A reader only replayed: it keeps no writer state and lets the lock go. */
+        sl__log_wal_close(&lg->wal);
+        close(lg->lock_fd);
+        lg->lock_fd = -1;
+        *out = &lg->base;
+        return SL_OK;
+    }
+    for (unsigned p = 0; p < parts; p++)
+        lg->wnext[p] = lg->ps[p].next;
     lg->producer = true;
     pthread_mutex_init(&lg->qmu, NULL);
     if (sl__log_cond_init_mono(&lg->qcond) != SL_OK) {
@@ -149,24 +200,37 @@ sl_err sl__log_embedded_open(const char *dir, const sl_log_options *opts, sl_log
                             "out of memory");
         goto fail;
     }
-    /* Retention that is already due (say, a lowered limit) runs on the writer's first
+    /* Retention that is already due (say, a lowered limit) runs on the applier's first
      * pass rather than delaying open. */
     lg->next_housekeeping_ns = 0;
-    lg->next_reader_check_ns = 0; /* the writer sets it on its first pass */
+    lg->next_reader_check_ns = 0; /* the applier sets it on its first pass */
+    pthread_mutex_lock(&lg->le->mu);
+    lg->le->applied_units = lg->le->acked_units;
+    lg->le->apply_failing = false;
+    lg->le->writers++;
+    pthread_mutex_unlock(&lg->le->mu);
+    if (pthread_create(&lg->applier, NULL, sl__log_emb_applier_main, lg) != 0) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM,
+                            "could not open log \"%s\": could not start its applier thread", dir);
+        goto fail_counted;
+    }
+    lg->applier_started = true;
     if (pthread_create(&lg->writer, NULL, sl__log_emb_writer_main, lg) != 0) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM,
                             "could not open log \"%s\": could not start its writer thread", dir);
-        goto fail;
+        stop_applier(lg);
+        goto fail_counted;
     }
     lg->writer_started = true;
-    pthread_mutex_lock(&lg->le->mu);
-    lg->le->writers++;
-    pthread_mutex_unlock(&lg->le->mu);
     sl_diag(SL_DIAG_DEBUG, "log open for writing",
             "dir=\"%s\" partitions=%u retention_bytes=%" PRIu64 " retention_ms=%" PRIu64, dir,
             parts, lg->retention_bytes, lg->retention_ms);
     *out = &lg->base;
     return SL_OK;
+fail_counted:
+    pthread_mutex_lock(&lg->le->mu);
+    lg->le->writers--;
+    pthread_mutex_unlock(&lg->le->mu);
 fail:
     emb_free(lg);
     return err;
@@ -178,9 +242,11 @@ static void emb_close(sl_log_t *log)
     if (lg->writer_started) {
         pthread_mutex_lock(&lg->qmu);
         lg->closing = true;
+        atomic_store(&lg->closing_now, true);
         pthread_cond_signal(&lg->qcond);
         pthread_mutex_unlock(&lg->qmu);
         pthread_join(lg->writer, NULL);
+        stop_applier(lg);
         pthread_mutex_lock(&lg->le->mu);
         lg->le->writers--;
         pthread_mutex_unlock(&lg->le->mu);
@@ -276,6 +342,28 @@ static sl_err emb_append(sl_log_t *log, const sl_log_record *recs, size_t n, sl_
     return err;
 }
 
+#define APPLY_WAIT_NS 2000000000ll
+
+void sl__log_emb_wait_applied(sl__log_env *le)
+{
+    pthread_mutex_lock(&le->mu);
+    uint64_t target = le->acked_units;
+    if (le->writers > 0 && le->applied_units < target && !le->apply_failing) {
+        le->apply_now = true;
+        pthread_cond_signal(&le->apply_cond);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t ns = (int64_t)ts.tv_nsec + APPLY_WAIT_NS;
+        ts.tv_sec += (time_t)(ns / 1000000000ll);
+        ts.tv_nsec = (long)(ns % 1000000000ll);
+        while (le->writers > 0 && le->applied_units < target && !le->apply_failing) {
+            if (pthread_cond_timedwait(&le->cond, &le->mu, &ts) != 0)
+                break;
+        }
+    }
+    pthread_mutex_unlock(&le->mu);
+}
+
 static unsigned emb_partition_count(const sl_log_t *log)
 {
     return ((const emb_log *)log)->le->partitions;
@@ -317,12 +405,15 @@ static void emb_get_stats(sl_log_t *log, sl_log_stats *stats)
     emb_log *lg = (emb_log *)log;
     if (!lg->producer)
         refresh_reader_stats(lg);
-    stats->records = atomic_load(&lg->st_records);
-    stats->bytes = atomic_load(&lg->st_bytes);
+    else
+        sl__log_emb_wait_applied(lg->le);
+    /* Durable in the WAL counts as stored, though consumers see it a moment later. */
+    stats->records = atomic_load(&lg->st_records) + atomic_load(&lg->st_unapplied);
+    stats->bytes = atomic_load(&lg->st_bytes) + atomic_load(&lg->st_unapplied_bytes);
     stats->appended_total = atomic_load(&lg->st_appended);
     stats->commits_total = atomic_load(&lg->st_commits);
     stats->pending_bytes = atomic_load(&lg->st_pending);
-    stats->healthy = atomic_load(&lg->st_healthy);
+    stats->healthy = atomic_load(&lg->st_healthy) && atomic_load(&lg->st_apply_healthy);
 }
 
 static const sl__log_backend embedded_backend = {

@@ -356,6 +356,7 @@ sl_err sl__log_emb_consumer_poll(sl_log_consumer_t *base, sl_log_message *msgs, 
     if (max == 0 || !msgs)
         return set_errmsg(c, SL_ERR_INVALID, "poll needs room for at least one message");
     int64_t deadline = sl_time_mono_ns() + (timeout_ms > 0 ? (int64_t)timeout_ms * 1000000 : 0);
+    sl__log_emb_wait_applied(le);
     for (;;) {
         pthread_mutex_lock(&le->mu);
         uint64_t seq = le->commit_seq;
