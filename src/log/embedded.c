@@ -1,33 +1,42 @@
-/* The embedded log backend (file://DIR): a durable, partitioned log in an LMDB
- * environment, written by one writer thread that group-commits everything queued into one
- * write transaction (one fsync group) and enforces retention. This file opens, closes and
- * appends; embedded_writer.c is the writer thread, embedded_consumer.c the consumers,
- * embedded_env.c the LMDB plumbing. docs/internals/log.md describes the on-disk layout.
+/* The embedded log backend (file://DIR): a durable, partitioned log. A writer thread
+ * group-commits everything queued into the write-ahead log (embedded_wal.c: CRC-framed
+ * frames, one fdatasync per group) and acknowledges; an applier thread then moves the
+ * records into an LMDB environment, where consumers read them and retention applies, many
+ * groups per LMDB transaction. This file opens, closes and appends; embedded_writer.c holds
+ * both threads, embedded_consumer.c the consumers, embedded_env.c the LMDB plumbing.
+ * docs/internals/log.md describes the on-disk layout.
  *
- * Invariants:
- *  1. An append callback reports SL_OK only after mdb_txn_commit() of the transaction that
- *     holds every record of its unit returned success (LMDB fsyncs data, then the meta
- *     page, without MDB_NOSYNC/MDB_NOMETASYNC). So a kill -9 at any instant keeps every
- *     acknowledged record exactly once, and loses only records not yet acknowledged.
+ * Invariants (8-11 are the WAL's, in embedded_wal.c):
+ *  1. An append callback reports SL_OK only after the frames of every record of its unit
+ *     were written to the WAL and fdatasync'd; each record's partition and offset are in
+ *     its frame. LMDB meta "wal" (the first frame not applied) is committed in the same
+ *     transaction as the records applied, and open replays every frame past it. So a
+ *     kill -9 or a power loss at any instant keeps every acknowledged record exactly once,
+ *     and loses only records not yet acknowledged.
  *  2. Within a partition, offsets start at 0 and grow by 1; meta "partition/N".next is
  *     the next offset to assign and is written in the same transaction as the records, so
  *     it is never below the last stored key + 1 and offsets are never reused, even after
- *     retention deleted every record.
+ *     retention deleted every record. The writer assigns offsets from the same counters
+ *     (wnext, loaded after replay), and the applier stores them as assigned.
  *  3. Meta records/bytes of a partition equal the count and key+value bytes of its stored
  *     records; they change only in the transaction that adds or deletes the records.
- *  4. The writer's in-memory partition state (ps) mirrors the last committed meta; a
+ *  4. The applier's in-memory partition state (ps) mirrors the last committed meta; a
  *     transaction works on a scratch copy that replaces ps only once the commit succeeded,
- *     so a failed commit leaves nothing half-applied.
+ *     so a failed commit leaves nothing half-applied (the units are retried).
  *  5. queued bytes <= max_pending_bytes: appends past it fail with SL_ERR_BUSY at once;
- *     the queue never grows without bound and sl_log_append never blocks on I/O.
- *  6. At most one producer per log directory across processes (flock on writer.lock),
- *     and one MDB_env per directory per process (the registry in embedded_env.c).
+ *     sl_log_append never blocks on I/O. Durable units waiting for the applier are
+ *     bounded too (the writer waits for the applier above min(2 * txn_budget,
+ *     max_pending_bytes)).
+ *  6. At most one producer per log directory across processes (flock on writer.lock; a
+ *     reader takes it for a moment only to replay a crashed producer's WAL), and one
+ *     MDB_env per directory per process (the registry in embedded_env.c).
  *  7. Every accepted unit gets exactly one callback, even when the log is closing.
  *
- * States of a producer handle: OPEN (appends queued, writer commits) -> CLOSING (appends
- * get SL_ERR_CLOSED, the writer drains the queue and calls every callback) -> CLOSED
- * (writer joined, env released). healthy flips false on a failed commit and back to true
- * on the next successful one; appends keep being tried either way. */
+ * States of a producer handle: OPEN (appends queued, writer logs, applier applies) ->
+ * CLOSING (appends get SL_ERR_CLOSED, the writer drains the queue and calls every callback,
+ * then the applier applies everything) -> CLOSED (threads joined, env released). healthy
+ * is false after a failed WAL write or LMDB apply until the next success of that step;
+ * appends keep being tried either way. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -176,6 +185,12 @@ sl_err sl__log_embedded_open(const char *dir, const sl_log_options *opts, sl_log
     err = sl__log_emb_load_state(lg, errbuf, errlen);
     if (err)
         goto fail;
+    if (!opts->producer) {
+        /* A reader's options say nothing about the producer's retention: it deletes
+         * nothing while replaying. */
+        lg->retention_bytes = 0;
+        lg->retention_ms = 0;
+    }
     /* Whatever a crashed producer made durable in the WAL goes into LMDB now. */
     err = sl__log_wal_recover(lg, errbuf, errlen);
     if (err)

@@ -1,7 +1,7 @@
-/* The embedded log's writer thread: takes queued append units, writes them and applies
- * retention in one LMDB write transaction per group, commits (one fsync group), then runs
- * the units' callbacks. Also loads a producer's partition state at open. The invariants
- * it keeps are numbered in embedded.c. */
+/* The embedded log's two threads: the writer takes queued append units, logs them to the
+ * WAL in one group (one fdatasync) and runs their callbacks; the applier moves durable
+ * units into LMDB with retention, many groups per transaction (one LMDB commit). Also
+ * loads the partition state at open. The invariants are numbered in embedded.c. */
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -539,10 +539,13 @@ static void log_group(emb_log *lg, wunit *units)
             bytes += u->recs[i].key_len + u->recs[i].value_len;
         last = u;
     }
-    /* Bounded memory: while the applier holds more than max_pending_bytes, wait for it
-     * (the queue then fills and appends get SL_ERR_BUSY). Not when closing. */
+    /* Bounded memory: while the applier holds more than two transactions' worth (or
+     * max_pending_bytes), wait for it; the queue then fills and appends get SL_ERR_BUSY.
+     * Not when closing. */
+    size_t hold =
+        2 * lg->txn_budget < lg->max_pending_bytes ? 2 * lg->txn_budget : lg->max_pending_bytes;
     pthread_mutex_lock(&le->mu);
-    while (lg->uabytes > lg->max_pending_bytes && !atomic_load(&lg->closing_now)) {
+    while (lg->uabytes > hold && !atomic_load(&lg->closing_now)) {
         struct timespec dl = mono_deadline(UNAPPLIED_WAIT_NS);
         pthread_cond_timedwait(&le->cond, &le->mu, &dl);
     }

@@ -223,7 +223,7 @@ typedef struct emb_log {
     wunit *ahead;
     wunit *atail;
     size_t abytes;  /* in the list */
-    size_t uabytes; /* in the list or being applied: the writer waits above max_pending */
+    size_t uabytes; /* in the list or being applied: bounded by the writer (log_group) */
     bool applier_stop;
     pthread_t applier;
     bool applier_started;
