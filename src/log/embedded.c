@@ -85,6 +85,7 @@ static void emb_free(emb_log *lg)
         pthread_cond_destroy(&lg->qcond);
     }
     pthread_mutex_destroy(&lg->smu);
+    pthread_mutex_destroy(&lg->apply_mu);
     sl__log_wal_close(&lg->wal);
     sl__log_env_release(lg->le);
     if (lg->lock_fd >= 0)
@@ -118,6 +119,7 @@ sl_err sl__log_embedded_open(const char *dir, const sl_log_options *opts, sl_log
     atomic_init(&lg->st_healthy, true);
     atomic_init(&lg->st_apply_healthy, true);
     pthread_mutex_init(&lg->smu, NULL);
+    pthread_mutex_init(&lg->apply_mu, NULL);
 
     /* The writer lock comes before LMDB, so a refused producer never touches the env. A
      * reader may hold it for a moment (replaying the WAL of a crashed producer): retry. */

@@ -264,7 +264,6 @@ void sl__log_wal_close(sl__log_wal *w)
 sl_err sl__log_wal_write(emb_log *lg, wunit *units, char *detail, size_t dlen)
 {
     sl__log_wal *w = &lg->wal;
-    unsigned parts = lg->le->partitions;
     uint64_t total = 0;
     for (wunit *u = units; u; u = u->next)
         for (size_t i = 0; i < u->n; i++)
@@ -287,26 +286,20 @@ sl_err sl__log_wal_write(emb_log *lg, wunit *units, char *detail, size_t dlen)
             return err;
     }
 
-    int64_t ts = sl_time_now_us() / 1000;
     uint64_t lsn = w->at.lsn;
     size_t at = 0;
     for (wunit *u = units; u; u = u->next) {
         for (size_t i = 0; i < u->n; i++) {
-            wrec *r = &u->recs[i];
-            r->part =
-                r->key ? sl_log_partition_for_key(r->key, r->key_len, parts) : lg->rr++ % parts;
-            r->off = lg->wnext[r->part];
-            r->ts = ts;
+            const wrec *r = &u->recs[i];
             sl__log_wal_frame f = {.lsn = lsn++,
                                    .offset = r->off,
-                                   .ts = ts,
+                                   .ts = r->ts,
                                    .partition = r->part,
                                    .key_len = r->key_len,
                                    .value_len = (uint32_t)r->value_len,
                                    .key = r->key,
                                    .value = r->value};
             at += sl__log_wal_encode(w->buf + at, &f);
-            lg->wnext[r->part]++;
         }
         u->after = (walpos){w->at.seq, w->at.pos + at, lsn};
     }
@@ -316,11 +309,8 @@ sl_err sl__log_wal_write(emb_log *lg, wunit *units, char *detail, size_t dlen)
         return SL_OK;
     }
     int e = errno;
-    /* Nothing of the group counts: take its offsets back, and overwrite what may have
-     * reached the file so a replay never finds it (best effort: the disk is failing). */
-    for (wunit *u = units; u; u = u->next)
-        for (size_t i = 0; i < u->n; i++)
-            lg->wnext[u->recs[i].part]--;
+    /* Nothing of the group counts: overwrite what may have reached the file so a replay
+     * never finds it (best effort: the disk is failing). */
     if (zero_range(w->fd, w->at.pos, w->at.pos + at))
         (void)fdatasync(w->fd);
     snprintf(detail, dlen, "could not write log \"%s\": %s", lg->le->dir, strerror(e));

@@ -456,7 +456,7 @@ static void release_mapped_pages(emb_log *lg)
     }
     if (lg->map_addr)
         madvise(lg->map_addr, lg->map_len, MADV_DONTNEED);
-    lg->bytes_since_trim = 0;
+    atomic_store(&lg->bytes_since_trim, 0);
 }
 
 /* Retention when idle, map trimming, stale reader slots. @thread applier */
@@ -467,8 +467,10 @@ static void housekeeping(emb_log *lg)
         return;
     lg->next_housekeeping_ns = mono + SL__LOG_HOUSEKEEPING_NS;
     char detail[512];
+    pthread_mutex_lock(&lg->apply_mu);
     if (retention_due(lg, lg->ps, now_ms()))
         (void)sl__log_emb_apply(lg, NULL, detail, sizeof detail);
+    pthread_mutex_unlock(&lg->apply_mu);
     release_mapped_pages(lg);
     if (mono >= lg->next_reader_check_ns) {
         lg->next_reader_check_ns = mono + READER_CHECK_NS;
@@ -522,8 +524,82 @@ static bool room_for(emb_log *lg, uint64_t incoming)
     return held + incoming <= lg->max_size_bytes / 2;
 }
 
-/* Logs one group: frames into the WAL (one fdatasync), then the callbacks, then the units
- * go to the applier. @thread writer */
+/* Gives every record of the group its partition, offset and append time; unassign takes
+ * the offsets back after a failure. @thread writer */
+static void assign(emb_log *lg, wunit *units)
+{
+    unsigned parts = lg->le->partitions;
+    int64_t ts = now_ms();
+    for (wunit *u = units; u; u = u->next) {
+        for (size_t i = 0; i < u->n; i++) {
+            wrec *r = &u->recs[i];
+            r->part =
+                r->key ? sl_log_partition_for_key(r->key, r->key_len, parts) : lg->rr++ % parts;
+            r->off = lg->wnext[r->part]++;
+            r->ts = ts;
+        }
+    }
+}
+
+static void unassign(emb_log *lg, wunit *units)
+{
+    for (wunit *u = units; u; u = u->next)
+        for (size_t i = 0; i < u->n; i++)
+            lg->wnext[u->recs[i].part]--;
+}
+
+/* Waits until the applier holds no unit; false when it is failing (its units must then go
+ * to LMDB first, so offsets stay in order). @thread writer */
+static bool wait_drained(emb_log *lg)
+{
+    sl__log_env *le = lg->le;
+    pthread_mutex_lock(&le->mu);
+    while (lg->uabytes > 0 && !le->apply_failing) {
+        le->apply_now = true;
+        pthread_cond_signal(&le->apply_cond);
+        struct timespec dl = mono_deadline(UNAPPLIED_WAIT_NS);
+        pthread_cond_timedwait(&le->cond, &le->mu, &dl);
+    }
+    bool drained = lg->uabytes == 0;
+    pthread_mutex_unlock(&le->mu);
+    return drained;
+}
+
+/* Makes one group durable: a group of DIRECT_BYTES or more goes straight into LMDB (one
+ * commit, its two flushes), because for it writing every byte twice, WAL then LMDB, costs
+ * more than a flush (bench/log_append: units of 100 records); a smaller one goes to the
+ * WAL (one fdatasync) and on to the applier. *direct says which. @thread writer */
+#define DIRECT_BYTES ((uint64_t)1 << 20)
+
+static sl_err make_durable(emb_log *lg, wunit *units, uint64_t bytes, bool *direct, char *detail,
+                           size_t dlen)
+{
+    *direct = false;
+    if (!room_for(lg, bytes)) {
+        snprintf(detail, dlen,
+                 "log \"%s\" is full (max_size_bytes %" PRIu64 ", no retention_bytes)", lg->le->dir,
+                 lg->max_size_bytes);
+        return SL_ERR_IO;
+    }
+    assign(lg, units);
+    sl_err err;
+    if (bytes >= DIRECT_BYTES && wait_drained(lg)) {
+        *direct = true;
+        for (wunit *u = units; u; u = u->next)
+            u->after = lg->wal.at; /* nothing of the WAL is left to apply */
+        pthread_mutex_lock(&lg->apply_mu);
+        err = sl__log_emb_apply(lg, units, detail, dlen) ? SL_OK : SL_ERR_IO;
+        pthread_mutex_unlock(&lg->apply_mu);
+    } else {
+        err = sl__log_wal_write(lg, units, detail, dlen);
+    }
+    if (err)
+        unassign(lg, units);
+    return err;
+}
+
+/* Logs one group (make_durable), then runs the callbacks; units that went to the WAL go on
+ * to the applier. @thread writer */
 static void log_group(emb_log *lg, wunit *units)
 {
     sl__log_env *le = lg->le;
@@ -550,15 +626,8 @@ static void log_group(emb_log *lg, wunit *units)
         pthread_cond_timedwait(&le->cond, &le->mu, &dl);
     }
     pthread_mutex_unlock(&le->mu);
-    sl_err err = SL_OK;
-    if (!room_for(lg, bytes)) {
-        err = SL_ERR_IO;
-        snprintf(detail, sizeof detail,
-                 "log \"%s\" is full (max_size_bytes %" PRIu64 ", no retention_bytes)", le->dir,
-                 lg->max_size_bytes);
-    } else {
-        err = sl__log_wal_write(lg, units, detail, sizeof detail);
-    }
+    bool direct;
+    sl_err err = make_durable(lg, units, bytes, &direct, detail, sizeof detail);
     if (err) {
         if (err != SL_ERR_NOMEM)
             err = SL_ERR_IO; /* to a producer, a failed write on the server's side: 503 */
@@ -576,16 +645,32 @@ static void log_group(emb_log *lg, wunit *units)
     atomic_store(&lg->st_healthy, true);
     atomic_fetch_add(&lg->st_commits, 1);
     atomic_fetch_add(&lg->st_appended, nrecs);
-    atomic_fetch_add(&lg->st_unapplied, nrecs);
-    atomic_fetch_add(&lg->st_unapplied_bytes, bytes);
+    if (!direct) {
+        atomic_fetch_add(&lg->st_unapplied, nrecs);
+        atomic_fetch_add(&lg->st_unapplied_bytes, bytes);
+    }
     /* Counted as acknowledged before any callback runs, so a poll that follows a callback
      * waits for the applier (see embedded_consumer.c). */
     pthread_mutex_lock(&le->mu);
     le->acked_units += nunits;
+    if (direct) {
+        le->applied_units += nunits;
+        le->commit_seq++;
+        pthread_cond_broadcast(&le->cond);
+    }
     pthread_mutex_unlock(&le->mu);
     for (wunit *u = units; u; u = u->next)
         u->cb(u->opaque, SL_OK, NULL);
     release_bytes(lg, size);
+    if (direct) {
+        atomic_fetch_add(&lg->bytes_since_trim, size);
+        while (units) {
+            wunit *next = units->next;
+            free(units);
+            units = next;
+        }
+        return;
+    }
     pthread_mutex_lock(&le->mu);
     if (lg->atail)
         lg->atail->next = units;
@@ -662,7 +747,9 @@ void *sl__log_emb_applier_main(void *arg)
             break;
         if (units) {
             next_apply = mono + APPLY_GAP_NS;
+            pthread_mutex_lock(&lg->apply_mu);
             bool ok = sl__log_emb_apply(lg, units, detail, sizeof detail);
+            pthread_mutex_unlock(&lg->apply_mu);
             uint64_t nunits = 0, nrecs = 0, bytes = 0;
             size_t size = 0;
             wunit *last = units;
@@ -708,7 +795,7 @@ void *sl__log_emb_applier_main(void *arg)
             pthread_cond_broadcast(&le->cond);
             pthread_mutex_unlock(&le->mu);
             if (done) {
-                lg->bytes_since_trim += size;
+                atomic_fetch_add(&lg->bytes_since_trim, size);
                 while (units) {
                     wunit *next = units->next;
                     free(units);
@@ -716,7 +803,7 @@ void *sl__log_emb_applier_main(void *arg)
                 }
             }
         }
-        if (lg->bytes_since_trim > TRIM_EVERY_BYTES)
+        if (atomic_load(&lg->bytes_since_trim) > TRIM_EVERY_BYTES)
             release_mapped_pages(lg);
         housekeeping(lg);
     }

@@ -229,7 +229,9 @@ typedef struct emb_log {
     bool applier_started;
     _Atomic uint64_t applied_seq; /* segments below this are applied durably: reusable */
 
-    /* @thread applier only (and open, before it starts). */
+    /* Held around every LMDB apply: the applier's, and the writer's for a large group. */
+    pthread_mutex_t apply_mu;
+    /* @locks apply_mu (and open, before the threads start). */
     bool *touched;
     pstate *ps;
     pstate *scratch;
@@ -240,7 +242,7 @@ typedef struct emb_log {
     void *map_addr; /* data.mdb's mapping, found once; see release_mapped_pages */
     size_t map_len;
     bool map_lookup_failed;
-    uint64_t bytes_since_trim; /* committed since the mappings were last dropped */
+    _Atomic uint64_t bytes_since_trim; /* committed since the mappings were last dropped */
     int64_t next_reader_check_ns;
 
     /* Stats, readable from any thread without a lock or a transaction. */
@@ -300,8 +302,8 @@ bool sl__log_emb_apply(emb_log *lg, wunit *units, char *detail, size_t dlen);
  * valid frame, and leaves lg->wal at the end, ready for the writer. */
 SL_MUST_CHECK sl_err sl__log_wal_recover(emb_log *lg, char *errbuf, size_t errlen);
 void sl__log_wal_close(sl__log_wal *w);
-/* Writes the units' records as frames (assigning partitions and offsets) and fdatasyncs
- * them; on failure nothing is assigned and detail says why. @thread writer */
+/* Writes the units' records (partitions, offsets and times assigned) as frames and
+ * fdatasyncs them; sets each unit's `after`. On failure detail says why. @thread writer */
 SL_MUST_CHECK sl_err sl__log_wal_write(emb_log *lg, wunit *units, char *detail, size_t dlen);
 /* meta "wal": the position of the first frame not yet applied to LMDB. */
 #define SL__LOG_META_WAL "wal"

@@ -1,7 +1,8 @@
 /* Unit tests of the embedded log's write-ahead log: frame encoding and every way a frame
  * ends the log (torn, CRC mismatch, stale sequence number), replay of frames that a crash
  * left unapplied to LMDB (by a reader and by the next producer), the cut of the tail at
- * recovery, segment rotation and reuse, and a producer killed with SIGKILL mid-stream.
+ * recovery, segment rotation and reuse, large groups that bypass the WAL, and a producer
+ * killed with SIGKILL mid-stream.
  * Frames are planted with the module's own encoder, as a crashed writer would leave them. */
 #include <dirent.h>
 #include <errno.h>
@@ -382,6 +383,58 @@ static void test_segments_rotate_and_reuse(void **state)
     sl_log_close(log);
 }
 
+/* ---- large groups go straight to LMDB, in offset order with the WAL's ---- */
+
+static void test_large_group_direct(void **state)
+{
+    wfx *fx = *state;
+    sl_log_t *log = open_wal_log(fx, true, 64ull << 20);
+    static char big[(1 << 20) + 100];
+    memset(big, 'B', sizeof big - 1);
+    big[0] = 'x';
+    assert_int_equal(append_wait(log, NULL, "s0"), SL_OK); /* p0 */
+    assert_int_equal(append_wait(log, NULL, "s1"), SL_OK); /* p1 */
+    assert_int_equal(append_wait(log, NULL, big), SL_OK);  /* p0, direct */
+    assert_int_equal(append_wait(log, NULL, "s2"), SL_OK); /* p1 */
+    assert_int_equal(append_wait(log, NULL, "s3"), SL_OK); /* p0 */
+    sl_log_stats st;
+    sl_log_get_stats(log, &st);
+    assert_int_equal(st.records, 5);
+    assert_int_equal(st.commits_total, 5);
+    sl_log_close(log);
+
+    log = open_wal_log(fx, false, 64ull << 20);
+    sl_log_consumer_t *c = NULL;
+    sl_log_consumer_options co = {.from_beginning = true};
+    char eb[256];
+    assert_int_equal(sl_log_consumer_open(log, &co, &c, eb, sizeof eb), SL_OK);
+    sl_log_message msgs[8];
+    uint64_t next[2] = {0, 0};
+    size_t total = 0, bigs = 0;
+    for (;;) {
+        size_t n = 0;
+        assert_int_equal(sl_log_consumer_poll(c, msgs, 8, &n, 0), SL_OK);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(msgs[i].offset, next[msgs[i].partition]++);
+            if (msgs[i].value_len == sizeof big - 1) {
+                assert_int_equal(msgs[i].partition, 0);
+                assert_int_equal(msgs[i].offset, 1);
+                assert_memory_equal(msgs[i].value, big, sizeof big - 1);
+                bigs++;
+            }
+        }
+        total += n;
+        if (n == 0 && sl_log_consumer_is_caught_up(c))
+            break;
+    }
+    sl_log_consumer_close(c);
+    sl_log_close(log);
+    assert_int_equal(total, 5);
+    assert_int_equal(bigs, 1);
+    assert_int_equal(next[0], 3);
+    assert_int_equal(next[1], 2);
+}
+
 /* ---- SIGKILL mid-stream ---- */
 
 static void test_sigkill_keeps_acknowledged(void **state)
@@ -394,11 +447,18 @@ static void test_sigkill_keeps_acknowledged(void **state)
     if (pid == 0) {
         /* The child acknowledges as fast as it can and is killed at some point. */
         close(fds[0]);
-        sl_log_t *log = open_wal_log(fx, true, 16ull << 20);
+        sl_log_t *log = open_wal_log(fx, true, 64ull << 20);
+        static char big[(1 << 20) + 4096];
         for (unsigned i = 0;; i++) {
+            /* Every 50th record is a group large enough to go straight into LMDB. */
             char v[32];
             snprintf(v, sizeof v, "%u", i);
-            if (append_wait(log, v, v) != SL_OK)
+            if (i % 50 == 25) {
+                memset(big, 'b', sizeof big - 1);
+                memcpy(big, v, strlen(v));
+                big[strlen(v)] = '-';
+            }
+            if (append_wait(log, v, i % 50 == 25 ? big : v) != SL_OK)
                 _exit(2);
             if (write(fds[1], &i, sizeof i) != (ssize_t)sizeof i)
                 _exit(3);
@@ -422,7 +482,7 @@ static void test_sigkill_keeps_acknowledged(void **state)
     assert_true(WIFSIGNALED(status));
     assert_true(acked >= 400);
 
-    sl_log_t *log = open_wal_log(fx, false, 16ull << 20);
+    sl_log_t *log = open_wal_log(fx, false, 64ull << 20);
     sl_log_consumer_t *c = NULL;
     sl_log_consumer_options co = {.from_beginning = true};
     char eb[256];
@@ -462,6 +522,7 @@ int sl_test_wal_group(void)
         cmocka_unit_test_setup_teardown(test_replay_unapplied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_and_corrupt_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segments_rotate_and_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_group_direct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_keeps_acknowledged, setup, teardown),
     };
     return cmocka_run_group_tests_name("wal", tests, NULL, NULL);
