@@ -62,6 +62,37 @@ static void log_options_from(const sl_config *cfg, bool producer, sl_log_options
     lo->n_kafka_opts = cfg->n_kafka_opts;
 }
 
+/* What `--roles` can name: each role is a part of sluice this process runs. */
+enum { ROLE_API = 1u << 0 };
+static const struct role_name {
+    const char *name;
+    unsigned bit;
+} role_names[] = {
+    {"api", ROLE_API},
+};
+
+/* Parses --roles: a comma-separated list of role names, or "all". 0 on a bad list. */
+static unsigned parse_roles(const char *list)
+{
+    unsigned roles = 0;
+    for (const char *p = list;; p++) {
+        size_t len = strcspn(p, ",");
+        unsigned bit = 0;
+        for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++) {
+            if (len == 3 && !strncmp(p, "all", 3))
+                bit |= role_names[i].bit;
+            else if (strlen(role_names[i].name) == len && !strncmp(p, role_names[i].name, len))
+                bit = role_names[i].bit;
+        }
+        if (!bit)
+            return 0; /* an unknown or empty name */
+        roles |= bit;
+        p += len;
+        if (!*p)
+            return roles;
+    }
+}
+
 /* Many keep-alive clients need many descriptors; take what the hard limit allows. */
 static void raise_fd_limit(void)
 {
@@ -82,9 +113,15 @@ static int cmd_serve(int argc, char **argv)
     char errbuf[512];
     sl_log_t *log = NULL;
     sl_http_server_t *srv = NULL;
-    /* Only the ingest API exists so far; sinks (pg, lake) will be roles of their own. */
-    if (strcmp(cfg.roles, "all") != 0 && strcmp(cfg.roles, "api") != 0) {
-        fprintf(stderr, "sluice serve: --roles: \"%s\" is not api or all\n", cfg.roles);
+    sl_component components[sizeof role_names / sizeof role_names[0]];
+    size_t n_components = 0;
+    unsigned roles = parse_roles(cfg.roles);
+    if (!roles) {
+        fprintf(stderr, "sluice serve: --roles: \"%s\" is not a comma-separated list of",
+                cfg.roles);
+        for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++)
+            fprintf(stderr, " %s", role_names[i].name);
+        fprintf(stderr, " (or all)\n");
         sl_config_cleanup(&cfg);
         return 2;
     }
@@ -100,12 +137,13 @@ static int cmd_serve(int argc, char **argv)
     raise_fd_limit();
 
     sl_log_options lo;
-    log_options_from(&cfg, true, &lo);
+    log_options_from(&cfg, roles & ROLE_API, &lo);
     if (sl_log_open(cfg.log_uri, &lo, &log, errbuf, sizeof errbuf)) {
         sl_diag(SL_DIAG_ERROR, "could not open the log", "uri=\"%s\" detail=\"%s\"", cfg.log_uri,
                 errbuf);
         goto out;
     }
+    /* Sinks start here, each adding its component, so /ready and /metrics include them. */
     sl_http_options ho = {
         .listen = cfg.listen,
         .threads = (unsigned)cfg.http_threads,
@@ -123,6 +161,9 @@ static int cmd_serve(int argc, char **argv)
         .write_keys = cfg.write_keys,
         .n_write_keys = cfg.n_write_keys,
         .rate_limit = (uint64_t)cfg.rate_limit,
+        .ingest = roles & ROLE_API,
+        .components = components,
+        .n_components = n_components,
     };
     if (sl_http_server_start(&ho, log, &srv, errbuf, sizeof errbuf)) {
         sl_diag(SL_DIAG_ERROR, "could not start the HTTP server", "detail=\"%s\"", errbuf);
@@ -132,15 +173,16 @@ static int cmd_serve(int argc, char **argv)
     const char *colon = strrchr(cfg.listen, ':');
     snprintf(base, sizeof base, "http://%.*s:%u", (int)(colon - cfg.listen), cfg.listen,
              sl_http_server_port(srv));
-    sl_diag(SL_DIAG_INFO, "listening", "url=%s log=\"%s\" partitions=%u", base, cfg.log_uri,
-            sl_log_partition_count(log));
-    printf("sluice is serving\n"
-           "  ingest   POST %s/analytics\n"
-           "  health   GET  %s/health\n"
+    sl_diag(SL_DIAG_INFO, "listening", "url=%s log=\"%s\" partitions=%u roles=%s", base,
+            cfg.log_uri, sl_log_partition_count(log), cfg.roles);
+    printf("sluice is serving (roles: %s)\n", cfg.roles);
+    if (roles & ROLE_API)
+        printf("  ingest   POST %s/analytics\n", base);
+    printf("  health   GET  %s/health\n"
            "  ready    GET  %s/ready\n"
            "  metrics  GET  %s/metrics\n"
            "  log      %s  (see it with: sluice log read --log %s)\n",
-           base, base, base, base, cfg.log_uri, cfg.log_uri);
+           base, base, base, cfg.log_uri, cfg.log_uri);
     fflush(stdout);
 
     int sig = 0;
@@ -153,6 +195,7 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 out:
     sl_http_server_free(srv);
+    /* Sinks stop here: after the last request is answered, before the log closes. */
     sl_log_close(log);
     if (rc == 0)
         sl_diag(SL_DIAG_INFO, "stopped", NULL);

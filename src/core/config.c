@@ -92,8 +92,8 @@ static const setting settings[] = {
      F(rate_limit), "events per second per write key (all clients together without keys), "
      "with one second of burst; over it requests get 429 with Retry-After; 0 = no limit"},
     {"roles", "SLUICE_ROLES", SETTING_STRING, "all", 0, 0, 0, SL_CMD_SERVE, F(roles),
-     "what this process runs: api (the ingest API) or all; today both mean the ingest API, "
-     "the sinks arrive with later issues"},
+     "what this process runs, as a comma-separated list: api (the ingest API), or all; "
+     "health, readiness and metrics are served whatever the roles"},
     {"group", "SLUICE_GROUP", SETTING_STRING, "", 0, 0, 0, SL_CMD_LOG_READ, F(group),
      "consumer group whose offsets are read and committed; empty = none"},
     {"from-beginning", "SLUICE_FROM_BEGINNING", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_LOG_READ,

@@ -1,12 +1,14 @@
-/* The HTTP server: ingest API (POST /analytics), health, readiness and metrics, on
- * libmicrohttpd with a pool of event-loop threads. A request whose events must become
- * durable is suspended (no thread waits) and resumed from the log's durability callback. */
+/* The HTTP server: ingest API (POST /analytics), health, readiness and metrics (of the log
+ * and of the process's other components), on libmicrohttpd with a pool of event-loop
+ * threads. A request whose events must become durable is suspended (no thread waits) and
+ * resumed from the log's durability callback. */
 #ifndef SL_HTTP_HTTP_H
 #define SL_HTTP_HTTP_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/component.h"
 #include "core/err.h"
 #include "event/event.h"
 #include "log/log.h"
@@ -25,9 +27,14 @@ typedef struct sl_http_options {
     char *const *write_keys;     /* NULL-free array of n_write_keys keys; none = open */
     size_t n_write_keys;
     uint64_t rate_limit;         /* events/s per write key (shared without keys); 0 = off */
+    bool ingest;                 /* serve POST /analytics (the api role); else only the
+                                  * health, readiness and metrics routes */
+    const sl_component *components; /* n_components parts asked by /ready and /metrics */
+    size_t n_components;
 } sl_http_options;
 
-/* Starts serving. log and the write keys are borrowed and must outlive the server. */
+/* Starts serving. log, the write keys and the components are borrowed and must outlive
+ * the server. */
 SL_MUST_CHECK sl_err sl_http_server_start(const sl_http_options *opts, sl_log_t *log,
                                           sl_http_server_t **out, char *errbuf, size_t errlen);
 

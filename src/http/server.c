@@ -103,18 +103,37 @@ static enum MHD_Result handle_health(sl__http_request *req)
     return sl__http_respond(req, 200, "application/json", body, (size_t)n);
 }
 
-/* GET /ready: 200 only when events sent now would be made durable. */
+/* GET /ready: 200 only when events sent now would be made durable (api role) and every
+ * component (a sink) works; else 503 with the first reason found. */
 static enum MHD_Result handle_ready(sl__http_request *req)
 {
+    sl_http_server_t *srv = req->srv;
     sl_log_stats st;
-    bool ready = log_is_ready(req->srv, &st);
-    const char *why = atomic_load(&req->srv->draining) ? "shutting down"
-                      : !st.healthy                    ? "the log failed its last commit"
-                                                       : "";
-    char body[256];
-    int n = snprintf(body, sizeof body, "{\"ready\":%s%s%s%s}", ready ? "true" : "false",
-                     ready ? "" : ",\"reason\":\"", why, ready ? "" : "\"");
-    return sl__http_respond(req, ready ? 200 : 503, "application/json", body, (size_t)n);
+    bool ready = log_is_ready(srv, &st);
+    char why[256] = "";
+    if (atomic_load(&srv->draining))
+        snprintf(why, sizeof why, "shutting down");
+    else if (!st.healthy)
+        snprintf(why, sizeof why, "the log failed its last commit");
+    for (size_t i = 0; ready && i < srv->opts.n_components; i++) {
+        const sl_component *c = &srv->opts.components[i];
+        char detail[200] = "";
+        if (!c->is_ready(c->opaque, detail, sizeof detail)) {
+            ready = false;
+            snprintf(why, sizeof why, "%s: %s", c->name, detail);
+        }
+    }
+    sl_buf b;
+    sl_buf_init(&b, 4096);
+    enum MHD_Result rc = MHD_NO;
+    if (sl_buf_append_str(&b, ready ? "{\"ready\":true" : "{\"ready\":false,\"reason\":") ||
+        (!ready && sl_buf_append_json_string(&b, why, strlen(why))) ||
+        sl_buf_append_char(&b, '}'))
+        goto out;
+    rc = sl__http_respond(req, ready ? 200 : 503, "application/json", b.data, b.len);
+out:
+    sl_buf_cleanup(&b);
+    return rc;
 }
 
 static enum MHD_Result handle_metrics(sl__http_request *req)
@@ -132,7 +151,10 @@ static enum MHD_Result handle_metrics(sl__http_request *req)
     sl_buf b;
     sl_buf_init(&b, 1 << 20);
     enum MHD_Result rc;
-    if (sl_metrics_render(&srv->metrics, &g, &b))
+    sl_err err = sl_metrics_render(&srv->metrics, &g, &b);
+    for (size_t i = 0; !err && i < srv->opts.n_components; i++)
+        err = srv->opts.components[i].write_metrics(srv->opts.components[i].opaque, &b);
+    if (err)
         rc = sl__http_respond_error(req, 500, "could not render metrics");
     else
         rc = sl__http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
@@ -196,7 +218,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         sl_buf_init(&req->answer, 1 << 20);
         *con_cls = req;
         atomic_fetch_add(&srv->in_flight, 1);
-        if (req->route == SL_ROUTE_ANALYTICS && !strcmp(method, MHD_HTTP_METHOD_POST)) {
+        if (req->route == SL_ROUTE_ANALYTICS && srv->opts.ingest &&
+            !strcmp(method, MHD_HTTP_METHOD_POST)) {
             /* Refusing before the body is read spares reading a body we would drop. */
             sl__http_ingest_begin(req);
             if (req->early_status)
@@ -211,6 +234,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!strcmp(method, MHD_HTTP_METHOD_OPTIONS))
         return handle_preflight(req);
     if (req->route == SL_ROUTE_ANALYTICS) {
+        if (!srv->opts.ingest)
+            return sl__http_respond_error(req, 404,
+                                          "this process does not run the api role (--roles)");
         if (!strcmp(method, MHD_HTTP_METHOD_POST))
             return sl__http_ingest(req, upload, upload_size);
         return sl__http_respond_error(req, 405, "use POST for /analytics");

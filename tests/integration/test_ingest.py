@@ -177,6 +177,12 @@ def settings_from_env():
     checks.check(bad.returncode == 2 and "--max-body" in bad.stderr, f"bad flag: {bad.stderr}")
     help_ = subprocess.run([SLUICE, "serve", "--help"], capture_output=True, text=True)
     checks.check(help_.returncode == 0 and "SLUICE_LISTEN" in help_.stdout, "serve --help")
+    for roles in ("bogus", "api,", "api,,all", ""):
+        r = subprocess.run([SLUICE, "serve", "--roles", roles], capture_output=True, text=True)
+        checks.check(r.returncode == 2 and "--roles" in r.stderr, f"--roles {roles!r}: {r.stderr}")
+    with Server(extra_args=["--roles", "api,all"]) as srv:
+        status, a = srv.post(event())
+        checks.check(status == 200, f"--roles api,all takes events: {status} {a}")
     doc = subprocess.run([SLUICE, "config-doc"], capture_output=True, text=True).stdout
     with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "configuration.md")) as f:
         checks.check(f.read() == doc, "docs/configuration.md is stale: run sluice config-doc")
