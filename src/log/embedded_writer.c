@@ -618,17 +618,26 @@ static void log_group(emb_log *lg, wunit *units)
     }
     /* Bounded memory: while the applier holds more than two transactions' worth (or
      * max_pending_bytes), wait for it; the queue then fills and appends get SL_ERR_BUSY.
-     * Not when closing. */
+     * If LMDB refuses its units meanwhile, the group fails at once (as a failed commit
+     * did before the WAL) instead of waiting for a retry that may never succeed. Not when
+     * closing: then everything queued goes to the WAL. */
     size_t hold =
         2 * lg->txn_budget < lg->max_pending_bytes ? 2 * lg->txn_budget : lg->max_pending_bytes;
+    bool refused = false;
     pthread_mutex_lock(&le->mu);
     while (lg->uabytes > hold && !atomic_load(&lg->closing_now)) {
+        if (le->apply_failing) {
+            refused = true;
+            snprintf(detail, sizeof detail, "%s", lg->apply_detail);
+            break;
+        }
         struct timespec dl = mono_deadline(UNAPPLIED_WAIT_NS);
         pthread_cond_timedwait(&le->cond, &le->mu, &dl);
     }
     pthread_mutex_unlock(&le->mu);
-    bool direct;
-    sl_err err = make_durable(lg, units, bytes, &direct, detail, sizeof detail);
+    bool direct = false;
+    sl_err err =
+        refused ? SL_ERR_IO : make_durable(lg, units, bytes, &direct, detail, sizeof detail);
     if (err) {
         if (err != SL_ERR_NOMEM)
             err = SL_ERR_IO; /* to a producer, a failed write on the server's side: 503 */
@@ -715,7 +724,8 @@ void *sl__log_emb_applier_main(void *arg)
     emb_log *lg = arg;
     sl__log_env *le = lg->le;
     int64_t next_apply = 0;
-    char detail[512];
+    bool gave_up = false; /* closing after LMDB refused: nothing more may be applied */
+    char detail[512] = "";
     for (;;) {
         pthread_mutex_lock(&le->mu);
         for (;;) {
@@ -733,7 +743,8 @@ void *sl__log_emb_applier_main(void *arg)
             struct timespec dl = mono_deadline(until - mono);
             pthread_cond_timedwait(&le->apply_cond, &le->mu, &dl);
         }
-        bool stop = lg->applier_stop && !lg->ahead;
+        bool stopping = lg->applier_stop;
+        bool stop = stopping && !lg->ahead;
         wunit *units = NULL;
         int64_t mono = sl_time_mono_ns();
         if (lg->ahead && (le->apply_now || lg->applier_stop || mono >= next_apply ||
@@ -748,9 +759,15 @@ void *sl__log_emb_applier_main(void *arg)
             break;
         if (units) {
             next_apply = mono + APPLY_GAP_NS;
-            pthread_mutex_lock(&lg->apply_mu);
-            bool ok = sl__log_emb_apply(lg, units, detail, sizeof detail);
-            pthread_mutex_unlock(&lg->apply_mu);
+            /* Once a closing apply failed, later units must not be applied either: meta
+             * "wal" would move past the refused ones, and the next open would not replay
+             * them. */
+            bool ok = false;
+            if (!gave_up) {
+                pthread_mutex_lock(&lg->apply_mu);
+                ok = sl__log_emb_apply(lg, units, detail, sizeof detail);
+                pthread_mutex_unlock(&lg->apply_mu);
+            }
             uint64_t nunits = 0, nrecs = 0, bytes = 0;
             size_t size = 0;
             wunit *last = units;
@@ -762,13 +779,14 @@ void *sl__log_emb_applier_main(void *arg)
                     bytes += u->recs[i].key_len + u->recs[i].value_len;
                 last = u;
             }
-            if (!ok && lg->applier_stop) {
+            if (!ok && stopping) {
                 /* Closing and LMDB refuses: the units stay durable in the WAL, and the
                  * next open replays them. */
                 sl_diag(SL_DIAG_WARN, "log closes with records only in its write-ahead log",
                         "dir=\"%s\" records=%" PRIu64 " error=\"%s\"", le->dir, nrecs, detail);
             }
-            bool done = ok || lg->applier_stop;
+            bool done = ok || stopping;
+            gave_up = gave_up || (!ok && stopping);
             if (done) {
                 /* Before applied_units moves, so a stats call never counts them twice. */
                 atomic_fetch_sub(&lg->st_unapplied, nrecs);
@@ -791,6 +809,7 @@ void *sl__log_emb_applier_main(void *arg)
                     lg->atail = last;
                 lg->abytes += size;
                 le->apply_failing = true;
+                snprintf(lg->apply_detail, sizeof lg->apply_detail, "%s", detail);
                 next_apply = mono + APPLY_RETRY_NS;
             }
             pthread_cond_broadcast(&le->cond);

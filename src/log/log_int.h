@@ -225,6 +225,7 @@ typedef struct emb_log {
     size_t abytes;  /* in the list */
     size_t uabytes; /* in the list or being applied: bounded by the writer (log_group) */
     bool applier_stop;
+    char apply_detail[512]; /* why the last apply failed, while le->apply_failing */
     pthread_t applier;
     bool applier_started;
     _Atomic uint64_t applied_seq; /* segments below this are applied durably: reusable */

@@ -1,8 +1,8 @@
 /* Unit tests of the embedded log's write-ahead log: frame encoding and every way a frame
  * ends the log (torn, CRC mismatch, stale sequence number), replay of frames that a crash
  * left unapplied to LMDB (by a reader and by the next producer), the cut of the tail at
- * recovery, segment rotation and reuse, large groups that bypass the WAL, and a producer
- * killed with SIGKILL mid-stream.
+ * recovery, segment rotation and reuse, large groups that bypass the WAL, LMDB refusing
+ * what the WAL acknowledged, and a producer killed with SIGKILL mid-stream.
  * Frames are planted with the module's own encoder, as a crashed writer would leave them. */
 #include <dirent.h>
 #include <errno.h>
@@ -435,6 +435,80 @@ static void test_large_group_direct(void **state)
     assert_int_equal(next[1], 2);
 }
 
+/* ---- LMDB refuses what the WAL acknowledged ---- */
+
+static void test_apply_failure_keeps_acknowledged(void **state)
+{
+    wfx *fx = *state;
+    /* Values just over LMDB's overflow threshold take a page each, so a 256 KiB map fills
+     * long before retention (half the map) deletes anything: applies fail with
+     * MDB_MAP_FULL after the WAL acknowledged. One partition keeps retention in offset
+     * order. */
+    sl_log_options o;
+    sl_log_options_default(&o);
+    o.producer = true;
+    o.partitions = 1;
+    o.max_size_bytes = 256 * 1024;
+    o.retention_bytes = 128 * 1024;
+    sl_log_t *log = NULL;
+    char eb[256];
+    assert_int_equal(sl_log_open(fx->uri, &o, &log, eb, sizeof eb), SL_OK);
+    static char val[2100];
+    bool acked[400] = {false};
+    size_t n_ok = 0, n_failed = 0;
+    for (unsigned i = 0; i < 400 && n_failed < 3; i++) {
+        memset(val, 'v', sizeof val - 1);
+        int len = snprintf(val, 16, "%u", i);
+        val[len] = '-';
+        sl_err err = append_wait(log, "k", val);
+        if (err == SL_OK) {
+            acked[i] = true;
+            n_ok++;
+        } else {
+            assert_int_equal(err, SL_ERR_IO);
+            n_failed++;
+        }
+    }
+    assert_true(n_ok > 0);
+    assert_true(n_failed > 0); /* refused once the applier held its limit, not stuck */
+    sl_log_stats st;
+    sl_log_get_stats(log, &st);
+    assert_false(st.healthy);
+    sl_log_close(log); /* warns: acknowledged records stay in the WAL */
+
+    /* With room, the next open replays them: every acknowledged record that retention did
+     * not delete is there once, and retention only ever deleted the oldest. */
+    log = open_wal_log(fx, false, 16ull << 20);
+    sl_log_consumer_t *c = NULL;
+    sl_log_consumer_options co = {.from_beginning = true};
+    assert_int_equal(sl_log_consumer_open(log, &co, &c, eb, sizeof eb), SL_OK);
+    unsigned char seen[400] = {0};
+    unsigned lowest = 400;
+    sl_log_message msgs[16];
+    for (;;) {
+        size_t n = 0;
+        assert_int_equal(sl_log_consumer_poll(c, msgs, 16, &n, 0), SL_OK);
+        for (size_t i = 0; i < n; i++) {
+            char num[16];
+            snprintf(num, sizeof num, "%.*s", (int)msgs[i].value_len, msgs[i].value);
+            unsigned v = (unsigned)strtoul(num, NULL, 10);
+            assert_true(v < 400 && acked[v]);
+            seen[v]++;
+            if (v < lowest)
+                lowest = v;
+        }
+        if (n == 0 && sl_log_consumer_is_caught_up(c))
+            break;
+    }
+    sl_log_consumer_close(c);
+    sl_log_close(log);
+    assert_true(lowest < 400);
+    for (unsigned v = lowest; v < 400; v++) {
+        if (acked[v] && seen[v] != 1)
+            fail_msg("acknowledged record %u is there %u times", v, seen[v]);
+    }
+}
+
 /* ---- SIGKILL mid-stream ---- */
 
 static void test_sigkill_keeps_acknowledged(void **state)
@@ -523,6 +597,7 @@ int sl_test_wal_group(void)
         cmocka_unit_test_setup_teardown(test_torn_and_corrupt_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segments_rotate_and_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_group_direct, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_failure_keeps_acknowledged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_keeps_acknowledged, setup, teardown),
     };
     return cmocka_run_group_tests_name("wal", tests, NULL, NULL);
