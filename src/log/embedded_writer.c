@@ -287,6 +287,29 @@ static int enforce_retention(emb_log *lg, MDB_txn *txn, int64_t now, uint64_t in
     return 0;
 }
 
+/* What a list of units adds up to. */
+typedef struct unit_sums {
+    uint64_t units;
+    uint64_t records;
+    uint64_t bytes; /* keys and values */
+    size_t size;    /* as counted against the memory bounds */
+    wunit *last;
+} unit_sums;
+
+static unit_sums sum_units(wunit *units)
+{
+    unit_sums t = {0};
+    for (wunit *u = units; u; u = u->next) {
+        t.units++;
+        t.records += u->n;
+        t.size += u->size;
+        for (size_t i = 0; i < u->n; i++)
+            t.bytes += u->recs[i].key_len + u->recs[i].value_len;
+        t.last = u;
+    }
+    return t;
+}
+
 /* Stores one unit's records, at the partitions and offsets the WAL gave them, with
  * MDB_APPEND (keys only grow, so pages fill completely and no search is needed) and
  * MDB_RESERVE (the value is written in place, once). A record below the partition's next
@@ -351,13 +374,9 @@ bool sl__log_emb_apply(emb_log *lg, wunit *units, char *detail, size_t dlen)
         txn = NULL;
         goto done;
     }
-    uint64_t incoming = 0;
-    wunit *last = NULL;
-    for (wunit *u = units; u; u = u->next) {
-        for (size_t i = 0; i < u->n; i++)
-            incoming += u->recs[i].key_len + u->recs[i].value_len;
-        last = u;
-    }
+    unit_sums t = sum_units(units);
+    uint64_t incoming = t.bytes;
+    wunit *last = t.last;
     rc = enforce_retention(lg, txn, now, incoming, touched);
     if (rc)
         goto done;
@@ -605,17 +624,10 @@ static void log_group(emb_log *lg, wunit *units)
 {
     sl__log_env *le = lg->le;
     char detail[512] = "";
-    uint64_t nrecs = 0, bytes = 0, nunits = 0;
-    size_t size = 0;
-    wunit *last = NULL;
-    for (wunit *u = units; u; u = u->next) {
-        nunits++;
-        nrecs += u->n;
-        size += u->size;
-        for (size_t i = 0; i < u->n; i++)
-            bytes += u->recs[i].key_len + u->recs[i].value_len;
-        last = u;
-    }
+    unit_sums t = sum_units(units);
+    uint64_t nrecs = t.records, bytes = t.bytes, nunits = t.units;
+    size_t size = t.size;
+    wunit *last = t.last;
     /* Bounded memory: while the applier holds more than two transactions' worth (or
      * max_pending_bytes), wait for it; the queue then fills and appends get SL_ERR_BUSY.
      * If LMDB refuses its units meanwhile, the group fails at once (as a failed commit
@@ -719,6 +731,13 @@ void *sl__log_emb_writer_main(void *arg)
 #define APPLY_GAP_NS   10000000ll
 #define APPLY_RETRY_NS 1000000000ll
 
+/* Whether the applier should take units now. @locks le->mu */
+static bool apply_due(const emb_log *lg, int64_t mono, int64_t next_apply)
+{
+    return lg->ahead && (lg->le->apply_now || lg->applier_stop || mono >= next_apply ||
+                         lg->abytes >= lg->txn_budget);
+}
+
 void *sl__log_emb_applier_main(void *arg)
 {
     emb_log *lg = arg;
@@ -730,8 +749,7 @@ void *sl__log_emb_applier_main(void *arg)
         pthread_mutex_lock(&le->mu);
         for (;;) {
             int64_t mono = sl_time_mono_ns();
-            if (lg->ahead && (le->apply_now || lg->applier_stop || mono >= next_apply ||
-                              lg->abytes >= lg->txn_budget))
+            if (apply_due(lg, mono, next_apply))
                 break;
             if (lg->applier_stop && !lg->ahead)
                 break;
@@ -747,8 +765,7 @@ void *sl__log_emb_applier_main(void *arg)
         bool stop = stopping && !lg->ahead;
         wunit *units = NULL;
         int64_t mono = sl_time_mono_ns();
-        if (lg->ahead && (le->apply_now || lg->applier_stop || mono >= next_apply ||
-                          lg->abytes >= lg->txn_budget)) {
+        if (apply_due(lg, mono, next_apply)) {
             units = take_batch(lg, &lg->ahead, &lg->atail);
             for (wunit *u = units; u; u = u->next)
                 lg->abytes -= u->size;
@@ -768,17 +785,10 @@ void *sl__log_emb_applier_main(void *arg)
                 ok = sl__log_emb_apply(lg, units, detail, sizeof detail);
                 pthread_mutex_unlock(&lg->apply_mu);
             }
-            uint64_t nunits = 0, nrecs = 0, bytes = 0;
-            size_t size = 0;
-            wunit *last = units;
-            for (wunit *u = units; u; u = u->next) {
-                nunits++;
-                nrecs += u->n;
-                size += u->size;
-                for (size_t i = 0; i < u->n; i++)
-                    bytes += u->recs[i].key_len + u->recs[i].value_len;
-                last = u;
-            }
+            unit_sums t = sum_units(units);
+            uint64_t nunits = t.units, nrecs = t.records, bytes = t.bytes;
+            size_t size = t.size;
+            wunit *last = t.last;
             if (!ok && stopping) {
                 /* Closing and LMDB refuses: the units stay durable in the WAL, and the
                  * next open replays them. */
