@@ -293,6 +293,7 @@ typedef struct unit_sums {
     uint64_t records;
     uint64_t bytes; /* keys and values */
     size_t size;    /* as counted against the memory bounds */
+    uint64_t max_unit_bytes;
     wunit *last;
 } unit_sums;
 
@@ -300,11 +301,15 @@ static unit_sums sum_units(wunit *units)
 {
     unit_sums t = {0};
     for (wunit *u = units; u; u = u->next) {
+        uint64_t b = 0;
+        for (size_t i = 0; i < u->n; i++)
+            b += u->recs[i].key_len + u->recs[i].value_len;
         t.units++;
         t.records += u->n;
         t.size += u->size;
-        for (size_t i = 0; i < u->n; i++)
-            t.bytes += u->recs[i].key_len + u->recs[i].value_len;
+        t.bytes += b;
+        if (b > t.max_unit_bytes)
+            t.max_unit_bytes = b;
         t.last = u;
     }
     return t;
@@ -584,18 +589,20 @@ static bool wait_drained(emb_log *lg)
     return drained;
 }
 
-/* Makes one group durable: a group of DIRECT_BYTES or more (about 200 events; batch
- * traffic) goes straight into LMDB (one commit, its two flushes), because for it writing
+/* Makes one group durable: a group of DIRECT_BYTES or more (about 200 events), or with a
+ * unit of DIRECT_UNIT_BYTES or more (a batch request of ~50 events), goes straight into
+ * LMDB (one commit, its two flushes), because for batch traffic, bound by CPU, writing
  * every byte twice, WAL then LMDB, plus the CRC, costs more than a flush (bench/log_append,
- * units of 100 records: 30% slower through the WAL); a smaller one goes to the WAL (one
+ * units of 100 records: 30% slower through the WAL); other groups go to the WAL (one
  * fdatasync) and on to the applier. *direct says which. @thread writer */
-#define DIRECT_BYTES ((uint64_t)128 << 10)
+#define DIRECT_BYTES      ((uint64_t)128 << 10)
+#define DIRECT_UNIT_BYTES ((uint64_t)32 << 10)
 
-static sl_err make_durable(emb_log *lg, wunit *units, uint64_t bytes, bool *direct, char *detail,
-                           size_t dlen)
+static sl_err make_durable(emb_log *lg, wunit *units, const unit_sums *t, bool *direct,
+                           char *detail, size_t dlen)
 {
     *direct = false;
-    if (!room_for(lg, bytes)) {
+    if (!room_for(lg, t->bytes)) {
         snprintf(detail, dlen,
                  "log \"%s\" is full (max_size_bytes %" PRIu64 ", no retention_bytes)", lg->le->dir,
                  lg->max_size_bytes);
@@ -603,7 +610,7 @@ static sl_err make_durable(emb_log *lg, wunit *units, uint64_t bytes, bool *dire
     }
     assign(lg, units);
     sl_err err;
-    if (bytes >= DIRECT_BYTES && wait_drained(lg)) {
+    if ((t->bytes >= DIRECT_BYTES || t->max_unit_bytes >= DIRECT_UNIT_BYTES) && wait_drained(lg)) {
         *direct = true;
         for (wunit *u = units; u; u = u->next)
             u->after = lg->wal.at; /* nothing of the WAL is left to apply */
@@ -648,8 +655,7 @@ static void log_group(emb_log *lg, wunit *units)
     }
     pthread_mutex_unlock(&le->mu);
     bool direct = false;
-    sl_err err =
-        refused ? SL_ERR_IO : make_durable(lg, units, bytes, &direct, detail, sizeof detail);
+    sl_err err = refused ? SL_ERR_IO : make_durable(lg, units, &t, &direct, detail, sizeof detail);
     if (err) {
         if (err != SL_ERR_NOMEM)
             err = SL_ERR_IO; /* to a producer, a failed write on the server's side: 503 */
