@@ -111,7 +111,7 @@ sl_err sl__log_embedded_open(const char *dir, const sl_log_options *opts, sl_log
                              "out of memory");
     lg->base.be = &embedded_backend;
     lg->lock_fd = -1;
-    lg->wal.fd = lg->wal.dir_fd = -1;
+    lg->wal.fd = lg->wal.dir_fd = lg->wal.acked_fd = -1;
     lg->max_pending_bytes = opts->max_pending_bytes;
     lg->max_size_bytes = opts->max_size_bytes;
     lg->retention_ms = opts->retention_ms;

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,8 +248,56 @@ fail:
     return SL_ERR_IO;
 }
 
+/* Tells readers in other processes how far the WAL acknowledged: the next lsn, in
+ * DIR/acked.lsn (8 bytes, little-endian; not fsync'd: it is coordination between live
+ * processes, and recovery rewrites it). */
+static void publish_acked(const sl__log_wal *w)
+{
+    unsigned char b[8];
+    put64(b, w->at.lsn);
+    if (w->acked_fd >= 0 && !write_all(w->acked_fd, b, sizeof b, 0))
+        sl_diag(SL_DIAG_WARN, "could not write acked.lsn", "error=\"%s\"", strerror(errno));
+}
+
+bool sl__log_wal_read_acked(const char *dir, uint64_t *lsn)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/" SL__LOG_ACKED_FILE, dir) >= (int)sizeof path)
+        return false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    unsigned char b[8];
+    bool ok = pread(fd, b, sizeof b, 0) == (ssize_t)sizeof b;
+    close(fd);
+    if (ok)
+        *lsn = get64(b);
+    return ok;
+}
+
+sl_err sl__log_wal_applied_lsn(sl__log_env *le, uint64_t *lsn)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(le->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return sl__log_mdb_err(rc);
+    MDB_val k = {sizeof SL__LOG_META_WAL - 1, SL__LOG_META_WAL}, v;
+    rc = mdb_get(txn, le->meta, &k, &v);
+    *lsn = 1; /* nothing applied yet */
+    if (rc == 0 && v.mv_size == sizeof(walpos)) {
+        walpos at;
+        memcpy(&at, v.mv_data, sizeof at);
+        *lsn = at.lsn;
+    }
+    mdb_txn_abort(txn);
+    return rc == 0 || rc == MDB_NOTFOUND ? SL_OK : sl__log_mdb_err(rc);
+}
+
 void sl__log_wal_close(sl__log_wal *w)
 {
+    if (w->acked_fd >= 0)
+        close(w->acked_fd);
+    w->acked_fd = -1;
     if (w->fd >= 0)
         close(w->fd);
     if (w->dir_fd >= 0)
@@ -306,6 +355,7 @@ sl_err sl__log_wal_write(emb_log *lg, wunit *units, char *detail, size_t dlen)
     if (write_all(w->fd, w->buf, at, w->at.pos) && fdatasync(w->fd) == 0) {
         w->at.pos += at;
         w->at.lsn = lsn;
+        publish_acked(w);
         return SL_OK;
     }
     int e = errno;
@@ -536,5 +586,7 @@ sl_err sl__log_wal_recover(emb_log *lg, char *errbuf, size_t errlen)
                              strerror(errno));
     }
     atomic_store(&lg->applied_seq, at.seq);
+    w->acked_fd = openat(w->dir_fd, SL__LOG_ACKED_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    publish_acked(w); /* everything up to here is applied */
     return SL_OK;
 }

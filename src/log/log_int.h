@@ -183,6 +183,7 @@ size_t sl__log_wal_encode(unsigned char *dst, const sl__log_wal_frame *f);
 /* The writer's side of the WAL. @thread writer (and open) */
 typedef struct sl__log_wal {
     int dir_fd;
+    int acked_fd;       /* DIR/acked.lsn, see sl__log_wal_read_acked */
     int fd;             /* current segment, -1 before the first write */
     uint64_t oldest;    /* lowest segment number on disk */
     walpos at;          /* where the next frame goes */
@@ -306,6 +307,12 @@ void sl__log_wal_close(sl__log_wal *w);
 /* Writes the units' records (partitions, offsets and times assigned) as frames and
  * fdatasyncs them; sets each unit's `after`. On failure detail says why. @thread writer */
 SL_MUST_CHECK sl_err sl__log_wal_write(emb_log *lg, wunit *units, char *detail, size_t dlen);
+/* DIR/acked.lsn holds the producer's next lsn to acknowledge, so that a consumer in another
+ * process can wait until LMDB holds everything acknowledged before it polls. read_acked:
+ * false if there is no such file; applied_lsn: meta "wal"'s lsn (1 if absent). */
+#define SL__LOG_ACKED_FILE "acked.lsn"
+bool sl__log_wal_read_acked(const char *dir, uint64_t *lsn);
+SL_MUST_CHECK sl_err sl__log_wal_applied_lsn(sl__log_env *le, uint64_t *lsn);
 /* meta "wal": the position of the first frame not yet applied to LMDB. */
 #define SL__LOG_META_WAL "wal"
 

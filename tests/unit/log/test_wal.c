@@ -2,7 +2,8 @@
  * ends the log (torn, CRC mismatch, stale sequence number), replay of frames that a crash
  * left unapplied to LMDB (by a reader and by the next producer), the cut of the tail at
  * recovery, segment rotation and reuse, large groups that bypass the WAL, LMDB refusing
- * what the WAL acknowledged, and a producer killed with SIGKILL mid-stream.
+ * what the WAL acknowledged, a reader in another process seeing every acknowledged
+ * record at once, and a producer killed with SIGKILL mid-stream.
  * Frames are planted with the module's own encoder, as a crashed writer would leave them. */
 #include <dirent.h>
 #include <errno.h>
@@ -509,6 +510,57 @@ static void test_apply_failure_keeps_acknowledged(void **state)
     }
 }
 
+/* ---- a reader in another process sees what was acknowledged ---- */
+
+static void test_other_process_sees_acknowledged(void **state)
+{
+    wfx *fx = *state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* The producer appends without a pause and reports every acknowledgement, so its
+         * applier is always some milliseconds behind. */
+        close(fds[0]);
+        sl_log_t *log = open_wal_log(fx, true, 16ull << 20);
+        for (unsigned i = 0;; i++) {
+            if (append_wait(log, NULL, "r") != SL_OK)
+                _exit(2);
+            if (write(fds[1], &i, sizeof i) != (ssize_t)sizeof i)
+                _exit(3);
+        }
+    }
+    close(fds[1]);
+    unsigned last = 0;
+    for (int k = 0; k < 300; k++)
+        assert_int_equal(read(fds[0], &last, sizeof last), (ssize_t)sizeof last);
+    /* Right away: the first poll finds at least every record acknowledged so far (the
+     * producer holds the writer lock, so this reader replays nothing itself). */
+    sl_log_t *log = open_wal_log(fx, false, 16ull << 20);
+    sl_log_consumer_t *c = NULL;
+    sl_log_consumer_options co = {.from_beginning = true};
+    char eb[256];
+    assert_int_equal(sl_log_consumer_open(log, &co, &c, eb, sizeof eb), SL_OK);
+    /* The latest acknowledgement, read just before the poll. */
+    assert_int_equal(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+    unsigned got;
+    while (read(fds[0], &got, sizeof got) == (ssize_t)sizeof got)
+        last = got;
+    static sl_log_message msgs[4096];
+    size_t n = 0;
+    assert_int_equal(sl_log_consumer_poll(c, msgs, 4096, &n, 0), SL_OK);
+    sl_log_consumer_close(c);
+    sl_log_close(log);
+    kill(pid, SIGKILL);
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (n < (size_t)last + 1)
+        fail_msg("a reader in another process found %zu records, %u were acknowledged", n,
+                 last + 1);
+}
+
 /* ---- SIGKILL mid-stream ---- */
 
 static void test_sigkill_keeps_acknowledged(void **state)
@@ -598,6 +650,7 @@ int sl_test_wal_group(void)
         cmocka_unit_test_setup_teardown(test_segments_rotate_and_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_group_direct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_failure_keeps_acknowledged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_process_sees_acknowledged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_keeps_acknowledged, setup, teardown),
     };
     return cmocka_run_group_tests_name("wal", tests, NULL, NULL);
