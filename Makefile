@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CTEST_FLAGS ?= --output-on-failure
 
-.PHONY: all deps build build-asan build-fuzz up test test-unit test-asan test-fuzz bench format clean
+.PHONY: all deps build build-asan build-fuzz up down test test-unit test-asan test-fuzz bench format clean node-deps bench-parquet bench-lake bench-storage
 
 all: build
 
@@ -26,19 +26,42 @@ build-fuzz: deps
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
 
 # Build and run sluice with every default (embedded log under ./var), printing its URLs.
+# Without SLUICE_PG, a local PostgreSQL in ./var/pg is the hot store (`make down` stops it).
 up: build
 	mkdir -p var
-	exec ./$(BUILD)/sluice serve
+	if [ -z "$${SLUICE_PG:-}" ]; then ./scripts/pg-local.sh start; fi
+	SLUICE_PG="$${SLUICE_PG:-$$(./scripts/pg-local.sh uri)}" exec ./$(BUILD)/sluice serve
+
+down:
+	./scripts/pg-local.sh stop
 
 # Every test: the release build, the whole suite again under ASan+UBSan, and the fuzz
 # targets replaying their seed corpora plus a short fresh run.
-test: build build-asan build-fuzz
+# The Parquet tests' independent readers (DuckDB, hyparquet) at the committed lock file's
+# versions. Not `npm ci`: the registry here lacks DuckDB's bindings for other platforms, so
+# the lock cannot list them and `npm ci` refuses it as out of sync; `npm install` installs
+# the locked versions and leaves the lock as it is.
+node-deps:
+	cd tests/node && npm install --no-audit --no-fund
+
+test: build build-asan build-fuzz node-deps
 	cd $(BUILD) && ctest $(CTEST_FLAGS) -j 2
 	cd build-asan && ctest $(CTEST_FLAGS) -j 2
 	cd build-fuzz && ctest $(CTEST_FLAGS) -R '^fuzz_'
 
 bench: build
 	./bench/ingest.sh
+
+# sluice's Parquet writer against DuckDB's COPY, one thread each (docs/benchmarks.md).
+bench-parquet: build node-deps
+	./bench/parquet.sh
+
+# The lake sink's throughput beside DuckDB turning the same events into Parquet.
+bench-lake: build node-deps
+	./bench/lake.sh
+# Storage writes to S3 (moto_server) beside the local disk (docs/benchmarks.md).
+bench-storage: build
+	./bench/storage.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -9,7 +9,9 @@
 #include "core/config.h"
 #include "core/diag.h"
 #include "http/http.h"
+#include "lake/lake.h"
 #include "log/log.h"
+#include "pg/pg.h"
 
 static void usage(FILE *out)
 {
@@ -17,6 +19,8 @@ static void usage(FILE *out)
           "commands:\n"
           "  serve        run the ingest API on the durable log\n"
           "  log read     print events stored in the log as JSON lines\n"
+          "  pg migrate   create or update the PostgreSQL schema and its partitions\n"
+          "  lake history list the versions of the Delta Lake table\n"
           "  config-doc   print docs/configuration.md\n"
           "  help         this text; `sluice COMMAND --help` lists a command's flags\n",
           out);
@@ -63,12 +67,14 @@ static void log_options_from(const sl_config *cfg, bool producer, sl_log_options
 }
 
 /* What `--roles` can name: each role is a part of sluice this process runs. */
-enum { ROLE_API = 1u << 0 };
+enum { ROLE_API = 1u << 0, ROLE_PG_SINK = 1u << 1, ROLE_LAKE_SINK = 1u << 2 };
 static const struct role_name {
     const char *name;
     unsigned bit;
 } role_names[] = {
     {"api", ROLE_API},
+    {"pg-sink", ROLE_PG_SINK},
+    {"lake-sink", ROLE_LAKE_SINK},
 };
 
 /* Parses --roles: a comma-separated list of role names, or "all". 0 on a bad list. */
@@ -93,6 +99,39 @@ static unsigned parse_roles(const char *list)
     }
 }
 
+/* Whether the --roles list names role itself (not only through "all"). */
+static bool names_role(const char *list, const char *role)
+{
+    size_t n = strlen(role);
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && !strncmp(p, role, n))
+            return true;
+        p += len + (p[len] == ',');
+    }
+    return false;
+}
+
+/* The lake sink's options from the settings; false (with a message) on a bad codec. */
+static bool lake_options_from(const sl_config *cfg, sl_lake_sink_options *opts)
+{
+    sl_lake_sink_options_default(opts);
+    opts->table_uri = cfg->lake_uri;
+    opts->zstd_level = (int)cfg->lake_zstd_level;
+    opts->batch_rows = (uint64_t)cfg->lake_batch_rows;
+    opts->batch_bytes = (uint64_t)cfg->lake_batch_bytes;
+    opts->batch_ms = cfg->lake_batch_interval_ms;
+    if (!strcmp(cfg->lake_codec, "snappy"))
+        opts->codec = SL_PQ_SNAPPY;
+    else if (!strcmp(cfg->lake_codec, "zstd"))
+        opts->codec = SL_PQ_ZSTD;
+    else if (!strcmp(cfg->lake_codec, "none"))
+        opts->codec = SL_PQ_UNCOMPRESSED;
+    else
+        return false;
+    return true;
+}
+
 /* Many keep-alive clients need many descriptors; take what the hard limit allows. */
 static void raise_fd_limit(void)
 {
@@ -101,6 +140,24 @@ static void raise_fd_limit(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+/* ---- PostgreSQL hot store ---- */
+
+static void pg_schema_from(const sl_config *cfg, sl_pg_schema_options *so)
+{
+    so->retention_days = (unsigned)cfg->pg_retention_days;
+    so->partitions_ahead = (unsigned)cfg->pg_partitions_ahead;
+}
+
+static void pg_sink_options_from(const sl_config *cfg, sl_pg_sink_options *po)
+{
+    sl_pg_sink_options_default(po);
+    po->conninfo = cfg->pg_uri;
+    po->batch_rows = (size_t)cfg->pg_batch_rows;
+    po->batch_bytes = (size_t)cfg->pg_batch_bytes;
+    po->linger_ms = (unsigned)cfg->pg_linger_ms;
+    pg_schema_from(cfg, &po->schema);
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -113,6 +170,7 @@ static int cmd_serve(int argc, char **argv)
     char errbuf[512];
     sl_log_t *log = NULL;
     sl_http_server_t *srv = NULL;
+    sl_lake_sink_t *lake = NULL;
     sl_component components[sizeof role_names / sizeof role_names[0]];
     size_t n_components = 0;
     unsigned roles = parse_roles(cfg.roles);
@@ -122,6 +180,22 @@ static int cmd_serve(int argc, char **argv)
         for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++)
             fprintf(stderr, " %s", role_names[i].name);
         fprintf(stderr, " (or all)\n");
+        sl_config_cleanup(&cfg);
+        return 2;
+    }
+    sl_pg_sink_t *pg_sink = NULL;
+    if ((roles & ROLE_PG_SINK) && !*cfg.pg_uri) {
+        if (names_role(cfg.roles, "pg-sink")) {
+            fprintf(stderr, "sluice serve: the pg-sink role needs --pg (or SLUICE_PG)\n");
+            sl_config_cleanup(&cfg);
+            return 2;
+        }
+        roles &= ~(unsigned)ROLE_PG_SINK; /* "all" without a PostgreSQL: no hot store */
+    }
+    sl_lake_sink_options lake_opts;
+    if ((roles & ROLE_LAKE_SINK) && !lake_options_from(&cfg, &lake_opts)) {
+        fprintf(stderr, "sluice serve: --lake-codec: \"%s\" is not snappy, zstd or none\n",
+                cfg.lake_codec);
         sl_config_cleanup(&cfg);
         return 2;
     }
@@ -143,7 +217,24 @@ static int cmd_serve(int argc, char **argv)
                 errbuf);
         goto out;
     }
+    if (roles & ROLE_PG_SINK) {
+        sl_pg_sink_options po;
+        pg_sink_options_from(&cfg, &po);
+        if (sl_pg_sink_start(&po, log, &pg_sink, errbuf, sizeof errbuf)) {
+            sl_diag(SL_DIAG_ERROR, "could not start the pg sink", "detail=\"%s\"", errbuf);
+            goto out;
+        }
+        sl_pg_sink_component(pg_sink, &components[n_components++]);
+    }
     /* Sinks start here, each adding its component, so /ready and /metrics include them. */
+    if (roles & ROLE_LAKE_SINK) {
+        if (sl_lake_sink_start(&lake_opts, log, &lake, errbuf, sizeof errbuf)) {
+            sl_diag(SL_DIAG_ERROR, "could not start the lake sink", "lake=\"%s\" detail=\"%s\"",
+                    cfg.lake_uri, errbuf);
+            goto out;
+        }
+        sl_lake_sink_component(lake, &components[n_components++]);
+    }
     sl_http_options ho = {
         .listen = cfg.listen,
         .threads = (unsigned)cfg.http_threads,
@@ -183,6 +274,14 @@ static int cmd_serve(int argc, char **argv)
            "  metrics  GET  %s/metrics\n"
            "  log      %s  (see it with: sluice log read --log %s)\n",
            base, base, base, cfg.log_uri, cfg.log_uri);
+    if (pg_sink) {
+        char where[300];
+        sl_pg_describe(cfg.pg_uri, where, sizeof where);
+        printf("  pg       %s, table analytics_events (the hot store)\n", where);
+    }
+    if (roles & ROLE_LAKE_SINK)
+        printf("  lake     %s  (see it with: sluice lake history --lake %s)\n", cfg.lake_uri,
+               cfg.lake_uri);
     fflush(stdout);
 
     int sig = 0;
@@ -196,6 +295,8 @@ static int cmd_serve(int argc, char **argv)
 out:
     sl_http_server_free(srv);
     /* Sinks stop here: after the last request is answered, before the log closes. */
+    sl_lake_sink_stop(lake);
+    sl_pg_sink_stop(pg_sink);
     sl_log_close(log);
     if (rc == 0)
         sl_diag(SL_DIAG_INFO, "stopped", NULL);
@@ -234,6 +335,45 @@ out:
     return rc;
 }
 
+static int cmd_lake_history(int argc, char **argv)
+{
+    sl_config cfg;
+    int rc = config_or_help(&cfg, SL_CMD_LAKE, "lake history", argc, argv);
+    if (rc >= 0)
+        return rc;
+    char errbuf[512];
+    rc = 0;
+    if (sl_lake_history_print(cfg.lake_uri, stdout, errbuf, sizeof errbuf)) {
+        fprintf(stderr, "sluice lake history: %s\n", errbuf);
+        rc = 1;
+    } else if (fflush(stdout) != 0) {
+        rc = 1;
+    }
+    sl_config_cleanup(&cfg);
+    return rc;
+}
+
+static int cmd_pg_migrate(int argc, char **argv)
+{
+    sl_config cfg;
+    int rc = config_or_help(&cfg, SL_CMD_PG_MIGRATE, "pg migrate", argc, argv);
+    if (rc >= 0)
+        return rc;
+    char errbuf[512];
+    sl_pg_schema_options so;
+    pg_schema_from(&cfg, &so);
+    rc = 0;
+    if (!*cfg.pg_uri) {
+        fprintf(stderr, "sluice pg migrate: --pg (or SLUICE_PG) is required\n");
+        rc = 2;
+    } else if (sl_pg_migrate(cfg.pg_uri, &so, errbuf, sizeof errbuf)) {
+        fprintf(stderr, "sluice pg migrate: %s\n", errbuf);
+        rc = 1;
+    }
+    sl_config_cleanup(&cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {
@@ -244,6 +384,10 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 2, argv + 2);
     if (!strcmp(argv[1], "log") && argc >= 3 && !strcmp(argv[2], "read"))
         return cmd_log_read(argc - 3, argv + 3);
+    if (!strcmp(argv[1], "pg") && argc >= 3 && !strcmp(argv[2], "migrate"))
+        return cmd_pg_migrate(argc - 3, argv + 3);
+    if (!strcmp(argv[1], "lake") && argc >= 3 && !strcmp(argv[2], "history"))
+        return cmd_lake_history(argc - 3, argv + 3);
     if (!strcmp(argv[1], "config-doc")) {
         sl_config_print_markdown(stdout);
         return 0;

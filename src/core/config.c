@@ -46,7 +46,8 @@ static const setting settings[] = {
      "the durable log: file://DIR (embedded) or kafka://HOST:PORT[,HOST:PORT...]/TOPIC "
      "(Apache Kafka; topic analytics-events when omitted)"},
     {"log-level", "SLUICE_LOG_LEVEL", SETTING_STRING, "info", 0, 0, 0,
-     SL_CMD_SERVE | SL_CMD_LOG_READ, F(log_level), "diagnostics on stderr: debug, info, warn, error"},
+     SL_CMD_SERVE | SL_CMD_LOG_READ | SL_CMD_PG_MIGRATE, F(log_level),
+     "diagnostics on stderr: debug, info, warn, error"},
     {"http-threads", "SLUICE_HTTP_THREADS", SETTING_INT, "2", 1, 256, 0, SL_CMD_SERVE,
      F(http_threads), "HTTP worker threads (each runs its own event loop)"},
     {"max-connections", "SLUICE_MAX_CONNECTIONS", SETTING_INT, "4096", 1, 1000000, 0,
@@ -92,8 +93,41 @@ static const setting settings[] = {
      F(rate_limit), "events per second per write key (all clients together without keys), "
      "with one second of burst; over it requests get 429 with Retry-After; 0 = no limit"},
     {"roles", "SLUICE_ROLES", SETTING_STRING, "all", 0, 0, 0, SL_CMD_SERVE, F(roles),
-     "what this process runs, as a comma-separated list: api (the ingest API), or all; "
+     "what this process runs, as a comma-separated list: api (the ingest API), pg-sink "
+     "(the PostgreSQL hot store, needs --pg), or all (pg-sink only when --pg is given); "
      "health, readiness and metrics are served whatever the roles"},
+    /* PostgreSQL hot store */
+    {"pg", "SLUICE_PG", SETTING_STRING, "", 0, 0, 0, SL_CMD_SERVE | SL_CMD_PG_MIGRATE, F(pg_uri),
+     "PostgreSQL hot store, a libpq URI such as postgres://USER@HOST:PORT/DB; the pg-sink "
+     "role needs it (`make up` starts a local PostgreSQL and sets it)"},
+    {"pg-batch-rows", "SLUICE_PG_BATCH_ROWS", SETTING_INT, "10000", 1, 1000000, 0, SL_CMD_SERVE,
+     F(pg_batch_rows), "pg sink: events per transaction at most"},
+    {"pg-batch-bytes", "SLUICE_PG_BATCH_BYTES", SETTING_SIZE, "16M", 2 * MiB, 1 * GiB, 0,
+     SL_CMD_SERVE, F(pg_batch_bytes), "pg sink: bytes of event JSON per transaction at most"},
+    {"pg-linger", "SLUICE_PG_LINGER", SETTING_DURATION, "100ms", 0, 60000, 1, SL_CMD_SERVE,
+     F(pg_linger_ms), "pg sink: how long a batch may wait to fill before it is written"},
+    {"pg-retention", "SLUICE_PG_RETENTION", SETTING_DURATION, "30d", 1, 36500, DAY_MS,
+     SL_CMD_SERVE | SL_CMD_PG_MIGRATE, F(pg_retention_days),
+     "day partitions of analytics_events (and rollups) older than this are dropped"},
+    {"pg-partitions-ahead", "SLUICE_PG_PARTITIONS_AHEAD", SETTING_INT, "3", 0, 365, 0,
+     SL_CMD_SERVE | SL_CMD_PG_MIGRATE, F(pg_partitions_ahead),
+     "days after today whose partitions are created ahead of time"},
+    /* lake (issue 5) */
+    {"lake", "SLUICE_LAKE", SETTING_STRING, "file://./var/lake/analytics_events", 0, 0, 0,
+     SL_CMD_SERVE | SL_CMD_LAKE, F(lake_uri),
+     "the Delta Lake table of the lake-sink role: file://DIR (created when absent)"},
+    {"lake-codec", "SLUICE_LAKE_CODEC", SETTING_STRING, "snappy", 0, 0, 0, SL_CMD_SERVE,
+     F(lake_codec), "compression of the lake's Parquet files: snappy, zstd or none"},
+    {"lake-zstd-level", "SLUICE_LAKE_ZSTD_LEVEL", SETTING_INT, "3", 1, 22, 0, SL_CMD_SERVE,
+     F(lake_zstd_level), "zstd level of the lake's Parquet files (with --lake-codec zstd)"},
+    {"lake-batch-rows", "SLUICE_LAKE_BATCH_ROWS", SETTING_INT, "100000", 1, 10000000, 0,
+     SL_CMD_SERVE, F(lake_batch_rows), "the lake sink commits once a batch holds this many events"},
+    {"lake-batch-bytes", "SLUICE_LAKE_BATCH_BYTES", SETTING_SIZE, "64M", 64 * KiB, 1 * GiB, 0,
+     SL_CMD_SERVE, F(lake_batch_bytes),
+     "... or this many bytes of event JSON (bounds the sink's memory)"},
+    {"lake-batch-interval", "SLUICE_LAKE_BATCH_INTERVAL", SETTING_DURATION, "5s", 100, 600000, 1,
+     SL_CMD_SERVE, F(lake_batch_interval_ms),
+     "... or its oldest event has waited this long (how fresh the lake is while events flow)"},
     {"group", "SLUICE_GROUP", SETTING_STRING, "", 0, 0, 0, SL_CMD_LOG_READ, F(group),
      "consumer group whose offsets are read and committed; empty = none"},
     {"from-beginning", "SLUICE_FROM_BEGINNING", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_LOG_READ,
@@ -367,12 +401,22 @@ void sl_config_print_markdown(FILE *out)
                      s->type == SETTING_SIZE ? " bytes" : "");
         else if (s->type == SETTING_DURATION)
             snprintf(range, sizeof range, "%lld–%lld %s", (long long)s->min, (long long)s->max,
-                     s->unit_ms == 1 ? "ms" : "s");
+                     s->unit_ms == 1 ? "ms" : s->unit_ms == 1000 ? "s" : "d");
         else if (s->type == SETTING_LIST || s->type == SETTING_KV_LIST)
             snprintf(range, sizeof range, "repeatable");
-        fprintf(out, "| `--%s` | `%s` | `%s` | %s | %s%s%s | %s |\n", s->name, s->env,
-                *s->def ? s->def : "", range, (s->commands & SL_CMD_SERVE) ? "serve" : "",
-                (s->commands & SL_CMD_SERVE) && (s->commands & SL_CMD_LOG_READ) ? ", " : "",
-                (s->commands & SL_CMD_LOG_READ) ? "log read" : "", s->doc);
+        char cmds[64] = "";
+        static const struct {
+            unsigned bit;
+            const char *name;
+        } cmd_names[] = {{SL_CMD_SERVE, "serve"}, {SL_CMD_LOG_READ, "log read"},
+                         {SL_CMD_LAKE, "lake"},
+                         {SL_CMD_PG_MIGRATE, "pg migrate"}};
+        for (size_t k = 0; k < sizeof cmd_names / sizeof cmd_names[0]; k++) {
+            if (s->commands & cmd_names[k].bit)
+                snprintf(cmds + strlen(cmds), sizeof cmds - strlen(cmds), "%s%s",
+                         *cmds ? ", " : "", cmd_names[k].name);
+        }
+        fprintf(out, "| `--%s` | `%s` | `%s` | %s | %s | %s |\n", s->name, s->env,
+                *s->def ? s->def : "", range, cmds, s->doc);
     }
 }

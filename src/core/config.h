@@ -15,6 +15,8 @@
 enum {
     SL_CMD_SERVE = 1u << 0,
     SL_CMD_LOG_READ = 1u << 1,
+    SL_CMD_PG_MIGRATE = 1u << 2,
+    SL_CMD_LAKE = 1u << 4, /* sluice lake ... (issue 5); bits 2-3 left to other commands */
 };
 
 typedef struct sl_config {
@@ -44,6 +46,20 @@ typedef struct sl_config {
     size_t n_write_keys;  /* entries of write_keys (the list setting's count follows it) */
     int64_t rate_limit;
     char *roles;
+    /* PostgreSQL hot store (serve, pg migrate) */
+    char *pg_uri;
+    int64_t pg_batch_rows;
+    int64_t pg_batch_bytes;
+    int64_t pg_linger_ms;
+    int64_t pg_retention_days;
+    int64_t pg_partitions_ahead;
+    /* lake (issue 5): the lake-sink role and `sluice lake` */
+    char *lake_uri;
+    char *lake_codec;
+    int64_t lake_zstd_level;
+    int64_t lake_batch_rows;
+    int64_t lake_batch_bytes;
+    int64_t lake_batch_interval_ms;
     /* log read */
     char *group;
     bool from_beginning;

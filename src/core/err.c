@@ -18,6 +18,7 @@ static const char *const err_names[SL_ERR__COUNT] = {
     [SL_ERR_CONFIG] = "bad configuration",
     [SL_ERR_UNSUPPORTED] = "unsupported",
     [SL_ERR_INTERNAL] = "internal error",
+    [SL_ERR_EXISTS] = "already exists",
 };
 
 const char *sl_strerror(sl_err err)

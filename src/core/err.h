@@ -23,6 +23,7 @@ typedef enum sl_err {
     SL_ERR_CONFIG,      /* a setting or URI is wrong */
     SL_ERR_UNSUPPORTED, /* valid, but not something this build does */
     SL_ERR_INTERNAL,    /* a bug: an invariant did not hold */
+    SL_ERR_EXISTS,      /* a create-if-absent found the name taken (storage) */
     SL_ERR__COUNT
 } sl_err;
 

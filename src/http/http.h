@@ -46,7 +46,9 @@ uint16_t sl_http_server_port(const sl_http_server_t *srv);
  * as their requests finish. Returns the number of requests still unfinished. */
 unsigned sl_http_server_drain(sl_http_server_t *srv, int64_t timeout_ms);
 
-/* Step 2: closes every connection and frees. sl_http_server_free(NULL) is a no-op. */
+/* Step 2: waits until no request waits for the log any more (the log's own deadlines
+ * bound that), then closes every connection and frees. sl_http_server_free(NULL) is a
+ * no-op. */
 void sl_http_server_free(sl_http_server_t *srv);
 
 #endif

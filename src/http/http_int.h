@@ -41,6 +41,8 @@ struct sl_http_server {
     uint16_t port;
     atomic_bool draining;       /* answers carry Connection: close; /ready says no */
     atomic_uint in_flight;      /* requests begun and not yet completed */
+    atomic_uint suspended;      /* connections waiting for the log's callback to resume
+                                 * them: libmicrohttpd aborts if stopped with any */
 };
 
 typedef enum sl_content_encoding {

@@ -392,6 +392,16 @@ void sl_http_server_free(sl_http_server_t *srv)
 {
     if (!srv)
         return;
+    /* A request past the drain deadline still waits for the log, whose callback will
+     * resume it; stopping first would abort the process (libmicrohttpd panics). The log
+     * bounds that wait (its fsync, or Kafka's message.timeout.ms). */
+    if (atomic_load(&srv->suspended))
+        sl_diag(SL_DIAG_WARN, "waiting for the log to answer suspended requests", "requests=%u",
+                atomic_load(&srv->suspended));
+    while (atomic_load(&srv->suspended)) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     MHD_stop_daemon(srv->daemon);
     sl__http_access_cleanup(&srv->access);
     free(srv);

@@ -327,15 +327,26 @@ sl_err sl__log_kafka_consumer_poll(sl_log_consumer_t *c, sl_log_message *msgs, s
     return SL_OK;
 }
 
+/* The coordinator refuses commits from a member whose generation is over: routine while
+ * the group rebalances (SL_ERR_BUSY), not a broken consumer. */
+static bool is_rebalance_refusal(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+           e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+           e == RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST || e == RD_KAFKA_RESP_ERR__STATE;
+}
+
 static sl_err list_result(kafka_consumer *kc, const char *what, rd_kafka_resp_err_t e,
                           const rd_kafka_topic_partition_list_t *list)
 {
     for (int i = 0; !e && list && i < list->cnt; i++)
         e = list->elems[i].err;
-    if (e)
-        return fail(kc, e == RD_KAFKA_RESP_ERR__TIMED_OUT ? SL_ERR_TIMEOUT : SL_ERR_IO, what,
-                    rd_kafka_err2str(e));
-    return SL_OK;
+    if (!e)
+        return SL_OK;
+    sl_err err = e == RD_KAFKA_RESP_ERR__TIMED_OUT ? SL_ERR_TIMEOUT
+                 : is_rebalance_refusal(e)         ? SL_ERR_BUSY
+                                                   : SL_ERR_IO;
+    return fail(kc, err, what, rd_kafka_err2str(e));
 }
 
 /* Synchronous: returns once the group coordinator stored the offsets. */

@@ -122,7 +122,10 @@ SL_MUST_CHECK sl_err sl_log_consumer_open(sl_log_t *log, const sl_log_consumer_o
 SL_MUST_CHECK sl_err sl_log_consumer_poll(sl_log_consumer_t *c, sl_log_message *msgs, size_t max,
                                           size_t *n_out, int timeout_ms);
 
-/* Durably stores, for each position, the offset of the next message to read. */
+/* Durably stores, for each position, the offset of the next message to read.
+ * SL_ERR_BUSY (kafka://) when the group is rebalancing: the commit was refused, which is
+ * routine, not a failure of the consumer. Go on polling; the partitions it held go to
+ * their next owner from the last offsets that were committed. */
 SL_MUST_CHECK sl_err sl_log_consumer_commit(sl_log_consumer_t *c, const sl_log_position *pos,
                                             size_t n);
 

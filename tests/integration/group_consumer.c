@@ -1,6 +1,7 @@
 /* Test-only consumer for test_kafka.py: joins a consumer group on a sluice log through the
  * public log interface and prints what happens, one line each, flushed at once:
  *   assign P,P,...   revoke P,P,...   msg P OFFSET KEY   commit P:NEXT,...
+ *   refused DETAIL   (a commit the group refused while rebalancing)
  * It commits after every non-empty poll and runs until SIGTERM/SIGINT (unlike `sluice log
  * read`, which leaves when caught up, so a group can be watched through a rebalance).
  * Usage: sluice-test-consumer LOG_URI GROUP [librdkafka key=value ...] */
@@ -86,7 +87,13 @@ int main(int argc, char **argv)
                 np++;
         }
         if (np) {
-            if (sl_log_consumer_commit(c, pos, np)) {
+            sl_err err = sl_log_consumer_commit(c, pos, np);
+            if (err == SL_ERR_BUSY) { /* the group is rebalancing: not stored, go on */
+                printf("refused %s\n", sl_log_consumer_errmsg(c));
+                fflush(stdout);
+                continue;
+            }
+            if (err) {
                 fprintf(stderr, "sluice-test-consumer: %s\n", sl_log_consumer_errmsg(c));
                 goto out;
             }

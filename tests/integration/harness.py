@@ -2,6 +2,7 @@
 free port and a temporary log, talk HTTP to it, read its log back with `sluice log read`.
 Standard library only; the binary comes from $SLUICE_BIN (set by CTest)."""
 
+import fcntl
 import http.client
 import json
 import os
@@ -66,6 +67,10 @@ class Server:
     def start(self, timeout=30):
         args = [SLUICE, "serve", "--listen", "127.0.0.1:0", "--log", self.log_uri,
                 *self.extra_args]
+        if not any(a == "--lake" or a.startswith("--lake=") for a in self.extra_args):
+            # The lake sink (in the default roles) keeps its table beside the log, not in
+            # the working directory where every test's sinks would share one.
+            args += ["--lake", "file://" + os.path.join(self.dir, "lake")]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      env=self.env, text=True)
         ready = threading.Event()
@@ -192,3 +197,20 @@ class Checks:
     def finish(self):
         print(f"{self.name}: {self.passed} passed, {len(self.failures)} failed", flush=True)
         sys.exit(1 if self.failures else 0)
+
+
+NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "node")
+
+
+def node_packages():
+    """The independent readers of tests/node (DuckDB, hyparquet) at the committed lock's
+    versions, installed once if `make node-deps` has not (a file lock guards parallel
+    tests). `npm install`, not `npm ci`: see node-deps in the Makefile."""
+    marker = os.path.join(NODE_DIR, "node_modules", "@duckdb", "node-api")
+    if os.path.isdir(marker):
+        return
+    with open(os.path.join(NODE_DIR, "package.json")) as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        if not os.path.isdir(marker):
+            subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=NODE_DIR,
+                           check=True, stdout=subprocess.DEVNULL, timeout=600)

@@ -320,7 +320,8 @@ static void test_uuid_canonical(void **state)
     assert_false(sl_uuid_is_canonical(NULL, 36));
 }
 
-int sl_test_config_run(void); /* test_config.c */
+int sl_test_config_run(void);  /* test_config.c */
+int sl_test_ostream_run(void); /* test_ostream.c */
 
 int main(void)
 {
@@ -332,5 +333,5 @@ int main(void)
         cmocka_unit_test(test_uuid_canonical),
     };
     int failed = cmocka_run_group_tests_name("core", tests, NULL, NULL);
-    return failed + sl_test_config_run();
+    return failed + sl_test_config_run() + sl_test_ostream_run();
 }

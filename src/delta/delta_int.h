@@ -1,0 +1,57 @@
+/* Internals shared inside the delta module only: the replay state that snapshots and the
+ * history are built on, and the commit parser the fuzz target drives directly. */
+#ifndef SL_DELTA_DELTA_INT_H
+#define SL_DELTA_DELTA_INT_H
+
+#include "delta/delta.h"
+
+/* Bounds on what a table may make this reader hold (hostile logs get an error, not an
+ * unbounded allocation). */
+#define SL__DELTA_MAX_COMMIT_BYTES (64u << 20)
+#define SL__DELTA_MAX_FILES        2000000u
+#define SL__DELTA_MAX_TXNS         100000u
+#define SL__DELTA_MAX_VERSIONS     10000000u
+
+typedef struct sl__delta_txn {
+    char *app_id;
+    int64_t version;
+} sl__delta_txn;
+
+/* The table as of `version`, built by applying commits in order. files[] is compact;
+ * slots[] is an open-addressing index over it (linear probing, backward-shift delete)
+ * keyed by the file's canonical path. */
+typedef struct sl__delta_state {
+    int64_t version; /* last applied commit; -1 before the first */
+    bool has_protocol, has_metadata;
+    int min_reader, min_writer;
+    char *table_id;
+    char *schema_string;
+    char **partition_columns;
+    size_t n_partition_columns;
+    sl_delta_file *files;
+    uint64_t *hashes; /* hashes[i] belongs to files[i] */
+    size_t n_files, cap_files;
+    uint32_t *slots; /* index + 1 into files; 0 = empty */
+    size_t n_slots;  /* power of two, at least twice n_files */
+    uint64_t files_without_stats;
+    int64_t rows_with_stats;
+    sl__delta_txn *txns;
+    size_t n_txns;
+    /* What the last applied commit did (for the history). */
+    sl_delta_version_info last;
+    char operation[128];
+} sl__delta_state;
+
+void sl__delta_state_init(sl__delta_state *st);
+void sl__delta_state_cleanup(sl__delta_state *st);
+
+/* Applies the commit file `data` (JSON lines) as version `version`, which must be
+ * st->version + 1. On failure the state is unusable: the caller cleans it up. */
+SL_MUST_CHECK sl_err sl__delta_state_apply(sl__delta_state *st, int64_t version, const char *data,
+                                           size_t len, char *errbuf, size_t errlen);
+
+/* "%020lld.json" into out; the joined "<dir>/_delta_log/<name>" into path. */
+#define SL__DELTA_NAME_MAX 32
+void sl__delta_commit_name(int64_t version, char out[SL__DELTA_NAME_MAX]);
+
+#endif

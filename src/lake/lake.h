@@ -1,0 +1,92 @@
+/* The data lake: the event table's schema in Parquet and Delta terms, the mapping from a
+ * normalized event (the log record, src/event/normalize.c) to a Parquet row, the
+ * `lake-sink` role that appends the log to a Delta table exactly once, and the history
+ * `sluice lake history` prints.
+ *
+ * Pointers passed in are borrowed for the call unless a comment says otherwise. */
+#ifndef SL_LAKE_LAKE_H
+#define SL_LAKE_LAKE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/component.h"
+#include "core/err.h"
+#include "delta/delta.h"
+#include "log/log.h"
+#include "parquet/parquet.h"
+
+/* ---- the event table ---- */
+
+/* Columns of the data files, in file order: the 18 fields of the normalized event. The
+ * table adds the partition column event_date (a Delta `date`, not stored in the files). */
+#define SL_LAKE_N_COLUMNS 18
+extern const sl_pq_column sl_lake_columns[SL_LAKE_N_COLUMNS];
+/* The Delta table definition: the columns above plus event_date, partitioned by it. */
+extern const sl_delta_table_def sl_lake_table_def;
+
+/* One event as a row. values[] point into the event JSON and into the row itself, so
+ * they are valid until the next sl_lake_row_parse on the row or its cleanup. */
+typedef struct sl_lake_row {
+    sl_pq_value values[SL_LAKE_N_COLUMNS];
+    int32_t event_date; /* days since 1970-01-01 of the event timestamp, in UTC */
+    void *doc;          /* private: the parsed event */
+    char *scratch;      /* private: metadata re-serialized when it cannot be sliced */
+} sl_lake_row;
+
+void sl_lake_row_init(sl_lake_row *row);
+void sl_lake_row_cleanup(sl_lake_row *row);
+
+/* Maps a normalized event (JSON text, not NUL-terminated) to a row: strings as they are,
+ * timestamps to microseconds UTC, interaction_value to a double, metadata to its compact
+ * JSON text, exactly as the log holds it. SL_ERR_INVALID naming the field when the record
+ * is not a normalized event (a missing required field, a wrong type, a bad time). */
+SL_MUST_CHECK sl_err sl_lake_row_parse(sl_lake_row *row, const char *json, size_t len, char *errbuf,
+                                       size_t errlen);
+
+/* "YYYY-MM-DD" of a day number, into out (11 bytes with the NUL). */
+void sl_lake_format_date(int32_t days, char out[11]);
+
+/* The directory of a table URI: "file://DIR" gives DIR. SL_ERR_UNSUPPORTED for s3://
+ * (not built yet), SL_ERR_CONFIG for anything else; out holds len bytes. */
+SL_MUST_CHECK sl_err sl_lake_table_dir(const char *uri, char *out, size_t len, char *errbuf,
+                                       size_t errlen);
+
+/* ---- the lake sink role ---- */
+
+typedef struct sl_lake_sink_t sl_lake_sink_t;
+
+typedef struct sl_lake_sink_options {
+    const char *table_uri; /* file://DIR */
+    const char *group;     /* consumer group; default "sluice-lake" */
+    sl_pq_codec codec;     /* default SL_PQ_SNAPPY */
+    int zstd_level;        /* default 3 */
+    uint64_t batch_rows;   /* commit when a batch holds this many events; default 100000 */
+    uint64_t batch_bytes;  /* ... or this many bytes of event JSON; default 64 MiB */
+    int64_t batch_ms;      /* ... or its oldest event waited this long; default 5000 */
+} sl_lake_sink_options;
+
+void sl_lake_sink_options_default(sl_lake_sink_options *opts);
+
+/* Opens (or creates) the table, joins the consumer group, seeks each log partition to
+ * the version its txn action holds plus one, and starts the sink's thread. The table and
+ * the log (borrowed, must outlive the sink) are checked before this returns: a table
+ * sluice cannot append to, or a group that already has a consumer, is an error here. */
+SL_MUST_CHECK sl_err sl_lake_sink_start(const sl_lake_sink_options *opts, sl_log_t *log,
+                                        sl_lake_sink_t **out, char *errbuf, size_t errlen);
+/* Commits what the sink holds, stops its thread and frees it. NULL is a no-op. */
+void sl_lake_sink_stop(sl_lake_sink_t *sink);
+/* /ready and /metrics for the HTTP server; valid until sl_lake_sink_stop. */
+void sl_lake_sink_component(sl_lake_sink_t *sink, sl_component *out);
+
+/* ---- sluice lake history ---- */
+
+/* Prints a header and one line per version, oldest first: version, time (RFC 3339), files
+ * added and removed, rows added, the files and rows the table holds at that version, and
+ * the operation (last, as it may hold spaces). Rows are "-" where an add has no stats. */
+SL_MUST_CHECK sl_err sl_lake_history_print(const char *table_uri, FILE *out, char *errbuf,
+                                           size_t errlen);
+
+#endif

@@ -1,0 +1,754 @@
+/* The lake-sink role: one thread polls the log (consumer group sluice-lake), turns each
+ * event into a row of a Parquet file of its date partition, and commits each batch to the
+ * Delta table as one version whose txn actions record the last log offset per partition.
+ *
+ * Invariants:
+ *  1. txn[p] is the last offset of partition p that the table holds (-1: none). A message
+ *     at or below it is never written again, whatever the log redelivers.
+ *  2. Order of a batch: data files written and fsynced -> Delta commit (atomic) -> log
+ *     offsets committed. A kill at any point leaves either a commit holding the whole
+ *     batch or no commit (files without a commit are never read: they are not in the
+ *     log); offsets lag the table at worst, and invariant 1 skips what they lag by.
+ *  3. At start, and whenever partitions are assigned, txn[] is read from the table's latest
+ *     snapshot and each partition is sought to txn[p] + 1.
+ *  4. A batch that cannot be committed is abandoned whole: its files are deleted and its
+ *     partitions sought back to txn[p] + 1, so it is read and written again.
+ *
+ * States of a batch: EMPTY -> FILLING (files open, rows going in) -> COMMITTING ->
+ * EMPTY (committed, or abandoned by invariant 4). */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/diag.h"
+#include "core/time.h"
+#include "core/uuid.h"
+#include "lake/lake.h"
+
+#define POLL_MAX       1024
+#define MAX_OPEN_DATES 64 /* date partitions one batch may hold before it is committed */
+#define APP_ID_FMT     "sluice-lake-%u"
+
+typedef struct date_file {
+    int32_t day;
+    char rel_path[96];
+    int fd;
+    sl_ostream_fd ofs;
+    sl_pq_writer_t *pw;
+} date_file;
+
+struct sl_lake_sink_t {
+    sl_lake_sink_options opts;
+    char *table_uri;
+    char *group;
+    char table_dir[4096];
+    sl_log_t *log;
+    sl_log_consumer_t *consumer;
+    unsigned parts;
+    int64_t version;      /* the table version last read or written */
+    int64_t *txn;         /* invariant 1 */
+    int64_t *batch_first; /* per partition: first offset in the batch; -1 none */
+    int64_t *batch_last;
+    bool *pending_seek; /* assigned before the consumer handle existed (embedded open) */
+    date_file files[MAX_OPEN_DATES];
+    size_t n_files;
+    uint64_t batch_rows, batch_bytes;
+    int64_t batch_start_ns;
+    sl_lake_row row;
+    bool drop_polled; /* a batch was abandoned: the rest of the poll is read again */
+    sl_log_message msgs[POLL_MAX];
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool stopping;
+    /* metrics, read by HTTP threads */
+    atomic_uint_fast64_t events_total, commits_total, files_total, bytes_total;
+    atomic_uint_fast64_t skipped_total, failures_total, conflicts_total, batch_rows_now;
+    atomic_int_fast64_t table_version, last_commit_ms;
+    pthread_mutex_t mu;
+    bool healthy;  /* @locks mu: false after a failed commit or poll until one succeeds */
+    char why[384]; /* @locks mu */
+};
+
+void sl_lake_sink_options_default(sl_lake_sink_options *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->table_uri = "file://./var/lake/analytics_events";
+    opts->group = "sluice-lake";
+    opts->codec = SL_PQ_SNAPPY;
+    opts->zstd_level = 3;
+    opts->batch_rows = 100000;
+    opts->batch_bytes = 64u << 20;
+    opts->batch_ms = 5000;
+}
+
+/* what: a short phrase; detail may be NULL. */
+static void set_health(sl_lake_sink_t *sink, bool healthy, const char *what, const char *detail)
+{
+    pthread_mutex_lock(&sink->mu);
+    sink->healthy = healthy;
+    snprintf(sink->why, sizeof sink->why, "%s%s%.300s", what ? what : "", detail ? ": " : "",
+             detail ? detail : "");
+    pthread_mutex_unlock(&sink->mu);
+}
+
+/* Sleeps up to ms, waking early when the sink stops. */
+static void pause_ms(sl_lake_sink_t *sink, int ms)
+{
+    for (int waited = 0; waited < ms && !atomic_load(&sink->stopping); waited += 50) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static const char *codec_infix(sl_pq_codec codec)
+{
+    switch (codec) {
+    case SL_PQ_SNAPPY:
+        return ".snappy";
+    case SL_PQ_ZSTD:
+        return ".zstd";
+    case SL_PQ_UNCOMPRESSED:
+        return "";
+    }
+    return "";
+}
+
+/* ---- the table's txn versions (invariant 3) ---- */
+
+/* Reads the latest snapshot: version and txn[] of every partition. */
+static sl_err refresh_txns(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
+{
+    sl_delta_snapshot_t *snap;
+    sl_err err = sl_delta_snapshot_load(sink->table_dir, -1, &snap, errbuf, errlen);
+    if (err)
+        return err;
+    sink->version = sl_delta_snapshot_version(snap);
+    atomic_store(&sink->table_version, sink->version);
+    for (unsigned p = 0; p < sink->parts; p++) {
+        char app[32];
+        int64_t v;
+        snprintf(app, sizeof app, APP_ID_FMT, p);
+        sink->txn[p] = sl_delta_snapshot_txn(snap, app, &v) == SL_OK ? v : -1;
+    }
+    sl_delta_snapshot_free(snap);
+    return SL_OK;
+}
+
+static sl_err seek_partition(sl_lake_sink_t *sink, unsigned p)
+{
+    sl_err err = sl_log_consumer_seek(sink->consumer, p, (uint64_t)(sink->txn[p] + 1));
+    if (err)
+        sl_diag(SL_DIAG_ERROR, "lake sink could not seek the log", "partition=%u detail=\"%s\"", p,
+                sl_log_consumer_errmsg(sink->consumer));
+    return err;
+}
+
+/* @thread the sink's (inside consumer open or poll) */
+static void on_assign(void *opaque, const unsigned *partitions, size_t n)
+{
+    sl_lake_sink_t *sink = opaque;
+    char eb[512];
+    if (sink->consumer && refresh_txns(sink, eb, sizeof eb))
+        sl_diag(SL_DIAG_ERROR, "lake sink could not read the table", "detail=\"%s\"", eb);
+    for (size_t i = 0; i < n; i++) {
+        if (partitions[i] >= sink->parts)
+            continue;
+        if (sink->consumer)
+            (void)seek_partition(sink, partitions[i]); /* invariant 1 still skips */
+        else
+            sink->pending_seek[partitions[i]] = true;
+    }
+}
+
+/* ---- a batch ---- */
+
+static void file_discard(sl_lake_sink_t *sink, date_file *f)
+{
+    char path[4300];
+    sl_pq_writer_free(f->pw);
+    sl_ostream_fd_cleanup(&f->ofs);
+    if (f->fd >= 0)
+        close(f->fd);
+    snprintf(path, sizeof path, "%s/%s", sink->table_dir, f->rel_path);
+    unlink(path);
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+}
+
+static void batch_reset(sl_lake_sink_t *sink)
+{
+    sink->n_files = 0;
+    sink->batch_rows = sink->batch_bytes = 0;
+    sink->batch_start_ns = 0;
+    atomic_store(&sink->batch_rows_now, 0);
+    for (unsigned p = 0; p < sink->parts; p++)
+        sink->batch_first[p] = sink->batch_last[p] = -1;
+}
+
+/* Invariant 4. With the batch empty, everything after txn[p] is missing from the table,
+ * so every partition goes back there and the rest of the current poll is dropped (it is
+ * read again): no message can slip past a partition's new position. */
+static void batch_abandon(sl_lake_sink_t *sink)
+{
+    for (size_t i = 0; i < sink->n_files; i++)
+        file_discard(sink, &sink->files[i]);
+    for (unsigned p = 0; p < sink->parts; p++)
+        (void)seek_partition(sink, p);
+    sink->drop_polled = true;
+    batch_reset(sink);
+}
+
+static sl_err file_for_day(sl_lake_sink_t *sink, int32_t day, date_file **out, char *errbuf,
+                           size_t errlen)
+{
+    for (size_t i = 0; i < sink->n_files; i++) {
+        if (sink->files[i].day == day) {
+            *out = &sink->files[i];
+            return SL_OK;
+        }
+    }
+    if (sink->n_files == MAX_OPEN_DATES)
+        return SL_ERR_BUSY; /* the caller commits the batch first */
+    date_file *f = &sink->files[sink->n_files];
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    f->day = day;
+    char date[11], id[SL_UUID_STR_LEN + 1];
+    sl_lake_format_date(day, date);
+    sl_uuid_v7(id);
+    snprintf(f->rel_path, sizeof f->rel_path, "event_date=%s/part-%s%s.parquet", date, id,
+             codec_infix(sink->opts.codec));
+    sl_err err = sl_delta_data_create(sink->table_dir, f->rel_path, &f->fd, errbuf, errlen);
+    if (err)
+        return err;
+    sink->n_files++; /* from here file_discard cleans it up */
+    if ((err = sl_ostream_fd_init(&f->ofs, f->fd)))
+        return sl_errbuf_set(errbuf, errlen, err, "could not start \"%s\"", f->rel_path);
+    sl_pq_writer_options po;
+    sl_pq_writer_options_default(&po);
+    po.codec = sink->opts.codec;
+    po.zstd_level = sink->opts.zstd_level;
+    if ((err = sl_pq_writer_new(sl_lake_columns, SL_LAKE_N_COLUMNS, &po, &f->ofs.os, &f->pw, errbuf,
+                                errlen)))
+        return err;
+    *out = f;
+    return SL_OK;
+}
+
+static void stats_of(const sl_pq_file_info *info, sl_delta_column_stats *cols)
+{
+    for (size_t c = 0; c < SL_LAKE_N_COLUMNS; c++) {
+        const sl_pq_column *col = &sl_lake_columns[c];
+        const sl_pq_column_stats *s = &info->columns[c];
+        sl_delta_column_stats *d = &cols[c];
+        memset(d, 0, sizeof *d);
+        d->name = col->name;
+        d->null_count = s->null_count;
+        if (!s->has_min_max)
+            continue;
+        switch (col->type) {
+        case SL_PQ_BYTE_ARRAY:
+            d->kind = SL_DELTA_STAT_STRING;
+            d->min.s = s->min.v.bytes.ptr;
+            d->min.len = s->min.v.bytes.len;
+            d->max.s = s->max.v.bytes.ptr;
+            d->max.len = s->max.v.bytes.len;
+            break;
+        case SL_PQ_INT64:
+            d->kind = SL_DELTA_STAT_TIMESTAMP;
+            d->min.i = s->min.v.i64;
+            d->max.i = s->max.v.i64;
+            break;
+        case SL_PQ_DOUBLE:
+            d->kind = SL_DELTA_STAT_DOUBLE;
+            d->min.d = s->min.v.f64;
+            d->max.d = s->max.v.f64;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* Finishes every file of the batch and describes it as an add (stats into stats[i]). */
+static sl_err finish_files(sl_lake_sink_t *sink, sl_delta_add *adds, sl_delta_kv *pvs,
+                           char (*dates)[11], sl_buf *stats, char *errbuf, size_t errlen)
+{
+    int64_t now_ms = sl_time_now_us() / 1000;
+    for (size_t i = 0; i < sink->n_files; i++) {
+        date_file *f = &sink->files[i];
+        sl_pq_file_info info;
+        sl_err err = sl_pq_writer_finish(f->pw, &info, errbuf, errlen);
+        if (err)
+            return err;
+        sl_delta_column_stats cols[SL_LAKE_N_COLUMNS];
+        stats_of(&info, cols);
+        if ((err = sl_delta_stats_format(&stats[i], info.rows, cols, SL_LAKE_N_COLUMNS)))
+            return sl_errbuf_set(errbuf, errlen, err, "could not format the stats of \"%s\"",
+                                 f->rel_path);
+        if (close(f->fd) != 0) {
+            f->fd = -1;
+            return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not close \"%s\": %s",
+                                 f->rel_path, strerror(errno));
+        }
+        f->fd = -1;
+        sl_lake_format_date(f->day, dates[i]);
+        pvs[i] = (sl_delta_kv){"event_date", dates[i]};
+        adds[i] = (sl_delta_add){
+            .path = f->rel_path,
+            .partition_values = &pvs[i],
+            .n_partition_values = 1,
+            .size = info.file_bytes,
+            .modification_time_ms = now_ms,
+            .data_change = true,
+            .stats = stats[i].data,
+        };
+        atomic_fetch_add(&sink->bytes_total, info.file_bytes);
+    }
+    return SL_OK;
+}
+
+/* Another writer took the version: re-read the table. If it committed offsets of this
+ * batch (a second sink on the same partitions), the batch is abandoned; else retry. */
+static bool batch_still_ours(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
+{
+    if (refresh_txns(sink, errbuf, errlen))
+        return false;
+    for (unsigned p = 0; p < sink->parts; p++) {
+        if (sink->batch_first[p] >= 0 && sink->txn[p] >= sink->batch_first[p])
+            return false;
+    }
+    return true;
+}
+
+/* After a commit reported a failure: whether it landed anyway (the link succeeded and a
+ * later step, such as the directory sync, failed). Its files must then stay. */
+static bool batch_landed(sl_lake_sink_t *sink)
+{
+    char eb[512];
+    if (refresh_txns(sink, eb, sizeof eb))
+        return false;
+    for (unsigned p = 0; p < sink->parts; p++) {
+        if (sink->batch_last[p] >= 0 && sink->txn[p] != sink->batch_last[p])
+            return false;
+    }
+    return true;
+}
+
+/* Commits the batch (invariant 2). @thread the sink's */
+static void batch_commit(sl_lake_sink_t *sink)
+{
+    char eb[512] = "";
+    sl_err err = SL_OK;
+    size_t n_txns = 0;
+    sl_delta_add adds[MAX_OPEN_DATES];
+    sl_delta_kv pvs[MAX_OPEN_DATES];
+    char dates[MAX_OPEN_DATES][11];
+    sl_buf stats[MAX_OPEN_DATES];
+    sl_delta_txn *txns = NULL;
+    char(*apps)[32] = NULL;
+    size_t n_files = sink->n_files;
+    for (size_t i = 0; i < MAX_OPEN_DATES; i++)
+        sl_buf_init(&stats[i], 1u << 20);
+    bool any = false;
+    for (unsigned p = 0; p < sink->parts; p++)
+        any |= sink->batch_last[p] >= 0;
+    if (!any)
+        goto out;
+    if (sink->batch_rows == 0) {
+        /* Only records that were skipped: nothing for the table (a file opened for a row
+         * the writer then refused holds no row). */
+        for (size_t i = 0; i < sink->n_files; i++)
+            file_discard(sink, &sink->files[i]);
+        goto offsets;
+    }
+    txns = calloc(sink->parts, sizeof *txns);
+    apps = calloc(sink->parts, sizeof *apps);
+    if (!txns || !apps) {
+        err = sl_errbuf_set(eb, sizeof eb, SL_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if ((err = finish_files(sink, adds, pvs, dates, stats, eb, sizeof eb)))
+        goto fail;
+    for (unsigned p = 0; p < sink->parts; p++) {
+        if (sink->batch_last[p] < 0)
+            continue;
+        snprintf(apps[n_txns], sizeof apps[n_txns], APP_ID_FMT, p);
+        txns[n_txns] = (sl_delta_txn){apps[n_txns], sink->batch_last[p]};
+        n_txns++;
+    }
+    static const sl_delta_kv params[] = {{"mode", "Append"}, {"partitionBy", "[\"event_date\"]"}};
+    sl_delta_commit c = {
+        .adds = adds,
+        .n_adds = n_files,
+        .txns = txns,
+        .n_txns = n_txns,
+        .operation = "WRITE",
+        .operation_parameters = params,
+        .n_operation_parameters = 2,
+    };
+    for (;;) {
+        c.read_version = sink->version;
+        err = sl_delta_commit_write(sink->table_dir, sink->version + 1, &c, eb, sizeof eb);
+        if (err != SL_ERR_EXISTS)
+            break;
+        atomic_fetch_add(&sink->conflicts_total, 1);
+        sl_diag(SL_DIAG_WARN, "lake commit conflict", "detail=\"%s\"", eb);
+        if (!batch_still_ours(sink, eb, sizeof eb)) {
+            err = SL_ERR_EXISTS;
+            goto fail;
+        }
+    }
+    if (err && !batch_landed(sink))
+        goto fail;
+    if (err)
+        sl_diag(SL_DIAG_WARN, "lake commit reported a failure but landed", "detail=\"%s\"", eb);
+    else
+        sink->version++;
+    for (unsigned p = 0; p < sink->parts; p++) {
+        if (sink->batch_last[p] >= 0)
+            sink->txn[p] = sink->batch_last[p];
+    }
+    atomic_store(&sink->table_version, sink->version);
+    atomic_store(&sink->last_commit_ms, sl_time_now_us() / 1000);
+    atomic_fetch_add(&sink->commits_total, 1);
+    atomic_fetch_add(&sink->files_total, n_files);
+    atomic_fetch_add(&sink->events_total, sink->batch_rows);
+    sl_diag(SL_DIAG_DEBUG, "lake commit", "version=%" PRId64 " files=%zu rows=%" PRIu64,
+            sink->version, n_files, sink->batch_rows);
+    for (size_t i = 0; i < n_files; i++) {
+        sl_pq_writer_free(sink->files[i].pw);
+        sl_ostream_fd_cleanup(&sink->files[i].ofs);
+    }
+    set_health(sink, true, NULL, NULL);
+offsets:;
+    /* After the table (invariant 2): a failure here only makes the next start skip more. */
+    sl_log_position pos[1024];
+    size_t n_pos = 0;
+    for (unsigned p = 0; p < sink->parts && n_pos < 1024; p++) {
+        if (sink->batch_last[p] >= 0)
+            pos[n_pos++] = (sl_log_position){p, (uint64_t)sink->batch_last[p] + 1};
+    }
+    if (sl_log_consumer_commit(sink->consumer, pos, n_pos))
+        sl_diag(SL_DIAG_WARN, "lake sink could not commit log offsets", "detail=\"%s\"",
+                sl_log_consumer_errmsg(sink->consumer));
+    batch_reset(sink);
+    goto out;
+fail:
+    atomic_fetch_add(&sink->failures_total, 1);
+    set_health(sink, false, "could not commit to the lake", eb);
+    sl_diag(SL_DIAG_ERROR, "lake commit failed; the batch will be written again",
+            "rows=%" PRIu64 " detail=\"%s\"", sink->batch_rows, eb);
+    batch_abandon(sink);
+    pause_ms(sink, 1000); /* back off before the batch is read and tried again */
+out:
+    for (size_t i = 0; i < MAX_OPEN_DATES; i++)
+        sl_buf_cleanup(&stats[i]);
+    free(txns);
+    free(apps);
+}
+
+/* @thread the sink's (inside poll or close) */
+static void on_revoke(void *opaque, const unsigned *partitions, size_t n)
+{
+    (void)partitions;
+    (void)n;
+    batch_commit(opaque);
+}
+
+static bool batch_due(const sl_lake_sink_t *sink)
+{
+    if (sink->batch_rows >= sink->opts.batch_rows || sink->batch_bytes >= sink->opts.batch_bytes)
+        return true;
+    return sink->batch_start_ns &&
+           sl_time_mono_ns() - sink->batch_start_ns >= sink->opts.batch_ms * 1000000;
+}
+
+/* One message into the batch. */
+static void take_message(sl_lake_sink_t *sink, const sl_log_message *m)
+{
+    unsigned p = m->partition;
+    if (p >= sink->parts || (int64_t)m->offset <= sink->txn[p] ||
+        (int64_t)m->offset <= sink->batch_last[p])
+        return; /* invariant 1 */
+    char eb[512];
+    sl_err err = sl_lake_row_parse(&sink->row, m->value, m->value_len, eb, sizeof eb);
+    if (err) {
+        atomic_fetch_add(&sink->skipped_total, 1);
+        sl_diag(SL_DIAG_WARN, "lake sink skipped a record that is not a normalized event",
+                "partition=%u offset=%" PRIu64 " detail=\"%s\"", p, m->offset, eb);
+    } else {
+        date_file *f;
+        err = file_for_day(sink, sink->row.event_date, &f, eb, sizeof eb);
+        if (err == SL_ERR_BUSY) {
+            batch_commit(sink);
+            if (sink->drop_polled)
+                return;
+            err = file_for_day(sink, sink->row.event_date, &f, eb, sizeof eb);
+        }
+        if (!err)
+            err = sl_pq_writer_write_row(f->pw, sink->row.values, eb, sizeof eb);
+        if (err == SL_ERR_INVALID) {
+            /* The writer refused this row alone (nothing half-written). */
+            atomic_fetch_add(&sink->skipped_total, 1);
+            sl_diag(SL_DIAG_WARN, "lake sink skipped an event the writer refused",
+                    "partition=%u offset=%" PRIu64 " detail=\"%s\"", p, m->offset, eb);
+        } else if (err) {
+            set_health(sink, false, "could not write a data file", eb);
+            atomic_fetch_add(&sink->failures_total, 1);
+            sl_diag(SL_DIAG_ERROR, "lake sink could not write; the batch will be written again",
+                    "detail=\"%s\"", eb);
+            batch_abandon(sink);
+            pause_ms(sink, 1000);
+            return;
+        } else {
+            sink->batch_rows++;
+            atomic_store(&sink->batch_rows_now, sink->batch_rows);
+        }
+    }
+    if (sink->batch_first[p] < 0)
+        sink->batch_first[p] = (int64_t)m->offset;
+    sink->batch_last[p] = (int64_t)m->offset;
+    sink->batch_bytes += m->value_len;
+    if (!sink->batch_start_ns)
+        sink->batch_start_ns = sl_time_mono_ns();
+}
+
+static void *sink_main(void *arg)
+{
+    sl_lake_sink_t *sink = arg;
+    while (!atomic_load(&sink->stopping)) {
+        int timeout = 200;
+        if (sink->batch_start_ns) {
+            int64_t left =
+                sink->opts.batch_ms - (sl_time_mono_ns() - sink->batch_start_ns) / 1000000;
+            timeout = left < 0 ? 0 : left < timeout ? (int)left : timeout;
+        }
+        size_t n = 0;
+        if (sl_log_consumer_poll(sink->consumer, sink->msgs, POLL_MAX, &n, timeout)) {
+            set_health(sink, false, "could not read the log",
+                       sl_log_consumer_errmsg(sink->consumer));
+            sl_diag(SL_DIAG_ERROR, "lake sink could not poll the log", "detail=\"%s\"",
+                    sl_log_consumer_errmsg(sink->consumer));
+            pause_ms(sink, 1000);
+            continue;
+        }
+        sink->drop_polled = false;
+        for (size_t i = 0; i < n && !sink->drop_polled; i++) {
+            take_message(sink, &sink->msgs[i]);
+            if (batch_due(sink))
+                batch_commit(sink);
+        }
+        if (batch_due(sink))
+            batch_commit(sink);
+    }
+    batch_commit(sink);
+    return NULL;
+}
+
+/* ---- start and stop ---- */
+
+/* Opens the table, creating it when there is none; refuses one sluice cannot append to. */
+static sl_err open_table(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
+{
+    sl_delta_snapshot_t *snap = NULL;
+    sl_err err = sl_delta_snapshot_load(sink->table_dir, -1, &snap, errbuf, errlen);
+    if (err == SL_ERR_NOT_FOUND) {
+        sl_delta_commit c = {
+            .create = &sl_lake_table_def, .operation = "CREATE TABLE", .read_version = -1};
+        err = sl_delta_commit_write(sink->table_dir, 0, &c, errbuf, errlen);
+        if (err && err != SL_ERR_EXISTS) /* another sink created it just now */
+            return err;
+        sl_diag(SL_DIAG_INFO, "created the lake table", "lake=\"%s\"", sink->table_uri);
+        err = sl_delta_snapshot_load(sink->table_dir, -1, &snap, errbuf, errlen);
+    }
+    if (err)
+        return err;
+    sl_buf want;
+    sl_buf_init(&want, 1u << 20);
+    int r, w;
+    sl_delta_snapshot_protocol(snap, &r, &w);
+    if (w > SL_DELTA_MIN_WRITER) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_UNSUPPORTED,
+                            "lake \"%s\" needs writer version %d; sluice appends to version %d "
+                            "tables",
+                            sink->table_uri, w, SL_DELTA_MIN_WRITER);
+    } else if ((err = sl_delta_schema_string(&sl_lake_table_def, &want))) {
+        err = sl_errbuf_set(errbuf, errlen, err, "out of memory");
+    } else if (strcmp(want.data, sl_delta_snapshot_schema_string(snap)) != 0 ||
+               sl_delta_snapshot_partition_count(snap) != 1 ||
+               strcmp(sl_delta_snapshot_partition_column(snap, 0), "event_date") != 0) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
+                            "lake \"%s\" is not an event table: its schema or partition "
+                            "columns differ from sluice's",
+                            sink->table_uri);
+    }
+    sl_buf_cleanup(&want);
+    sl_delta_snapshot_free(snap);
+    return err;
+}
+
+static void sink_free(sl_lake_sink_t *sink)
+{
+    if (!sink)
+        return;
+    sl_log_consumer_close(sink->consumer);
+    sl_lake_row_cleanup(&sink->row);
+    free(sink->txn);
+    free(sink->batch_first);
+    free(sink->batch_last);
+    free(sink->pending_seek);
+    free(sink->table_uri);
+    free(sink->group);
+    pthread_mutex_destroy(&sink->mu);
+    free(sink);
+}
+
+sl_err sl_lake_sink_start(const sl_lake_sink_options *opts, sl_log_t *log, sl_lake_sink_t **out,
+                          char *errbuf, size_t errlen)
+{
+    *out = NULL;
+    sl_lake_sink_t *sink = calloc(1, sizeof *sink);
+    if (!sink)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&sink->mu, NULL);
+    sl_lake_row_init(&sink->row);
+    sink->opts = *opts;
+    sink->log = log;
+    sink->parts = sl_log_partition_count(log);
+    sink->table_uri = strdup(opts->table_uri);
+    sink->group = strdup(opts->group ? opts->group : "sluice-lake");
+    sink->txn = calloc(sink->parts, sizeof *sink->txn);
+    sink->batch_first = calloc(sink->parts, sizeof *sink->batch_first);
+    sink->batch_last = calloc(sink->parts, sizeof *sink->batch_last);
+    sink->pending_seek = calloc(sink->parts, sizeof *sink->pending_seek);
+    sink->opts.table_uri = sink->table_uri;
+    sink->opts.group = sink->group;
+    sl_err err;
+    if (!sink->table_uri || !sink->group || !sink->txn || !sink->batch_first || !sink->batch_last ||
+        !sink->pending_seek) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    batch_reset(sink);
+    if ((err = sl_lake_table_dir(opts->table_uri, sink->table_dir, sizeof sink->table_dir, errbuf,
+                                 errlen)) ||
+        (err = open_table(sink, errbuf, errlen)) || (err = refresh_txns(sink, errbuf, errlen)))
+        goto fail;
+    sl_log_consumer_options co = {
+        .group = sink->group,
+        .on_assign = on_assign,
+        .on_revoke = on_revoke,
+        .opaque = sink,
+    };
+    if ((err = sl_log_consumer_open(log, &co, &sink->consumer, errbuf, errlen)))
+        goto fail;
+    for (unsigned p = 0; p < sink->parts; p++) {
+        if (sink->pending_seek[p] && seek_partition(sink, p) != SL_OK) {
+            err = sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not seek partition %u: %s", p,
+                                sl_log_consumer_errmsg(sink->consumer));
+            goto fail;
+        }
+        sink->pending_seek[p] = false;
+    }
+    set_health(sink, true, NULL, NULL);
+    if (pthread_create(&sink->thread, NULL, sink_main, sink) != 0) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_INTERNAL, "could not start the sink thread");
+        goto fail;
+    }
+    sink->thread_started = true;
+    sl_diag(SL_DIAG_INFO, "lake sink started",
+            "lake=\"%s\" group=%s version=%" PRId64 " partitions=%u", sink->table_uri, sink->group,
+            sink->version, sink->parts);
+    *out = sink;
+    return SL_OK;
+fail:
+    sink_free(sink);
+    return err;
+}
+
+void sl_lake_sink_stop(sl_lake_sink_t *sink)
+{
+    if (!sink)
+        return;
+    atomic_store(&sink->stopping, true);
+    if (sink->thread_started)
+        pthread_join(sink->thread, NULL);
+    sl_diag(SL_DIAG_INFO, "lake sink stopped", "version=%" PRId64, sink->version);
+    sink_free(sink);
+}
+
+/* ---- /ready and /metrics (@thread HTTP threads) ---- */
+
+static bool is_ready(void *opaque, char *why, size_t whylen)
+{
+    sl_lake_sink_t *sink = opaque;
+    pthread_mutex_lock(&sink->mu);
+    bool ok = sink->healthy;
+    if (!ok)
+        snprintf(why, whylen, "lake sink: %s", sink->why);
+    pthread_mutex_unlock(&sink->mu);
+    return ok;
+}
+
+static sl_err write_metrics(void *opaque, sl_buf *out)
+{
+    sl_lake_sink_t *sink = opaque;
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+    } m[] = {
+#define M(field, name, type, help) {name, type, help, offsetof(sl_lake_sink_t, field)}
+        M(events_total, "sluice_lake_events_total", "counter",
+          "events committed to the Delta table"),
+        M(commits_total, "sluice_lake_commits_total", "counter", "Delta commits written"),
+        M(files_total, "sluice_lake_files_total", "counter", "Parquet files committed"),
+        M(bytes_total, "sluice_lake_file_bytes_total", "counter", "bytes of Parquet files written"),
+        M(skipped_total, "sluice_lake_skipped_total", "counter",
+          "log records that were not normalized events, skipped"),
+        M(failures_total, "sluice_lake_failures_total", "counter",
+          "batches abandoned after a failed write or commit (written again)"),
+        M(conflicts_total, "sluice_lake_conflicts_total", "counter",
+          "commits that found their version taken by another writer"),
+        M(batch_rows_now, "sluice_lake_batch_rows", "gauge", "events in the open batch"),
+#undef M
+    };
+    sl_err err = SL_OK;
+    for (size_t i = 0; !err && i < sizeof m / sizeof *m; i++) {
+        uint64_t v = atomic_load((atomic_uint_fast64_t *)((char *)sink + m[i].off));
+        err = sl_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", m[i].name,
+                             m[i].help, m[i].name, m[i].type, m[i].name, v);
+    }
+    pthread_mutex_lock(&sink->mu);
+    bool healthy = sink->healthy;
+    pthread_mutex_unlock(&sink->mu);
+    if (!err)
+        err = sl_buf_appendf(
+            out,
+            "# HELP sluice_lake_table_version latest Delta table version\n"
+            "# TYPE sluice_lake_table_version gauge\nsluice_lake_table_version %" PRId64 "\n"
+            "# HELP sluice_lake_last_commit_timestamp_seconds time of the last commit\n"
+            "# TYPE sluice_lake_last_commit_timestamp_seconds gauge\n"
+            "sluice_lake_last_commit_timestamp_seconds %.3f\n"
+            "# HELP sluice_lake_up 1 while the lake sink writes and commits\n"
+            "# TYPE sluice_lake_up gauge\nsluice_lake_up %d\n",
+            (int64_t)atomic_load(&sink->table_version),
+            (double)atomic_load(&sink->last_commit_ms) / 1000.0, healthy ? 1 : 0);
+    return err;
+}
+
+void sl_lake_sink_component(sl_lake_sink_t *sink, sl_component *out)
+{
+    *out = (sl_component){
+        .name = "lake-sink",
+        .is_ready = is_ready,
+        .write_metrics = write_metrics,
+        .opaque = sink,
+    };
+}

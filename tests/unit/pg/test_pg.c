@@ -1,0 +1,131 @@
+/* Unit tests of the pg module's parts that need no server: log records to COPY text rows
+ * (escaping, fallbacks for missing fields, refusals) and day arithmetic for partition
+ * names. The server side is tested by tests/integration/test_pg*.py. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pg/pg_int.h"
+
+static sl_log_message msg(const char *json)
+{
+    /* 2024-01-15T10:30:00Z as the append time */
+    return (sl_log_message){.partition = 3,
+                            .offset = 77,
+                            .timestamp_ms = INT64_C(1705314600000),
+                            .value = json,
+                            .value_len = strlen(json)};
+}
+
+static void test_row_full_event(void **state)
+{
+    sl_buf b;
+    sl_buf_init(&b, 1 << 20);
+    sl_log_message m = msg(
+        "{\"event_id\":\"e1\",\"timestamp\":\"2024-02-29T23:59:59.5Z\",\"received_at\":"
+        "\"2024-03-01T00:00:00Z\",\"channel\":\"web\",\"platform\":null,\"event_type\":\"page_"
+        "view\","
+        "\"session_id\":\"s1\",\"interaction_value\":2.5,\"interaction_text\":\"a\\tb\\nc\\\\d\","
+        "\"metadata\":{\"k\":[1,\"x\\ty\"]}}");
+    int32_t day = 0;
+    char eb[256];
+    assert_int_equal(sl__pg_row_append(&b, 9, &m, &day, eb, sizeof eb), SL_OK);
+    assert_string_equal(b.data, "9\te1\t2024-02-29T23:59:59.5Z\t2024-03-01T00:00:00Z\tweb\t\\N\t"
+                                "page_view\t\\N\t\\N\t\\N\t\\N\ts1\t\\N\t\\N\t\\N\t\\N\t2.5\t"
+                                "a\\tb\\nc\\\\d\t{\"k\":[1,\"x\\\\ty\"]}\n");
+    assert_int_equal(day, 19782); /* 2024-02-29 */
+    sl_buf_cleanup(&b);
+}
+
+static void test_row_fallbacks(void **state)
+{
+    sl_buf b;
+    sl_buf_init(&b, 1 << 20);
+    int32_t day = 0;
+    char eb[256];
+    /* no event_id, no timestamp: id from the log position, times from received_at */
+    sl_log_message m = msg("{\"received_at\":\"2024-01-16T00:00:01Z\",\"channel\":\"x\","
+                           "\"interaction_value\":7,\"metadata\":\"s\"}");
+    assert_int_equal(sl__pg_row_append(&b, 0, &m, &day, eb, sizeof eb), SL_OK);
+    assert_non_null(
+        strstr(b.data, "0\tsluice:3:77\t2024-01-16T00:00:01Z\t2024-01-16T00:00:01Z\tx"));
+    assert_non_null(strstr(b.data, "\t7\t\\N\t\"s\"\n"));
+    assert_int_equal(day, 19738);
+    /* nothing at all: the append time, and an empty metadata object */
+    sl_buf_reset(&b);
+    m = msg("{}");
+    assert_int_equal(sl__pg_row_append(&b, 1, &m, &day, eb, sizeof eb), SL_OK);
+    assert_string_equal(b.data, "1\tsluice:3:77\t2024-01-15T10:30:00.000Z\t2024-01-15T10:30:00.000Z"
+                                "\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N"
+                                "\t\\N\t\\N\t{}\n");
+    assert_int_equal(day, 19737);
+    /* a timestamp the sink cannot read is left for PostgreSQL to judge */
+    sl_buf_reset(&b);
+    m = msg("{\"timestamp\":1700000000000}");
+    assert_int_equal(sl__pg_row_append(&b, 2, &m, &day, eb, sizeof eb), SL_OK);
+    assert_int_equal(day, SL__PG_NO_DAY);
+    assert_non_null(strstr(b.data, "\t1700000000000\t"));
+    sl_buf_cleanup(&b);
+}
+
+static void test_row_refusals(void **state)
+{
+    static const char *const bad[] = {
+        "", "not json", "[1,2]", "\"s\"", "{\"a\":1", "{\"a\":1,\"a\":2}", "{\"a\":\"\\u0000\"}"};
+    sl_buf b;
+    sl_buf_init(&b, 1 << 20);
+    assert_int_equal(sl_buf_append_str(&b, "kept"), SL_OK);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sl_log_message m = msg(bad[i]);
+        int32_t day;
+        char eb[256] = "";
+        assert_int_equal(sl__pg_row_append(&b, 0, &m, &day, eb, sizeof eb), SL_ERR_INVALID);
+        assert_true(strncmp(eb, "record is not", 13) == 0);
+        assert_string_equal(b.data, "kept");
+    }
+    /* a row that does not fit the buffer's cap leaves it as it was */
+    sl_buf small;
+    sl_buf_init(&small, 32);
+    sl_log_message m = msg("{\"channel\":\"a rather long channel name here\"}");
+    int32_t day;
+    char eb[256];
+    assert_int_equal(sl__pg_row_append(&small, 0, &m, &day, eb, sizeof eb), SL_ERR_TOO_LARGE);
+    assert_int_equal(small.len, 0);
+    sl_buf_cleanup(&small);
+    sl_buf_cleanup(&b);
+}
+
+static void test_days(void **state)
+{
+    char s[9];
+    static const struct {
+        int32_t day;
+        const char *text;
+    } cases[] = {{0, "19700101"},      {-1, "19691231"},    {19782, "20240229"},
+                 {11017, "20000301"},  {11016, "20000229"}, {-719162, "00010101"},
+                 {2932896, "99991231"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sl__pg_day_format(cases[i].day, s);
+        assert_string_equal(s, cases[i].text);
+    }
+    assert_int_equal(sl__pg_day_of_us(0), 0);
+    assert_int_equal(sl__pg_day_of_us(-1), -1);
+    assert_int_equal(sl__pg_day_of_us(INT64_C(86400000000) - 1), 0);
+    assert_int_equal(sl__pg_day_of_us(INT64_C(86400000000)), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_row_full_event),
+        cmocka_unit_test(test_row_fallbacks),
+        cmocka_unit_test(test_row_refusals),
+        cmocka_unit_test(test_days),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
