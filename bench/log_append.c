@@ -4,10 +4,10 @@
  *   el:     the same 64 single-record appends in flight, issued by 4 threads (an
  *           event-loop server: one wake per thread per commit, not one per request);
  *   batch:  units of 100 records of ~500 bytes, many units in flight, as batch POSTs do.
- * Build (after `cmake --build build-log --target sl_log`):
- *   gcc -O2 -std=c17 -D_GNU_SOURCE -Isrc bench/log_append.c build-log/libsl_log.a \
- *       build-log/libsl_core.a -llmdb -lpthread -lm -o build-log/bench_log_append
- * Run: build-log/bench_log_append [seconds] [threads] [single|el|batch|both]; each run uses a
+ * Build (after `cmake --build build --target sl_log`):
+ *   gcc -O2 -std=c17 -D_GNU_SOURCE -Isrc bench/log_append.c build/libsl_log.a \
+ *       build/libsl_core.a -llmdb -lz -lrdkafka -lpthread -lm -o build/bench_log_append
+ * Run: build/bench_log_append [seconds] [threads] [single|el|batch|both]; each run uses a
  * fresh dir under /tmp; BENCH_PARTITIONS=N overrides the default 8 partitions. */
 #include <ftw.h>
 #include <pthread.h>

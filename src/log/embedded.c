@@ -1,45 +1,58 @@
-/* The embedded log backend (file://DIR): a durable, partitioned log in an LMDB
- * environment, written by one writer thread that group-commits everything queued into one
- * write transaction (one fsync group) and enforces retention. This file opens, closes and
- * appends; embedded_writer.c is the writer thread, embedded_consumer.c the consumers,
- * embedded_env.c the LMDB plumbing. docs/internals/log.md describes the on-disk layout.
+/* The embedded log backend (file://DIR): a durable, partitioned log. A writer thread
+ * group-commits everything queued into the write-ahead log (embedded_wal.c: CRC-framed
+ * frames, one fdatasync per group) and acknowledges; an applier thread then moves the
+ * records into an LMDB environment, where consumers read them and retention applies, many
+ * groups per LMDB transaction. This file opens, closes and appends; embedded_writer.c holds
+ * both threads, embedded_consumer.c the consumers, embedded_env.c the LMDB plumbing.
+ * docs/internals/log.md describes the on-disk layout.
  *
- * Invariants:
- *  1. An append callback reports SL_OK only after mdb_txn_commit() of the transaction that
- *     holds every record of its unit returned success (LMDB fsyncs data, then the meta
- *     page, without MDB_NOSYNC/MDB_NOMETASYNC). So a kill -9 at any instant keeps every
- *     acknowledged record exactly once, and loses only records not yet acknowledged.
+ * Invariants (8-11 are the WAL's, in embedded_wal.c):
+ *  1. An append callback reports SL_OK only after the frames of every record of its unit
+ *     were written to the WAL and fdatasync'd; each record's partition and offset are in
+ *     its frame. LMDB meta "wal" (the first frame not applied) is committed in the same
+ *     transaction as the records applied, and open replays every frame past it. So a
+ *     kill -9 or a power loss at any instant keeps every acknowledged record exactly once,
+ *     and loses only records not yet acknowledged.
  *  2. Within a partition, offsets start at 0 and grow by 1; meta "partition/N".next is
  *     the next offset to assign and is written in the same transaction as the records, so
  *     it is never below the last stored key + 1 and offsets are never reused, even after
- *     retention deleted every record.
+ *     retention deleted every record. The writer assigns offsets from the same counters
+ *     (wnext, loaded after replay), and the applier stores them as assigned.
  *  3. Meta records/bytes of a partition equal the count and key+value bytes of its stored
  *     records; they change only in the transaction that adds or deletes the records.
- *  4. The writer's in-memory partition state (ps) mirrors the last committed meta; a
+ *  4. The applier's in-memory partition state (ps) mirrors the last committed meta; a
  *     transaction works on a scratch copy that replaces ps only once the commit succeeded,
- *     so a failed commit leaves nothing half-applied.
+ *     so a failed commit leaves nothing half-applied (the units are retried).
  *  5. queued bytes <= max_pending_bytes: appends past it fail with SL_ERR_BUSY at once;
- *     the queue never grows without bound and sl_log_append never blocks on I/O.
- *  6. At most one producer per log directory across processes (flock on writer.lock),
- *     and one MDB_env per directory per process (the registry in embedded_env.c).
+ *     sl_log_append never blocks on I/O. Durable units waiting for the applier are
+ *     bounded too (the writer waits for the applier above min(2 * txn_budget,
+ *     max_pending_bytes)).
+ *  6. At most one producer per log directory across processes (flock on writer.lock; a
+ *     reader takes it for a moment only to replay a crashed producer's WAL), and one
+ *     MDB_env per directory per process (the registry in embedded_env.c).
  *  7. Every accepted unit gets exactly one callback, even when the log is closing.
  *
- * States of a producer handle: OPEN (appends queued, writer commits) -> CLOSING (appends
- * get SL_ERR_CLOSED, the writer drains the queue and calls every callback) -> CLOSED
- * (writer joined, env released). healthy flips false on a failed commit and back to true
- * on the next successful one; appends keep being tried either way. */
+ * States of a producer handle: OPEN (appends queued, writer logs, applier applies) ->
+ * CLOSING (appends get SL_ERR_CLOSED, the writer drains the queue and calls every callback,
+ * then the applier applies everything) -> CLOSED (threads joined, env released). healthy
+ * is false after a failed WAL write or LMDB apply until the next success of that step;
+ * appends keep being tried either way. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/diag.h"
 #include "core/time.h"
 #include "log/log_int.h"
 
-#define TXN_BUDGET_MAX ((size_t)8 << 20) /* bytes of units per write transaction */
+#define TXN_BUDGET_MAX ((size_t)8 << 20)   /* bytes of units per write transaction */
+#define WAL_SEG_MIN    ((uint64_t)1 << 20) /* WAL segment size: max_size_bytes / 16 within */
+#define WAL_SEG_MAX    ((uint64_t)16 << 20)
+#define LOCK_TRIES     20 /* times 50 ms: a reader replaying a WAL holds the writer lock briefly */
 
 static const sl__log_backend embedded_backend;
 
@@ -50,6 +63,19 @@ sl__log_env *sl__log_emb_env(sl_log_t *log)
 
 /* ---- open, append, close ---- */
 
+/* Lets the applier apply what the writer handed it, then joins it. */
+static void stop_applier(emb_log *lg)
+{
+    if (!lg->applier_started)
+        return;
+    pthread_mutex_lock(&lg->le->mu);
+    lg->applier_stop = true;
+    pthread_cond_signal(&lg->le->apply_cond);
+    pthread_mutex_unlock(&lg->le->mu);
+    pthread_join(lg->applier, NULL);
+    lg->applier_started = false;
+}
+
 static void emb_free(emb_log *lg)
 {
     if (!lg)
@@ -59,12 +85,16 @@ static void emb_free(emb_log *lg)
         pthread_cond_destroy(&lg->qcond);
     }
     pthread_mutex_destroy(&lg->smu);
+    pthread_mutex_destroy(&lg->apply_mu);
+    sl__log_wal_close(&lg->wal);
     sl__log_env_release(lg->le);
     if (lg->lock_fd >= 0)
         close(lg->lock_fd); /* releases the writer lock */
     free(lg->ps);
     free(lg->scratch);
     free(lg->curs);
+    free(lg->touched);
+    free(lg->wnext);
     free(lg);
 }
 
@@ -81,16 +111,26 @@ sl_err sl__log_embedded_open(const char *dir, const sl_log_options *opts, sl_log
                              "out of memory");
     lg->base.be = &embedded_backend;
     lg->lock_fd = -1;
+    lg->wal.fd = lg->wal.dir_fd = lg->wal.acked_fd = -1;
     lg->max_pending_bytes = opts->max_pending_bytes;
     lg->max_size_bytes = opts->max_size_bytes;
     lg->retention_ms = opts->retention_ms;
     lg->retention_bytes = opts->retention_bytes;
     atomic_init(&lg->st_healthy, true);
+    atomic_init(&lg->st_apply_healthy, true);
     pthread_mutex_init(&lg->smu, NULL);
+    pthread_mutex_init(&lg->apply_mu, NULL);
 
-    /* The writer lock comes before LMDB, so a refused producer never touches the env. */
+    /* The writer lock comes before LMDB, so a refused producer never touches the env. A
+     * reader may hold it for a moment (replaying the WAL of a crashed producer): retry. */
     if (opts->producer) {
-        err = sl__log_lock_file(dir, "writer.lock", &lg->lock_fd);
+        for (int i = 0; i < LOCK_TRIES; i++) {
+            err = sl__log_lock_file(dir, "writer.lock", &lg->lock_fd);
+            if (err != SL_ERR_BUSY)
+                break;
+            struct timespec ts = {0, 50 * 1000000};
+            nanosleep(&ts, NULL);
+        }
         if (err == SL_ERR_BUSY) {
             err = sl_errbuf_set(errbuf, errlen, SL_ERR_BUSY,
                                 "log \"%s\" is already open for writing by another process", dir);
@@ -102,36 +142,44 @@ sl_err sl__log_embedded_open(const char *dir, const sl_log_options *opts, sl_log
                                 strerror(errno));
             goto fail;
         }
+    } else if (sl__log_lock_file(dir, "writer.lock", &lg->lock_fd) != SL_OK) {
+        lg->lock_fd = -1; /* a producer runs (or the lock is unusable): nothing to replay */
     }
     err = sl__log_env_acquire(dir, opts, &lg->le, errbuf, errlen);
     if (err)
         goto fail;
-    if (!opts->producer) {
-        atomic_store(&lg->st_healthy, true);
-        *out = &lg->base;
-        return SL_OK;
-    }
 
     /* LMDB needs free pages for copy-on-write and per-page overhead: retention may use
      * only about half of the map. */
     uint64_t half = opts->max_size_bytes / 2;
-    if (lg->retention_bytes > half) {
+    if (opts->producer && lg->retention_bytes > half) {
         sl_diag(SL_DIAG_WARN, "log retention_bytes clamped to half of max_size_bytes",
                 "dir=\"%s\" retention_bytes=%" PRIu64 " max_size_bytes=%" PRIu64
                 " clamped=%" PRIu64,
                 dir, lg->retention_bytes, opts->max_size_bytes, half);
-        lg->retention_bytes = half;
     }
+    if (lg->retention_bytes > half)
+        lg->retention_bytes = half;
     /* An eighth of the map leaves room for the copy-on-write of a batch. Past ~8 MiB a
      * bigger transaction only costs: its dirty pages fall out of the CPU caches before
      * the commit writes them (bench/log_append: 8 MiB ~640k records/s, 64 MiB ~520k). */
     uint64_t budget = opts->max_size_bytes / 8;
     lg->txn_budget = budget > TXN_BUDGET_MAX ? TXN_BUDGET_MAX : (size_t)budget;
+    uint64_t seg = opts->max_size_bytes / 16;
+    lg->wal.seg_bytes = seg < WAL_SEG_MIN ? WAL_SEG_MIN : seg > WAL_SEG_MAX ? WAL_SEG_MAX : seg;
+    if (lg->lock_fd < 0) {
+        atomic_store(&lg->st_healthy, true);
+        *out = &lg->base;
+        return SL_OK;
+    }
+
     unsigned parts = lg->le->partitions;
     lg->ps = calloc(parts, sizeof *lg->ps);
     lg->scratch = calloc(parts, sizeof *lg->scratch);
     lg->curs = calloc(parts, sizeof *lg->curs);
-    if (!lg->ps || !lg->scratch || !lg->curs) {
+    lg->touched = calloc(parts, sizeof *lg->touched);
+    lg->wnext = calloc(parts, sizeof *lg->wnext);
+    if (!lg->ps || !lg->scratch || !lg->curs || !lg->touched || !lg->wnext) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "could not open log \"%s\": %s", dir,
                             "out of memory");
         goto fail;
@@ -139,7 +187,27 @@ sl_err sl__log_embedded_open(const char *dir, const sl_log_options *opts, sl_log
     err = sl__log_emb_load_state(lg, errbuf, errlen);
     if (err)
         goto fail;
+    if (!opts->producer) {
+        /* A reader's options say nothing about the producer's retention: it deletes
+         * nothing while replaying. */
+        lg->retention_bytes = 0;
+        lg->retention_ms = 0;
+    }
+    /* Whatever a crashed producer made durable in the WAL goes into LMDB now. */
+    err = sl__log_wal_recover(lg, errbuf, errlen);
+    if (err)
+        goto fail;
     sl__log_emb_publish_stats(lg);
+    if (!opts->producer) {
+        /* A reader only replayed: it keeps no writer state and lets the lock go. */
+        sl__log_wal_close(&lg->wal);
+        close(lg->lock_fd);
+        lg->lock_fd = -1;
+        *out = &lg->base;
+        return SL_OK;
+    }
+    for (unsigned p = 0; p < parts; p++)
+        lg->wnext[p] = lg->ps[p].next;
     lg->producer = true;
     pthread_mutex_init(&lg->qmu, NULL);
     if (sl__log_cond_init_mono(&lg->qcond) != SL_OK) {
@@ -149,24 +217,37 @@ sl_err sl__log_embedded_open(const char *dir, const sl_log_options *opts, sl_log
                             "out of memory");
         goto fail;
     }
-    /* Retention that is already due (say, a lowered limit) runs on the writer's first
+    /* Retention that is already due (say, a lowered limit) runs on the applier's first
      * pass rather than delaying open. */
     lg->next_housekeeping_ns = 0;
-    lg->next_reader_check_ns = 0; /* the writer sets it on its first pass */
+    lg->next_reader_check_ns = 0; /* the applier sets it on its first pass */
+    pthread_mutex_lock(&lg->le->mu);
+    lg->le->applied_units = lg->le->acked_units;
+    lg->le->apply_failing = false;
+    lg->le->writers++;
+    pthread_mutex_unlock(&lg->le->mu);
+    if (pthread_create(&lg->applier, NULL, sl__log_emb_applier_main, lg) != 0) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM,
+                            "could not open log \"%s\": could not start its applier thread", dir);
+        goto fail_counted;
+    }
+    lg->applier_started = true;
     if (pthread_create(&lg->writer, NULL, sl__log_emb_writer_main, lg) != 0) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM,
                             "could not open log \"%s\": could not start its writer thread", dir);
-        goto fail;
+        stop_applier(lg);
+        goto fail_counted;
     }
     lg->writer_started = true;
-    pthread_mutex_lock(&lg->le->mu);
-    lg->le->writers++;
-    pthread_mutex_unlock(&lg->le->mu);
     sl_diag(SL_DIAG_DEBUG, "log open for writing",
             "dir=\"%s\" partitions=%u retention_bytes=%" PRIu64 " retention_ms=%" PRIu64, dir,
             parts, lg->retention_bytes, lg->retention_ms);
     *out = &lg->base;
     return SL_OK;
+fail_counted:
+    pthread_mutex_lock(&lg->le->mu);
+    lg->le->writers--;
+    pthread_mutex_unlock(&lg->le->mu);
 fail:
     emb_free(lg);
     return err;
@@ -178,9 +259,11 @@ static void emb_close(sl_log_t *log)
     if (lg->writer_started) {
         pthread_mutex_lock(&lg->qmu);
         lg->closing = true;
+        atomic_store(&lg->closing_now, true);
         pthread_cond_signal(&lg->qcond);
         pthread_mutex_unlock(&lg->qmu);
         pthread_join(lg->writer, NULL);
+        stop_applier(lg);
         pthread_mutex_lock(&lg->le->mu);
         lg->le->writers--;
         pthread_mutex_unlock(&lg->le->mu);
@@ -276,6 +359,28 @@ static sl_err emb_append(sl_log_t *log, const sl_log_record *recs, size_t n, sl_
     return err;
 }
 
+#define APPLY_WAIT_NS 2000000000ll
+
+void sl__log_emb_wait_applied(sl__log_env *le)
+{
+    pthread_mutex_lock(&le->mu);
+    uint64_t target = le->acked_units;
+    if (le->writers > 0 && le->applied_units < target && !le->apply_failing) {
+        le->apply_now = true;
+        pthread_cond_signal(&le->apply_cond);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t ns = (int64_t)ts.tv_nsec + APPLY_WAIT_NS;
+        ts.tv_sec += (time_t)(ns / 1000000000ll);
+        ts.tv_nsec = (long)(ns % 1000000000ll);
+        while (le->writers > 0 && le->applied_units < target && !le->apply_failing) {
+            if (pthread_cond_timedwait(&le->cond, &le->mu, &ts) != 0)
+                break;
+        }
+    }
+    pthread_mutex_unlock(&le->mu);
+}
+
 static unsigned emb_partition_count(const sl_log_t *log)
 {
     return ((const emb_log *)log)->le->partitions;
@@ -317,12 +422,15 @@ static void emb_get_stats(sl_log_t *log, sl_log_stats *stats)
     emb_log *lg = (emb_log *)log;
     if (!lg->producer)
         refresh_reader_stats(lg);
-    stats->records = atomic_load(&lg->st_records);
-    stats->bytes = atomic_load(&lg->st_bytes);
+    else
+        sl__log_emb_wait_applied(lg->le);
+    /* Durable in the WAL counts as stored, though consumers see it a moment later. */
+    stats->records = atomic_load(&lg->st_records) + atomic_load(&lg->st_unapplied);
+    stats->bytes = atomic_load(&lg->st_bytes) + atomic_load(&lg->st_unapplied_bytes);
     stats->appended_total = atomic_load(&lg->st_appended);
     stats->commits_total = atomic_load(&lg->st_commits);
     stats->pending_bytes = atomic_load(&lg->st_pending);
-    stats->healthy = atomic_load(&lg->st_healthy);
+    stats->healthy = atomic_load(&lg->st_healthy) && atomic_load(&lg->st_apply_healthy);
 }
 
 static const sl__log_backend embedded_backend = {

@@ -345,6 +345,26 @@ static sl_err read_once(emb_consumer *c, sl_log_message *msgs, size_t max, size_
     return SL_OK;
 }
 
+/* A consumer in a process without the producer waits (up to CATCH_UP_WAIT_NS, in
+ * CATCH_UP_STEP_NS steps) until LMDB holds everything the producer has acknowledged, as
+ * DIR/acked.lsn says, so `sluice log read` right after a 200 finds the event; the
+ * producer's applier commits within about 10 ms. */
+#define CATCH_UP_STEP_NS 2000000ll
+#define CATCH_UP_WAIT_NS 2000000000ll
+
+static void wait_acked_applied(sl__log_env *le)
+{
+    uint64_t target, lsn;
+    if (!sl__log_wal_read_acked(le->dir, &target))
+        return;
+    int64_t deadline = sl_time_mono_ns() + CATCH_UP_WAIT_NS;
+    while (sl__log_wal_applied_lsn(le, &lsn) == SL_OK && lsn < target &&
+           sl_time_mono_ns() < deadline) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)CATCH_UP_STEP_NS};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* @thread the consumer's one thread */
 sl_err sl__log_emb_consumer_poll(sl_log_consumer_t *base, sl_log_message *msgs, size_t max,
                                  size_t *n_out, int timeout_ms)
@@ -356,6 +376,13 @@ sl_err sl__log_emb_consumer_poll(sl_log_consumer_t *base, sl_log_message *msgs, 
     if (max == 0 || !msgs)
         return set_errmsg(c, SL_ERR_INVALID, "poll needs room for at least one message");
     int64_t deadline = sl_time_mono_ns() + (timeout_ms > 0 ? (int64_t)timeout_ms * 1000000 : 0);
+    pthread_mutex_lock(&le->mu);
+    bool same_process = le->writers > 0;
+    pthread_mutex_unlock(&le->mu);
+    if (same_process)
+        sl__log_emb_wait_applied(le);
+    else
+        wait_acked_applied(le);
     for (;;) {
         pthread_mutex_lock(&le->mu);
         uint64_t seq = le->commit_seq;

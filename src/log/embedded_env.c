@@ -149,6 +149,7 @@ static void env_destroy(sl__log_env *le)
         mdb_env_close(le->env);
     pthread_mutex_destroy(&le->mu);
     pthread_cond_destroy(&le->cond);
+    pthread_cond_destroy(&le->apply_cond);
     free(le->part);
     free(le->dir);
     free(le);
@@ -190,8 +191,8 @@ static sl_err env_init_dbs(sl__log_env *le, unsigned want_parts, char *errbuf, s
         goto mdb_fail;
     if (fmt != FORMAT_VERSION) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_UNSUPPORTED,
-                            "could not open log \"%s\": unknown format version %" PRIu32,
-                            le->dir, fmt);
+                            "could not open log \"%s\": unknown format version %" PRIu32, le->dir,
+                            fmt);
         goto out;
     }
 
@@ -199,9 +200,9 @@ static sl_err env_init_dbs(sl__log_env *le, unsigned want_parts, char *errbuf, s
     if ((rc = meta_u32_get_or_init(txn, le->meta, META_PARTITIONS, want_parts, &parts)))
         goto mdb_fail;
     if (parts < 1 || parts > SL__LOG_MAX_PARTITIONS) {
-        err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
-                            "could not open log \"%s\": stored partition count is corrupt",
-                            le->dir);
+        err =
+            sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                          "could not open log \"%s\": stored partition count is corrupt", le->dir);
         goto out;
     }
     if (parts != want_parts)
@@ -264,7 +265,8 @@ sl_err sl__log_env_acquire(const char *dir, const sl_log_options *opts, sl__log_
     le->dev = st.st_dev;
     le->ino = st.st_ino;
     pthread_mutex_init(&le->mu, NULL);
-    if (sl__log_cond_init_mono(&le->cond) != SL_OK) {
+    if (sl__log_cond_init_mono(&le->cond) != SL_OK ||
+        sl__log_cond_init_mono(&le->apply_cond) != SL_OK) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "could not open log \"%s\": %s", dir,
                             "out of memory");
         goto out;

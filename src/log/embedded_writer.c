@@ -1,7 +1,7 @@
-/* The embedded log's writer thread: takes queued append units, writes them and applies
- * retention in one LMDB write transaction per group, commits (one fsync group), then runs
- * the units' callbacks. Also loads a producer's partition state at open. The invariants
- * it keeps are numbered in embedded.c. */
+/* The embedded log's two threads: the writer takes queued append units, logs them to the
+ * WAL in one group (one fdatasync) and runs their callbacks; the applier moves durable
+ * units into LMDB with retention, many groups per transaction (one LMDB commit). Also
+ * loads the partition state at open. The invariants are numbered in embedded.c. */
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -14,7 +14,8 @@
 #include "core/time.h"
 #include "log/log_int.h"
 
-#define READER_CHECK_NS 10000000000ll /* stale LMDB reader slots of dead processes */
+#define READER_CHECK_NS   10000000000ll /* stale LMDB reader slots of dead processes */
+#define UNAPPLIED_WAIT_NS 100000000ll   /* the writer re-checks closing this often */
 
 static int64_t now_ms(void)
 {
@@ -239,7 +240,7 @@ static bool retention_due(emb_log *lg, const pstate *ps, int64_t now)
 /* Deletes records past their age, then the oldest records of the whole log (by append
  * time, across partitions) until it fits retention_bytes with `incoming` more bytes. Runs
  * before the batch is written, so the log never holds more than the limit, and pages freed
- * by earlier transactions' deletions are what the batch reuses. @thread writer */
+ * by earlier transactions' deletions are what the batch reuses. @thread applier */
 static int enforce_retention(emb_log *lg, MDB_txn *txn, int64_t now, uint64_t incoming,
                              bool *touched)
 {
@@ -286,53 +287,82 @@ static int enforce_retention(emb_log *lg, MDB_txn *txn, int64_t now, uint64_t in
     return 0;
 }
 
-/* Stores one unit's records with MDB_APPEND (keys only grow, so pages fill completely and
- * no search is needed) and MDB_RESERVE (the value is written in place, once).
- * @thread writer */
-static int write_unit(emb_log *lg, MDB_txn *txn, const wunit *u, int64_t ts, bool *touched)
+/* What a list of units adds up to. */
+typedef struct unit_sums {
+    uint64_t units;
+    uint64_t records;
+    uint64_t bytes; /* keys and values */
+    size_t size;    /* as counted against the memory bounds */
+    uint64_t max_unit_bytes;
+    wunit *last;
+} unit_sums;
+
+static unit_sums sum_units(wunit *units)
 {
-    unsigned parts = lg->le->partitions;
+    unit_sums t = {0};
+    for (wunit *u = units; u; u = u->next) {
+        uint64_t b = 0;
+        for (size_t i = 0; i < u->n; i++)
+            b += u->recs[i].key_len + u->recs[i].value_len;
+        t.units++;
+        t.records += u->n;
+        t.size += u->size;
+        t.bytes += b;
+        if (b > t.max_unit_bytes)
+            t.max_unit_bytes = b;
+        t.last = u;
+    }
+    return t;
+}
+
+/* Stores one unit's records, at the partitions and offsets the WAL gave them, with
+ * MDB_APPEND (keys only grow, so pages fill completely and no search is needed) and
+ * MDB_RESERVE (the value is written in place, once). A record below the partition's next
+ * offset is already stored (only possible if meta "wal" lagged its records) and skipped.
+ * @thread applier */
+static int write_unit(emb_log *lg, MDB_txn *txn, const wunit *u, bool *touched)
+{
     for (size_t i = 0; i < u->n; i++) {
         const wrec *r = &u->recs[i];
-        unsigned p =
-            r->key ? sl_log_partition_for_key(r->key, r->key_len, parts) : lg->rr++ % parts;
-        pstate *ps = &lg->scratch[p];
+        pstate *ps = &lg->scratch[r->part];
+        if (r->off < ps->next)
+            continue;
         MDB_cursor *cur;
-        int rc = part_cursor(lg, txn, p, &cur);
+        int rc = part_cursor(lg, txn, r->part, &cur);
         if (rc)
             return rc;
-        uint64_t off = ps->next;
+        uint64_t off = r->off;
         MDB_val k = {sizeof off, &off};
         MDB_val v = {SL__LOG_REC_HDR + r->key_len + r->value_len, NULL};
         rc = mdb_cursor_put(cur, &k, &v, MDB_RESERVE | MDB_APPEND);
         if (rc)
             return rc;
         char *d = v.mv_data;
-        memcpy(d, &ts, sizeof ts);
+        memcpy(d, &r->ts, sizeof r->ts);
         memcpy(d + 8, &r->key_len, sizeof r->key_len);
         if (r->key_len)
             memcpy(d + SL__LOG_REC_HDR, r->key, r->key_len);
         if (r->value_len)
             memcpy(d + SL__LOG_REC_HDR + r->key_len, r->value, r->value_len);
-        ps->next++;
+        ps->next = r->off + 1;
         ps->records++;
         ps->bytes += r->key_len + r->value_len;
         lg->total_bytes += r->key_len + r->value_len;
         if (ps->first_ts == INT64_MAX)
-            ps->first_ts = ts;
-        touched[p] = true;
+            ps->first_ts = r->ts;
+        touched[r->part] = true;
     }
     return 0;
 }
 
-/* One write transaction: the units (may be none: retention only), retention, meta, one
- * commit; then every unit's callback. @thread writer */
-static void commit_batch(emb_log *lg, wunit *units, bool *touched)
+/* One write transaction: the units (may be none: retention only), retention, meta
+ * (partitions, and "wal" past the last unit), one commit. @thread applier (or open) */
+bool sl__log_emb_apply(emb_log *lg, wunit *units, char *detail, size_t dlen)
 {
     sl__log_env *le = lg->le;
     unsigned parts = le->partitions;
+    bool *touched = lg->touched;
     uint64_t saved_total = lg->total_bytes;
-    uint64_t nrecs = 0;
     MDB_txn *txn = NULL;
     int64_t now = now_ms();
     memcpy(lg->scratch, lg->ps, parts * sizeof *lg->scratch);
@@ -349,17 +379,22 @@ static void commit_batch(emb_log *lg, wunit *units, bool *touched)
         txn = NULL;
         goto done;
     }
-    uint64_t incoming = 0;
-    for (wunit *u = units; u; u = u->next)
-        incoming += u->size - sizeof(wunit) - u->n * sizeof(wrec);
+    unit_sums t = sum_units(units);
+    uint64_t incoming = t.bytes;
+    wunit *last = t.last;
     rc = enforce_retention(lg, txn, now, incoming, touched);
     if (rc)
         goto done;
     for (wunit *u = units; u; u = u->next) {
-        rc = write_unit(lg, txn, u, now, touched);
+        rc = write_unit(lg, txn, u, touched);
         if (rc)
             goto done;
-        nrecs += u->n;
+    }
+    /* Many WAL groups go into one transaction, and together they may exceed the limit. */
+    if (units) {
+        rc = enforce_retention(lg, txn, now, 0, touched);
+        if (rc)
+            goto done;
     }
     for (unsigned p = 0; p < parts; p++) {
         if (!touched[p])
@@ -373,61 +408,38 @@ static void commit_batch(emb_log *lg, wunit *units, bool *touched)
         if (rc)
             goto done;
     }
-    rc = mdb_txn_commit(txn); /* fsyncs (invariant 1) */
+    if (last) {
+        MDB_val k = {sizeof SL__LOG_META_WAL - 1, SL__LOG_META_WAL};
+        MDB_val v = {sizeof last->after, &last->after};
+        rc = mdb_put(txn, le->meta, &k, &v, 0);
+        if (rc)
+            goto done;
+    }
+    rc = mdb_txn_commit(txn); /* fsyncs: durable in LMDB, so the WAL may be reused */
     txn = NULL;
 
 done:
     if (txn)
         mdb_txn_abort(txn);
-    char detail[512] = "";
-    sl_err err = SL_OK;
     if (rc == 0) {
         memcpy(lg->ps, lg->scratch, parts * sizeof *lg->ps);
         sl__log_emb_publish_stats(lg);
-        atomic_fetch_add(&lg->st_commits, 1);
-        atomic_fetch_add(&lg->st_appended, nrecs);
-        atomic_store(&lg->st_healthy, true);
-        if (units) {
-            pthread_mutex_lock(&le->mu);
-            le->commit_seq++;
-            pthread_cond_broadcast(&le->cond);
-            pthread_mutex_unlock(&le->mu);
-        }
-    } else {
-        lg->total_bytes = saved_total; /* invariant 4: nothing half-applied */
-        err = sl__log_mdb_err(rc);
-        if (rc == MDB_MAP_FULL)
-            snprintf(detail, sizeof detail, "log \"%s\" is full (max_size_bytes %" PRIu64 "): %s",
-                     le->dir, lg->max_size_bytes, mdb_strerror(rc));
-        else
-            snprintf(detail, sizeof detail, "could not commit to log \"%s\": %s", le->dir,
-                     mdb_strerror(rc));
-        /* To a producer all of these are a failed write on the server's side. A full store
-         * in particular is not SL_ERR_TOO_LARGE: that code tells the caller its own unit
-         * was too big (HTTP 413), while this one must be retried later (503). */
-        if (err != SL_ERR_CORRUPT && err != SL_ERR_NOMEM)
-            err = SL_ERR_IO;
-        if (atomic_exchange(&lg->st_healthy, false))
-            sl_diag(SL_DIAG_ERROR, "log commit failed", "dir=\"%s\" error=\"%s\"", le->dir,
-                    mdb_strerror(rc));
+        if (last)
+            atomic_store(&lg->applied_seq, last->after.seq);
+        if (!atomic_exchange(&lg->st_apply_healthy, true))
+            sl_diag(SL_DIAG_INFO, "log applies again", "dir=\"%s\"", le->dir);
+        return true;
     }
-
-    size_t freed = 0;
-    for (wunit *u = units; u; u = u->next)
-        freed += u->size;
-    lg->bytes_since_trim += freed;
-    if (freed) {
-        pthread_mutex_lock(&lg->qmu);
-        lg->qbytes -= freed;
-        atomic_store(&lg->st_pending, lg->qbytes);
-        pthread_mutex_unlock(&lg->qmu);
-    }
-    while (units) {
-        wunit *next = units->next;
-        units->cb(units->opaque, err, err ? detail : NULL);
-        free(units);
-        units = next;
-    }
+    lg->total_bytes = saved_total; /* invariant 4: nothing half-applied */
+    if (rc == MDB_MAP_FULL)
+        snprintf(detail, dlen, "log \"%s\" is full (max_size_bytes %" PRIu64 "): %s", le->dir,
+                 lg->max_size_bytes, mdb_strerror(rc));
+    else
+        snprintf(detail, dlen, "could not commit to log \"%s\": %s", le->dir, mdb_strerror(rc));
+    if (atomic_exchange(&lg->st_apply_healthy, false))
+        sl_diag(SL_DIAG_ERROR, "log commit failed", "dir=\"%s\" error=\"%s\"", le->dir,
+                mdb_strerror(rc));
+    return false;
 }
 
 /* LMDB reads pages through its read-only shared map, and copy-on-write reads the old
@@ -468,17 +480,21 @@ static void release_mapped_pages(emb_log *lg)
     }
     if (lg->map_addr)
         madvise(lg->map_addr, lg->map_len, MADV_DONTNEED);
-    lg->bytes_since_trim = 0;
+    atomic_store(&lg->bytes_since_trim, 0);
 }
 
-static void housekeeping(emb_log *lg, bool *touched)
+/* Retention when idle, map trimming, stale reader slots. @thread applier */
+static void housekeeping(emb_log *lg)
 {
     int64_t mono = sl_time_mono_ns();
     if (mono < lg->next_housekeeping_ns)
         return;
     lg->next_housekeeping_ns = mono + SL__LOG_HOUSEKEEPING_NS;
+    char detail[512];
+    pthread_mutex_lock(&lg->apply_mu);
     if (retention_due(lg, lg->ps, now_ms()))
-        commit_batch(lg, NULL, touched);
+        (void)sl__log_emb_apply(lg, NULL, detail, sizeof detail);
+    pthread_mutex_unlock(&lg->apply_mu);
     release_mapped_pages(lg);
     if (mono >= lg->next_reader_check_ns) {
         lg->next_reader_check_ns = mono + READER_CHECK_NS;
@@ -490,69 +506,342 @@ static void housekeeping(emb_log *lg, bool *touched)
     }
 }
 
-/* Unlinks the queued units that go into one transaction: all of them, unless they add up
- * to more than txn_budget (then as many as fit, at least one), so that one huge backlog
- * cannot overflow a small map in a single transaction. @locks qmu */
-static wunit *take_batch(emb_log *lg)
+/* Unlinks from *head the units that go into one group: all of them, unless they add up
+ * to more than txn_budget (then as many as fit, at least one), so one huge backlog cannot
+ * overflow a small map in one transaction. */
+static wunit *take_batch(emb_log *lg, wunit **head, wunit **tail)
 {
-    wunit *head = lg->qhead, *last = head;
-    if (!head)
+    wunit *first = *head, *last = first;
+    if (!first)
         return NULL;
-    size_t bytes = head->size;
+    size_t bytes = first->size;
     while (last->next && bytes + last->next->size <= lg->txn_budget) {
         last = last->next;
         bytes += last->size;
     }
-    lg->qhead = last->next;
-    if (!lg->qhead)
-        lg->qtail = NULL;
+    *head = last->next;
+    if (!*head)
+        *tail = NULL;
     last->next = NULL;
-    return head;
+    return first;
 }
 
-/* Takes everything queued, commits it as one group, repeats; checks retention at least
- * once a second, busy or idle; drains the queue on close (invariant 7).
- * @thread the log's writer */
+/* Releases the queue bytes of units that are done with. */
+static void release_bytes(emb_log *lg, size_t freed)
+{
+    if (!freed)
+        return;
+    pthread_mutex_lock(&lg->qmu);
+    lg->qbytes -= freed;
+    atomic_store(&lg->st_pending, lg->qbytes);
+    pthread_mutex_unlock(&lg->qmu);
+}
+
+/* Whether `incoming` more bytes fit a log without retention: stored, logged-but-unapplied
+ * and incoming bytes stay within half the map (as retention_bytes is clamped), so what the
+ * WAL acknowledges can always be applied. */
+static bool room_for(emb_log *lg, uint64_t incoming)
+{
+    if (lg->retention_bytes)
+        return true;
+    uint64_t held = atomic_load(&lg->st_bytes) + atomic_load(&lg->st_unapplied_bytes);
+    return held + incoming <= lg->max_size_bytes / 2;
+}
+
+/* Gives every record of the group its partition, offset and append time; unassign takes
+ * the offsets back after a failure. @thread writer */
+static void assign(emb_log *lg, wunit *units)
+{
+    unsigned parts = lg->le->partitions;
+    int64_t ts = now_ms();
+    for (wunit *u = units; u; u = u->next) {
+        for (size_t i = 0; i < u->n; i++) {
+            wrec *r = &u->recs[i];
+            r->part =
+                r->key ? sl_log_partition_for_key(r->key, r->key_len, parts) : lg->rr++ % parts;
+            r->off = lg->wnext[r->part]++;
+            r->ts = ts;
+        }
+    }
+}
+
+static void unassign(emb_log *lg, wunit *units)
+{
+    for (wunit *u = units; u; u = u->next)
+        for (size_t i = 0; i < u->n; i++)
+            lg->wnext[u->recs[i].part]--;
+}
+
+/* Waits until the applier holds no unit; false when it is failing (its units must then go
+ * to LMDB first, so offsets stay in order). @thread writer */
+static bool wait_drained(emb_log *lg)
+{
+    sl__log_env *le = lg->le;
+    pthread_mutex_lock(&le->mu);
+    while (lg->uabytes > 0 && !le->apply_failing) {
+        le->apply_now = true;
+        pthread_cond_signal(&le->apply_cond);
+        struct timespec dl = mono_deadline(UNAPPLIED_WAIT_NS);
+        pthread_cond_timedwait(&le->cond, &le->mu, &dl);
+    }
+    bool drained = lg->uabytes == 0;
+    pthread_mutex_unlock(&le->mu);
+    return drained;
+}
+
+/* Makes one group durable: a group of DIRECT_BYTES or more (about 200 events), or with a
+ * unit of DIRECT_UNIT_BYTES or more (a batch request of ~50 events), goes straight into
+ * LMDB (one commit, its two flushes), because for batch traffic, bound by CPU, writing
+ * every byte twice, WAL then LMDB, plus the CRC, costs more than a flush (bench/log_append,
+ * units of 100 records: 30% slower through the WAL); other groups go to the WAL (one
+ * fdatasync) and on to the applier. *direct says which. @thread writer */
+#define DIRECT_BYTES      ((uint64_t)128 << 10)
+#define DIRECT_UNIT_BYTES ((uint64_t)32 << 10)
+
+static sl_err make_durable(emb_log *lg, wunit *units, const unit_sums *t, bool *direct,
+                           char *detail, size_t dlen)
+{
+    *direct = false;
+    if (!room_for(lg, t->bytes)) {
+        snprintf(detail, dlen,
+                 "log \"%s\" is full (max_size_bytes %" PRIu64 ", no retention_bytes)", lg->le->dir,
+                 lg->max_size_bytes);
+        return SL_ERR_IO;
+    }
+    assign(lg, units);
+    sl_err err;
+    if ((t->bytes >= DIRECT_BYTES || t->max_unit_bytes >= DIRECT_UNIT_BYTES) && wait_drained(lg)) {
+        *direct = true;
+        for (wunit *u = units; u; u = u->next)
+            u->after = lg->wal.at; /* nothing of the WAL is left to apply */
+        pthread_mutex_lock(&lg->apply_mu);
+        err = sl__log_emb_apply(lg, units, detail, dlen) ? SL_OK : SL_ERR_IO;
+        pthread_mutex_unlock(&lg->apply_mu);
+    } else {
+        err = sl__log_wal_write(lg, units, detail, dlen);
+    }
+    if (err)
+        unassign(lg, units);
+    return err;
+}
+
+/* Logs one group (make_durable), then runs the callbacks; units that went to the WAL go on
+ * to the applier. @thread writer */
+static void log_group(emb_log *lg, wunit *units)
+{
+    sl__log_env *le = lg->le;
+    char detail[512] = "";
+    unit_sums t = sum_units(units);
+    uint64_t nrecs = t.records, bytes = t.bytes, nunits = t.units;
+    size_t size = t.size;
+    wunit *last = t.last;
+    /* Bounded memory: while the applier holds more than two transactions' worth (or
+     * max_pending_bytes), wait for it; the queue then fills and appends get SL_ERR_BUSY.
+     * If LMDB refuses its units meanwhile, the group fails at once (as a failed commit
+     * did before the WAL) instead of waiting for a retry that may never succeed. Not when
+     * closing: then everything queued goes to the WAL. */
+    size_t hold =
+        2 * lg->txn_budget < lg->max_pending_bytes ? 2 * lg->txn_budget : lg->max_pending_bytes;
+    bool refused = false;
+    pthread_mutex_lock(&le->mu);
+    while (lg->uabytes > hold && !atomic_load(&lg->closing_now)) {
+        if (le->apply_failing) {
+            refused = true;
+            snprintf(detail, sizeof detail, "%s", lg->apply_detail);
+            break;
+        }
+        struct timespec dl = mono_deadline(UNAPPLIED_WAIT_NS);
+        pthread_cond_timedwait(&le->cond, &le->mu, &dl);
+    }
+    pthread_mutex_unlock(&le->mu);
+    bool direct = false;
+    sl_err err = refused ? SL_ERR_IO : make_durable(lg, units, &t, &direct, detail, sizeof detail);
+    if (err) {
+        if (err != SL_ERR_NOMEM)
+            err = SL_ERR_IO; /* to a producer, a failed write on the server's side: 503 */
+        if (atomic_exchange(&lg->st_healthy, false))
+            sl_diag(SL_DIAG_ERROR, "log write failed", "dir=\"%s\" error=\"%s\"", le->dir, detail);
+        while (units) {
+            wunit *next = units->next;
+            units->cb(units->opaque, err, detail);
+            free(units);
+            units = next;
+        }
+        release_bytes(lg, size);
+        return;
+    }
+    atomic_store(&lg->st_healthy, true);
+    atomic_fetch_add(&lg->st_commits, 1);
+    atomic_fetch_add(&lg->st_appended, nrecs);
+    if (!direct) {
+        atomic_fetch_add(&lg->st_unapplied, nrecs);
+        atomic_fetch_add(&lg->st_unapplied_bytes, bytes);
+    }
+    /* Counted as acknowledged before any callback runs, so a poll that follows a callback
+     * waits for the applier (see embedded_consumer.c). */
+    pthread_mutex_lock(&le->mu);
+    le->acked_units += nunits;
+    if (direct) {
+        le->applied_units += nunits;
+        le->commit_seq++;
+        pthread_cond_broadcast(&le->cond);
+    }
+    pthread_mutex_unlock(&le->mu);
+    for (wunit *u = units; u; u = u->next)
+        u->cb(u->opaque, SL_OK, NULL);
+    release_bytes(lg, size);
+    if (direct) {
+        atomic_fetch_add(&lg->bytes_since_trim, size);
+        while (units) {
+            wunit *next = units->next;
+            free(units);
+            units = next;
+        }
+        return;
+    }
+    pthread_mutex_lock(&le->mu);
+    if (lg->atail)
+        lg->atail->next = units;
+    else
+        lg->ahead = units;
+    lg->atail = last;
+    lg->abytes += size;
+    lg->uabytes += size;
+    pthread_cond_signal(&le->apply_cond);
+    pthread_mutex_unlock(&le->mu);
+}
+
+/* Takes everything queued, logs it as one group, repeats; drains the queue on close
+ * (invariant 7). @thread the log's writer */
 void *sl__log_emb_writer_main(void *arg)
 {
     emb_log *lg = arg;
-    bool *touched = calloc(lg->le->partitions, sizeof *touched);
     for (;;) {
         pthread_mutex_lock(&lg->qmu);
-        if (!lg->qhead && !lg->closing) {
-            struct timespec dl = mono_deadline(SL__LOG_HOUSEKEEPING_NS);
-            pthread_cond_timedwait(&lg->qcond, &lg->qmu, &dl);
-        }
-        wunit *units = take_batch(lg);
+        while (!lg->qhead && !lg->closing)
+            pthread_cond_wait(&lg->qcond, &lg->qmu);
+        wunit *units = take_batch(lg, &lg->qhead, &lg->qtail);
         bool stop = lg->closing && !units;
         pthread_mutex_unlock(&lg->qmu);
         if (stop)
             break;
-        if (!touched) {
-            /* Could not get 1 KiB at start: fail units rather than lose callbacks. */
-            touched = calloc(lg->le->partitions, sizeof *touched);
-            if (!touched) {
-                size_t freed = 0;
+        log_group(lg, units);
+    }
+    return NULL;
+}
+
+/* Applies durable units to LMDB: at most one transaction per APPLY_GAP_NS, sooner when a
+ * group reaches txn_budget, a same-process poll asks (apply_now) or the log closes; so
+ * LMDB's two flushes per commit are shared by many WAL groups. Runs housekeeping too.
+ * @thread the log's applier */
+#define APPLY_GAP_NS   10000000ll
+#define APPLY_RETRY_NS 1000000000ll
+
+/* Whether the applier should take units now. @locks le->mu */
+static bool apply_due(const emb_log *lg, int64_t mono, int64_t next_apply)
+{
+    return lg->ahead && (lg->le->apply_now || lg->applier_stop || mono >= next_apply ||
+                         lg->abytes >= lg->txn_budget);
+}
+
+void *sl__log_emb_applier_main(void *arg)
+{
+    emb_log *lg = arg;
+    sl__log_env *le = lg->le;
+    int64_t next_apply = 0;
+    bool gave_up = false; /* closing after LMDB refused: nothing more may be applied */
+    char detail[512] = "";
+    for (;;) {
+        pthread_mutex_lock(&le->mu);
+        for (;;) {
+            int64_t mono = sl_time_mono_ns();
+            if (apply_due(lg, mono, next_apply))
+                break;
+            if (lg->applier_stop && !lg->ahead)
+                break;
+            if (mono >= lg->next_housekeeping_ns)
+                break;
+            int64_t until = lg->next_housekeeping_ns;
+            if (lg->ahead && next_apply < until)
+                until = next_apply;
+            struct timespec dl = mono_deadline(until - mono);
+            pthread_cond_timedwait(&le->apply_cond, &le->mu, &dl);
+        }
+        bool stopping = lg->applier_stop;
+        bool stop = stopping && !lg->ahead;
+        wunit *units = NULL;
+        int64_t mono = sl_time_mono_ns();
+        if (apply_due(lg, mono, next_apply)) {
+            units = take_batch(lg, &lg->ahead, &lg->atail);
+            for (wunit *u = units; u; u = u->next)
+                lg->abytes -= u->size;
+            le->apply_now = false;
+        }
+        pthread_mutex_unlock(&le->mu);
+        if (stop)
+            break;
+        if (units) {
+            next_apply = mono + APPLY_GAP_NS;
+            /* Once a closing apply failed, later units must not be applied either: meta
+             * "wal" would move past the refused ones, and the next open would not replay
+             * them. */
+            bool ok = false;
+            if (!gave_up) {
+                pthread_mutex_lock(&lg->apply_mu);
+                ok = sl__log_emb_apply(lg, units, detail, sizeof detail);
+                pthread_mutex_unlock(&lg->apply_mu);
+            }
+            unit_sums t = sum_units(units);
+            uint64_t nunits = t.units, nrecs = t.records, bytes = t.bytes;
+            size_t size = t.size;
+            wunit *last = t.last;
+            if (!ok && stopping) {
+                /* Closing and LMDB refuses: the units stay durable in the WAL, and the
+                 * next open replays them. */
+                sl_diag(SL_DIAG_WARN, "log closes with records only in its write-ahead log",
+                        "dir=\"%s\" records=%" PRIu64 " error=\"%s\"", le->dir, nrecs, detail);
+            }
+            bool done = ok || stopping;
+            gave_up = gave_up || (!ok && stopping);
+            if (done) {
+                /* Before applied_units moves, so a stats call never counts them twice. */
+                atomic_fetch_sub(&lg->st_unapplied, nrecs);
+                atomic_fetch_sub(&lg->st_unapplied_bytes, bytes);
+            }
+            pthread_mutex_lock(&le->mu);
+            if (ok) {
+                le->applied_units += nunits;
+                le->apply_failing = false;
+                le->commit_seq++;
+            }
+            if (done) {
+                lg->uabytes -= size;
+            } else {
+                /* Back to the front, tried again after APPLY_RETRY_NS; pollers stop
+                 * waiting for them meanwhile. */
+                last->next = lg->ahead;
+                lg->ahead = units;
+                if (!lg->atail)
+                    lg->atail = last;
+                lg->abytes += size;
+                le->apply_failing = true;
+                snprintf(lg->apply_detail, sizeof lg->apply_detail, "%s", detail);
+                next_apply = mono + APPLY_RETRY_NS;
+            }
+            pthread_cond_broadcast(&le->cond);
+            pthread_mutex_unlock(&le->mu);
+            if (done) {
+                atomic_fetch_add(&lg->bytes_since_trim, size);
                 while (units) {
                     wunit *next = units->next;
-                    freed += units->size;
-                    units->cb(units->opaque, SL_ERR_NOMEM, "log writer is out of memory");
                     free(units);
                     units = next;
                 }
-                pthread_mutex_lock(&lg->qmu);
-                lg->qbytes -= freed;
-                atomic_store(&lg->st_pending, lg->qbytes);
-                pthread_mutex_unlock(&lg->qmu);
-                continue;
             }
         }
-        if (units)
-            commit_batch(lg, units, touched);
-        if (lg->bytes_since_trim > TRIM_EVERY_BYTES)
+        if (atomic_load(&lg->bytes_since_trim) > TRIM_EVERY_BYTES)
             release_mapped_pages(lg);
-        housekeeping(lg, touched);
+        housekeeping(lg);
     }
-    free(touched);
     return NULL;
 }

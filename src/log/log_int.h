@@ -92,6 +92,15 @@ typedef struct sl__log_env {
     pthread_cond_t cond; /* CLOCK_MONOTONIC */
     uint64_t commit_seq; /* @locks mu; bumped after every commit that appended */
     unsigned writers;    /* @locks mu; producer handles of this process (0 or 1) */
+    /* Units made durable in the write-ahead log, and units applied to LMDB (visible to
+     * consumers), counted since the producer opened. A same-process poll that finds
+     * applied < acked sets apply_now and waits on cond, so what was acknowledged is
+     * visible to the next poll (see embedded_writer.c). */
+    uint64_t acked_units;      /* @locks mu */
+    uint64_t applied_units;    /* @locks mu */
+    bool apply_now;            /* @locks mu */
+    bool apply_failing;        /* @locks mu; the last apply failed: pollers do not wait */
+    pthread_cond_t apply_cond; /* CLOCK_MONOTONIC; wakes the applier */
 } sl__log_env;
 
 /* The writer checks retention (and the registry-free stats cache refreshes) this often. */
@@ -118,17 +127,71 @@ typedef struct wrec {
     const char *value;
     uint32_t key_len;
     size_t value_len;
+    unsigned part; /* assigned by the writer when it logs the record */
+    uint64_t off;
+    int64_t ts; /* append time (ms), stamped by the writer */
 } wrec;
 
-/* One sl_log_append call, copied into a single allocation: wrec array, then the bytes. */
+/* A position in the write-ahead log: segment number, byte position in it, and the
+ * sequence number of the frame that starts there. */
+typedef struct walpos {
+    uint64_t seq;
+    uint64_t pos;
+    uint64_t lsn;
+} walpos;
+
+/* One sl_log_append call, copied into a single allocation: wrec array, then the bytes.
+ * Replay builds units with cb == NULL. */
 typedef struct wunit {
     struct wunit *next;
     sl_log_append_cb cb;
     void *opaque;
     size_t n;
-    size_t size; /* counted against max_pending_bytes */
+    size_t size;  /* counted against max_pending_bytes */
+    walpos after; /* the WAL position just past this unit's frames */
     wrec recs[];
 } wunit;
+
+/* ---- the write-ahead log (embedded_wal.c) ----
+ * Segment files DIR/wal-<16 hex digits>, pre-filled with zeroes (or recycled), so that
+ * an fdatasync after writing a group flushes data only. A frame: uint32 CRC-32 (zlib) of
+ * everything after it, uint32 value length, uint32 key length, uint32 partition, uint64
+ * sequence number (lsn, +1 per frame across segments), uint64 partition offset, int64
+ * append time (ms), then key and value; little-endian. */
+#define SL__LOG_WAL_HDR 40u
+
+typedef struct sl__log_wal_frame {
+    uint64_t lsn;
+    uint64_t offset;
+    int64_t ts;
+    uint32_t partition;
+    uint32_t key_len;
+    uint32_t value_len;
+    const char *key;
+    const char *value;
+} sl__log_wal_frame;
+
+/* Decodes the frame at the start of buf (len bytes available) if it is whole, its CRC
+ * matches and its sequence number is lsn; returns its length, else 0 (the end of the
+ * log: zeroes, a torn or stale frame). Key and value point into buf. */
+size_t sl__log_wal_decode(const unsigned char *buf, size_t len, uint64_t lsn,
+                          sl__log_wal_frame *out);
+/* Encodes f (its key and value too) at dst, which has room for SL__LOG_WAL_HDR +
+ * key_len + value_len bytes; returns that length. */
+size_t sl__log_wal_encode(unsigned char *dst, const sl__log_wal_frame *f);
+
+/* The writer's side of the WAL. @thread writer (and open) */
+typedef struct sl__log_wal {
+    int dir_fd;
+    int acked_fd;       /* DIR/acked.lsn, see sl__log_wal_read_acked */
+    int fd;             /* current segment, -1 before the first write */
+    uint64_t oldest;    /* lowest segment number on disk */
+    walpos at;          /* where the next frame goes */
+    uint64_t size;      /* size of the current segment */
+    uint64_t seg_bytes; /* size of a new segment */
+    unsigned char *buf; /* a group's frames */
+    size_t cap;
+} sl__log_wal;
 
 typedef struct emb_log {
     sl_log_t base;
@@ -141,27 +204,47 @@ typedef struct emb_log {
     uint64_t max_size_bytes;
     size_t txn_budget; /* bytes of units per write transaction (see take_batch) */
 
-    /* The append queue. */
+    /* The append queue (units waiting for the WAL). */
     pthread_mutex_t qmu;
-    pthread_cond_t qcond; /* CLOCK_MONOTONIC */
-    wunit *qhead;         /* @locks qmu */
-    wunit *qtail;         /* @locks qmu */
-    size_t qbytes;        /* @locks qmu; queued or being written, callbacks not yet run */
-    bool closing;         /* @locks qmu */
+    pthread_cond_t qcond;    /* CLOCK_MONOTONIC */
+    wunit *qhead;            /* @locks qmu */
+    wunit *qtail;            /* @locks qmu */
+    size_t qbytes;           /* @locks qmu; queued or being logged, callbacks not yet run */
+    bool closing;            /* @locks qmu */
+    atomic_bool closing_now; /* closing, readable without qmu */
     pthread_t writer;
     bool writer_started;
 
-    /* @thread writer only (and open, before the writer starts). */
+    /* @thread writer only (and open): the WAL and the offsets it assigns. */
+    sl__log_wal wal;
+    uint64_t *wnext;      /* per partition: next offset to assign */
+    uint64_t wal_records; /* logged, not yet applied (also st_unapplied) */
+
+    /* Units durable in the WAL, waiting to be applied to LMDB. @locks le->mu */
+    wunit *ahead;
+    wunit *atail;
+    size_t abytes;  /* in the list */
+    size_t uabytes; /* in the list or being applied: bounded by the writer (log_group) */
+    bool applier_stop;
+    char apply_detail[512]; /* why the last apply failed, while le->apply_failing */
+    pthread_t applier;
+    bool applier_started;
+    _Atomic uint64_t applied_seq; /* segments below this are applied durably: reusable */
+
+    /* Held around every LMDB apply: the applier's, and the writer's for a large group. */
+    pthread_mutex_t apply_mu;
+    /* @locks apply_mu (and open, before the threads start). */
+    bool *touched;
     pstate *ps;
     pstate *scratch;
     MDB_cursor **curs;
     uint64_t total_bytes;
     unsigned rr;
     int64_t next_housekeeping_ns;
-    void *map_addr;          /* data.mdb's mapping, found once; see release_mapped_pages */
+    void *map_addr; /* data.mdb's mapping, found once; see release_mapped_pages */
     size_t map_len;
     bool map_lookup_failed;
-    uint64_t bytes_since_trim; /* committed since the mappings were last dropped */
+    _Atomic uint64_t bytes_since_trim; /* committed since the mappings were last dropped */
     int64_t next_reader_check_ns;
 
     /* Stats, readable from any thread without a lock or a transaction. */
@@ -170,7 +253,10 @@ typedef struct emb_log {
     _Atomic uint64_t st_appended;
     _Atomic uint64_t st_commits;
     _Atomic uint64_t st_pending;
-    atomic_bool st_healthy;
+    _Atomic uint64_t st_unapplied; /* records durable in the WAL, not yet in LMDB */
+    _Atomic uint64_t st_unapplied_bytes;
+    atomic_bool st_healthy;       /* the last WAL write succeeded */
+    atomic_bool st_apply_healthy; /* the last LMDB apply succeeded */
     /* Non-producer handles refresh records/bytes from meta at most once a second. */
     pthread_mutex_t smu;
     int64_t stats_read_ns; /* @locks smu */
@@ -207,6 +293,28 @@ void sl__log_meta_part_key(char out[32], unsigned p, MDB_val *k);
 SL_MUST_CHECK sl_err sl__log_emb_load_state(emb_log *lg, char *errbuf, size_t errlen);
 void sl__log_emb_publish_stats(emb_log *lg);
 void *sl__log_emb_writer_main(void *arg);
+void *sl__log_emb_applier_main(void *arg);
+/* Applies units (records with partition and offset assigned) and retention in one LMDB
+ * transaction, with meta "wal" moved past the last unit; true on success. @thread applier
+ * (or open) */
+bool sl__log_emb_apply(emb_log *lg, wunit *units, char *detail, size_t dlen);
+
+/* WAL (embedded_wal.c). recover runs at open with the writer lock held and the partition
+ * state loaded: it applies every frame past meta "wal", cuts off what follows the last
+ * valid frame, and leaves lg->wal at the end, ready for the writer. */
+SL_MUST_CHECK sl_err sl__log_wal_recover(emb_log *lg, char *errbuf, size_t errlen);
+void sl__log_wal_close(sl__log_wal *w);
+/* Writes the units' records (partitions, offsets and times assigned) as frames and
+ * fdatasyncs them; sets each unit's `after`. On failure detail says why. @thread writer */
+SL_MUST_CHECK sl_err sl__log_wal_write(emb_log *lg, wunit *units, char *detail, size_t dlen);
+/* DIR/acked.lsn holds the producer's next lsn to acknowledge, so that a consumer in another
+ * process can wait until LMDB holds everything acknowledged before it polls. read_acked:
+ * false if there is no such file; applied_lsn: meta "wal"'s lsn (1 if absent). */
+#define SL__LOG_ACKED_FILE "acked.lsn"
+bool sl__log_wal_read_acked(const char *dir, uint64_t *lsn);
+SL_MUST_CHECK sl_err sl__log_wal_applied_lsn(sl__log_env *le, uint64_t *lsn);
+/* meta "wal": the position of the first frame not yet applied to LMDB. */
+#define SL__LOG_META_WAL "wal"
 
 /* Consumer backend entry points (embedded_consumer.c), wired into the vtable. */
 sl_err sl__log_emb_consumer_open(sl_log_t *log, const sl_log_consumer_options *opts,
@@ -220,9 +328,15 @@ bool sl__log_emb_consumer_is_caught_up(sl_log_consumer_t *c);
 const char *sl__log_emb_consumer_errmsg(sl_log_consumer_t *c);
 void sl__log_emb_consumer_close(sl_log_consumer_t *c);
 
+/* If the producer is in this process and has acknowledged units that its applier has not
+ * put into LMDB yet, asks for them now and waits (up to 2 s; not while applying fails),
+ * so whatever was acknowledged before a poll or a stats call is visible to it, as when
+ * appends committed to LMDB directly. Other processes see them after the applier's next
+ * commit. @locks le->mu */
+void sl__log_emb_wait_applied(sl__log_env *le);
+
 /* The shared environment of an embedded log handle (for its consumers). */
 sl__log_env *sl__log_emb_env(sl_log_t *log);
-
 
 /* ---- kafka backend internals (kafka.c, kafka_consumer.c) ---- */
 
@@ -232,10 +346,10 @@ sl__log_env *sl__log_emb_env(sl_log_t *log);
 
 /* What consumers need from their log handle. */
 typedef struct sl__log_kafka_info {
-    const char *brokers;           /* bootstrap list, as in the URI */
+    const char *brokers; /* bootstrap list, as in the URI */
     const char *topic;
-    unsigned partitions;           /* as read from the brokers at open */
-    const char *const *opts;       /* user "key=value" properties, owned by the log */
+    unsigned partitions;     /* as read from the brokers at open */
+    const char *const *opts; /* user "key=value" properties, owned by the log */
     size_t n_opts;
 } sl__log_kafka_info;
 
@@ -256,8 +370,7 @@ sl_err sl__log_kafka_consumer_poll(sl_log_consumer_t *c, sl_log_message *msgs, s
                                    size_t *n_out, int timeout_ms);
 sl_err sl__log_kafka_consumer_commit(sl_log_consumer_t *c, const sl_log_position *pos, size_t n);
 sl_err sl__log_kafka_consumer_seek(sl_log_consumer_t *c, unsigned partition, uint64_t offset);
-sl_err sl__log_kafka_consumer_committed(sl_log_consumer_t *c, unsigned partition,
-                                        uint64_t *offset);
+sl_err sl__log_kafka_consumer_committed(sl_log_consumer_t *c, unsigned partition, uint64_t *offset);
 bool sl__log_kafka_consumer_is_caught_up(sl_log_consumer_t *c);
 const char *sl__log_kafka_consumer_errmsg(sl_log_consumer_t *c);
 void sl__log_kafka_consumer_close(sl_log_consumer_t *c);

@@ -24,6 +24,8 @@
 
 /* tests/unit/log/test_kafka.c */
 int sl_test_kafka_group(void);
+/* tests/unit/log/test_wal.c */
+int sl_test_wal_group(void);
 
 /* ---- helpers ---- */
 
@@ -1103,5 +1105,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_print, setup_dir, teardown_dir),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    failed |= sl_test_wal_group();
     return failed | sl_test_kafka_group();
 }
