@@ -11,22 +11,13 @@
 #include <string.h>
 
 #include "event/event.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 static const char *const keys[18] = {
     "event_id",          "timestamp",        "received_at", "channel",        "platform",
     "event_type",        "event_category",   "resource_id", "resource_title", "interaction_target",
     "session_id",        "user_id",          "device_id",   "user_agent",     "client_version",
     "interaction_value", "interaction_text", "metadata"};
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "invariant broken at %s:%d: %s\n", __FILE__, __LINE__, #cond);         \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static bool utf8_text(const char *s)
 {
