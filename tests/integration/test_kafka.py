@@ -197,10 +197,11 @@ def failures():
         status, _, _ = srv.request("GET", "/ready")
         checks.check(status == 200, f"/ready is 200 again: {status}")
 
-        # librdkafka fails a message some seconds after message.timeout.ms when its broker
-        # vanished mid-request (up to about 2.5x here); the bound is what we can promise.
-        slow = [(s, round(d, 1)) for _, s, _, d in results if d > TIMEOUT_MS / 1000 + 9]
-        checks.check(not slow, f"no request hangs past message.timeout.ms + 9 s: {slow}")
+        # A request waiting on the down broker is answered about a second after
+        # message.timeout.ms (sluice caps librdkafka's reconnect backoff at 1 s); 5 s of
+        # margin for slow builds (ASan) and loaded machines.
+        slow = [(s, round(d, 1)) for _, s, _, d in results if d > TIMEOUT_MS / 1000 + 5]
+        checks.check(not slow, f"no request hangs past message.timeout.ms + 5 s: {slow}")
         bad = [s for _, s, _, _ in results if s not in (200, 503)]
         checks.check(not bad, f"every answer is 200 or 503: {bad}")
         refused = sum(1 for _, s, _, _ in results if s == 503)
