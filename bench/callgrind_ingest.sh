@@ -51,7 +51,7 @@ measure() {
 sluice_run() {
   local n=$1 port; port=$(free_port)
   rm -rf "$OUT/cglog"
-  measure sluice "$n" "$port" "$SLUICE" serve --listen "127.0.0.1:$port" --log "file://$OUT/cglog" --log-level warn
+  measure sluice "$n" "$port" "$SLUICE" serve --roles api --listen "127.0.0.1:$port" --log "file://$OUT/cglog" --log-level warn
 }
 
 nginx_run() {

@@ -54,7 +54,7 @@ kill "$NGINX_MASTER"; wait 2>/dev/null || true
 
 # --- sluice, durable embedded log ---
 SPORT=$(free_port)
-"$SLUICE" serve --listen "127.0.0.1:$SPORT" --log "file://$OUT/log" --log-level warn >/dev/null &
+"$SLUICE" serve --roles api --listen "127.0.0.1:$SPORT" --log "file://$OUT/log" --log-level warn >/dev/null &
 SPID=$!
 wait_port "$SPORT"
 sample_anon "$SPID" "$OUT/anon.$SPID" &

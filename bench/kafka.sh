@@ -46,7 +46,7 @@ echo "|---|---|---|---|---|---|" >> "$OUT/rows"
 
 # --- sluice, Kafka backend ---
 SPORT=$(free_port)
-"$SLUICE" serve --listen "127.0.0.1:$SPORT" --log "kafka://$BOOTSTRAP/analytics-events" \
+"$SLUICE" serve --roles api --listen "127.0.0.1:$SPORT" --log "kafka://$BOOTSTRAP/analytics-events" \
   --log-level warn >/dev/null &
 SPID=$!
 wait_port "$SPORT" || { echo "sluice did not start" >&2; exit 1; }
