@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/time.h"
 #include "core/uuid.h"
 #include "delta/delta_int.h"
@@ -283,54 +284,6 @@ sl_err sl_delta_stats_format(sl_buf *out, uint64_t num_records, const sl_delta_c
 
 /* ---- the file system ---- */
 
-static sl_err sync_dir(const char *dir, char *errbuf, size_t errlen);
-
-/* mkdir -p; the parent of each directory it creates is synced, so the new entry lasts. */
-static sl_err make_dirs(const char *dir, char *errbuf, size_t errlen)
-{
-    char p[4096];
-    size_t len = strlen(dir);
-    if (len >= sizeof p)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "path \"%s\" is too long", dir);
-    memcpy(p, dir, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (p[i] != '/' && p[i] != '\0')
-            continue;
-        char saved = p[i];
-        p[i] = '\0';
-        if (mkdir(p, 0755) == 0) {
-            char *slash = strrchr(p, '/');
-            sl_err err = SL_OK;
-            if (slash && slash > p) {
-                *slash = '\0';
-                err = sync_dir(p, errbuf, errlen);
-                *slash = '/';
-            }
-            if (err)
-                return err;
-        } else if (errno != EEXIST) {
-            return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not create \"%s\": %s", p,
-                                 strerror(errno));
-        }
-        p[i] = saved;
-    }
-    return SL_OK;
-}
-
-static sl_err sync_dir(const char *dir, char *errbuf, size_t errlen)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not sync \"%s\": %s", dir,
-                             strerror(e));
-    }
-    close(fd);
-    return SL_OK;
-}
-
 static sl_err write_all(int fd, const char *p, size_t len, const char *path, char *errbuf,
                         size_t errlen)
 {
@@ -358,7 +311,7 @@ sl_err sl_delta_log_put(const char *table_dir, int64_t version, const void *data
     if (snprintf(log_dir, sizeof log_dir, "%s/_delta_log", table_dir) >= (int)sizeof log_dir)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "table path \"%s\" is too long",
                              table_dir);
-    sl_err err = make_dirs(log_dir, errbuf, errlen);
+    sl_err err = sl_fs_make_dirs(log_dir, 0755, errbuf, errlen);
     if (err)
         return err;
     sl__delta_commit_name(version, name);
@@ -389,7 +342,7 @@ sl_err sl_delta_log_put(const char *table_dir, int64_t version, const void *data
     unlink(tmp);
     if (err)
         return err;
-    return sync_dir(log_dir, errbuf, errlen);
+    return sl_fs_sync_dir(log_dir, errbuf, errlen);
 }
 
 sl_err sl_delta_commit_write(const char *table_dir, int64_t version, const sl_delta_commit *c,
@@ -414,7 +367,7 @@ sl_err sl_delta_data_create(const char *table_dir, const char *rel_path, int *fd
                              rel_path);
     memcpy(dir, path, sizeof dir);
     *strrchr(dir, '/') = '\0';
-    sl_err err = make_dirs(dir, errbuf, errlen);
+    sl_err err = sl_fs_make_dirs(dir, 0755, errbuf, errlen);
     if (err)
         return err;
     int f = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -422,7 +375,7 @@ sl_err sl_delta_data_create(const char *table_dir, const char *rel_path, int *fd
         return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not create \"%s\": %s", path,
                              strerror(errno));
     /* The directory entry is made durable now; the caller syncs the contents. */
-    if ((err = sync_dir(dir, errbuf, errlen))) {
+    if ((err = sl_fs_sync_dir(dir, errbuf, errlen))) {
         close(f);
         unlink(path);
         return err;

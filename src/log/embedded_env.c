@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/diag.h"
+#include "core/fs.h"
 #include "log/log_int.h"
 
 #define META_PARTITIONS "partitions"
@@ -107,33 +108,15 @@ sl_err sl__log_cond_init_mono(pthread_cond_t *cond)
 /* mkdir -p with mode 0700 for what it creates. */
 sl_err sl__log_make_dirs(const char *dir, char *errbuf, size_t errlen)
 {
-    size_t len = strlen(dir);
-    char *p = malloc(len + 1);
-    if (!p)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "could not open log \"%s\": %s", dir,
-                             "out of memory");
-    memcpy(p, dir, len + 1);
-    sl_err err = SL_OK;
-    for (size_t i = 1; i <= len; i++) {
-        if (p[i] != '/' && p[i] != '\0')
-            continue;
-        char saved = p[i];
-        p[i] = '\0';
-        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-            err = sl_errbuf_set(errbuf, errlen, sl__log_mdb_err(errno),
-                                "could not open log \"%s\": could not create \"%s\": %s", dir, p,
-                                strerror(errno));
-            goto out;
-        }
-        p[i] = saved;
-    }
+    char detail[512];
+    sl_err err = sl_fs_make_dirs(dir, 0700, detail, sizeof detail);
+    if (err)
+        return sl_errbuf_set(errbuf, errlen, err, "could not open log \"%s\": %s", dir, detail);
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        err = sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
-                            "could not open log \"%s\": not a directory", dir);
-out:
-    free(p);
-    return err;
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
+                             "could not open log \"%s\": not a directory", dir);
+    return SL_OK;
 }
 
 /* ---- the environment registry (invariant 6) ---- */

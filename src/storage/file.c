@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/uuid.h"
 
 #define TMP_PREFIX     ".sl-tmp-"
@@ -51,22 +52,16 @@ static char *join(const char *root, const char *key)
 /* Creates every missing directory of path up to its last '/' (mkdir -p of the parent). */
 static sl_err make_parents(char *path, char *errbuf, size_t errlen)
 {
-    for (char *s = strchr(path + 1, '/'); s; s = strchr(s + 1, '/')) {
-        *s = '\0';
-        int rc = mkdir(path, 0777);
-        int e = errno;
-        *s = '/';
-        if (rc != 0 && e != EEXIST) {
-            *s = '\0';
-            sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not create directory \"%s\": %s", path,
-                          strerror(e));
-            *s = '/';
-            return SL_ERR_IO;
-        }
-    }
-    return SL_OK;
+    char *slash = strrchr(path, '/');
+    if (!slash || slash == path)
+        return SL_OK;
+    *slash = '\0';
+    sl_err err = sl_fs_make_dirs(path, 0777, errbuf, errlen);
+    *slash = '/';
+    return err;
 }
 
+/* Syncs the directory holding path, so an entry just created or renamed there lasts. */
 static sl_err fsync_parent(const char *path, char *errbuf, size_t errlen)
 {
     const char *slash = strrchr(path, '/');
@@ -81,16 +76,7 @@ static sl_err fsync_parent(const char *path, char *errbuf, size_t errlen)
         memcpy(dir, path, n);
         dir[n] = '\0';
     }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not sync directory \"%s\": %s", dir,
-                             strerror(e));
-    }
-    close(fd);
-    return SL_OK;
+    return sl_fs_sync_dir(dir, errbuf, errlen);
 }
 
 /* A fresh temporary path beside path: DIR/.sl-tmp-UUID. */
