@@ -41,8 +41,10 @@ struct sl_http_server {
     uint16_t port;
     atomic_bool draining;       /* answers carry Connection: close; /ready says no */
     atomic_uint in_flight;      /* requests begun and not yet completed */
-    atomic_uint suspended;      /* connections waiting for the log's callback to resume
-                                 * them: libmicrohttpd aborts if stopped with any */
+    atomic_uint suspended;      /* requests suspended and not yet run again by their worker
+                                 * (resumed is not enough: the worker takes a resumed
+                                 * connection off its suspended list only when it runs it);
+                                 * libmicrohttpd aborts if stopped with any */
 };
 
 typedef enum sl_content_encoding {
@@ -65,6 +67,7 @@ typedef struct sl__http_request {
     char early_message[160];
     sl_content_encoding encoding;
     bool responded;               /* an answer is queued: drop whatever else arrives */
+    bool suspended;               /* counted in srv->suspended */
     bool body_too_large;          /* over --max-body: the rest is dropped, then 413 */
     size_t bucket;                /* whose rate limit this request spends */
     unsigned retry_after_s;       /* for a 429 or 503 answer */
@@ -90,6 +93,10 @@ enum MHD_Result sl__http_ingest(sl__http_request *req, const char *upload, size_
 /* Checks Content-Type and Content-Encoding and the announced length before the body is
  * read; sets req->early_status when the request cannot be taken. */
 void sl__http_ingest_begin(sl__http_request *req);
+
+/* The request runs again after its suspension (or ends): it no longer counts in
+ * srv->suspended. Idempotent. @thread an HTTP worker thread */
+void sl__http_request_unsuspended(sl__http_request *req);
 
 /* Queues a JSON answer with the CORS and connection headers every answer carries, and
  * counts it. body is copied. */

@@ -164,19 +164,18 @@ out:
 static void on_durable(void *opaque, sl_err err, const char *detail)
 {
     sl__http_request *req = opaque;
-    sl_http_server_t *srv = req->srv; /* req may be freed as soon as it is resumed */
-    sl_metrics_observe_append(&srv->metrics, sl_time_mono_ns() - req->append_started_ns);
+    sl_metrics_observe_append(&req->srv->metrics, sl_time_mono_ns() - req->append_started_ns);
     req->append_err = err;
     if (err)
         snprintf(req->append_detail, sizeof req->append_detail, "%s", detail ? detail : "");
     req->phase = SL_PHASE_ANSWERED;
     /* MHD_resume_connection synchronizes with the worker thread that runs the handler next. */
     MHD_resume_connection(req->conn);
-    atomic_fetch_sub(&srv->suspended, 1);
 }
 
 static enum MHD_Result answer_outcome(sl__http_request *req)
 {
+    sl__http_request_unsuspended(req);
     if (req->append_err == SL_OK) {
         atomic_fetch_add_explicit(&req->srv->metrics.events_accepted, req->n_accepted,
                                   memory_order_relaxed);
@@ -312,6 +311,7 @@ static enum MHD_Result finish_body(sl__http_request *req)
     req->phase = SL_PHASE_WAITING;
     req->append_started_ns = sl_time_mono_ns();
     /* Suspend first: the callback may run on the log's thread before append returns. */
+    req->suspended = true;
     atomic_fetch_add(&srv->suspended, 1);
     MHD_suspend_connection(req->conn);
     err = sl_log_append(srv->log, sc->records, batch->n_accepted, on_durable, req);
@@ -320,7 +320,6 @@ static enum MHD_Result finish_body(sl__http_request *req)
         snprintf(req->append_detail, sizeof req->append_detail, "%s", sl_strerror(err));
         req->phase = SL_PHASE_ANSWERED;
         MHD_resume_connection(req->conn);
-        atomic_fetch_sub(&srv->suspended, 1);
     }
     rc = MHD_YES;
 out:

@@ -193,8 +193,17 @@ static sl_route route_of(const char *url)
     return SL_ROUTE_OTHER;
 }
 
+void sl__http_request_unsuspended(sl__http_request *req)
+{
+    if (req->suspended) {
+        req->suspended = false;
+        atomic_fetch_sub(&req->srv->suspended, 1);
+    }
+}
+
 static void request_free(sl__http_request *req)
 {
+    sl__http_request_unsuspended(req);
     sl_buf_cleanup(&req->body);
     sl_buf_cleanup(&req->answer);
     free(req);
@@ -392,9 +401,10 @@ void sl_http_server_free(sl_http_server_t *srv)
 {
     if (!srv)
         return;
-    /* A request past the drain deadline still waits for the log, whose callback will
-     * resume it; stopping first would abort the process (libmicrohttpd panics). The log
-     * bounds that wait (its fsync, or Kafka's message.timeout.ms). */
+    /* A request past the drain deadline may still wait for the log, whose callback will
+     * resume it, or be resumed and not yet run by its worker; stopping then would abort the
+     * process (libmicrohttpd panics). The log bounds that wait (its fsync, or Kafka's
+     * message.timeout.ms). */
     if (atomic_load(&srv->suspended))
         sl_diag(SL_DIAG_WARN, "waiting for the log to answer suspended requests", "requests=%u",
                 atomic_load(&srv->suspended));
