@@ -343,7 +343,7 @@ static int cmd_lake_history(int argc, char **argv)
         return rc;
     char errbuf[512];
     rc = 0;
-    if (sl_lake_history_print(cfg.lake_uri, stdout, errbuf, sizeof errbuf)) {
+    if (sl_lake_history_print(cfg.lake_uri, NULL, stdout, errbuf, sizeof errbuf)) {
         fprintf(stderr, "sluice lake history: %s\n", errbuf);
         rc = 1;
     } else if (fflush(stdout) != 0) {
