@@ -4,6 +4,10 @@
  *                         writes OUT, prints what sl_pq_file_info returned as JSON
  *   bench [options] OUT   generates N analytics events in memory (fixed seed), times
  *                         only the writing of OUT, prints rows/s as JSON
+ *   nested [options] OUT  writes --rows rows of a fixed nested schema (lists, a map, a
+ *                         struct) with the nested writer, prints each row as JSON
+ *   dump FILE             reads FILE with sluice's reader, prints every column chunk's
+ *                         levels and values as JSON
  * Options: --codec snappy|zstd|none, --rows N, --row-group-bytes N, --page-bytes N,
  * --dictionary-bytes N, --seed N, --no-sync (finish without fdatasync). */
 #include <errno.h>
@@ -11,6 +15,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +99,7 @@ static int parse_opts(int argc, char **argv, tool_opts *o)
             return die("unknown option", a);
     }
     if (!o->out)
-        return die("usage", "write|bench [options] OUT");
+        return die("usage", "write|bench|nested [options] OUT, or dump FILE");
     return 0;
 }
 
@@ -532,13 +537,301 @@ out:
     return rc;
 }
 
+/* ---- nested: a fixed nested schema, for readers to check the nested writer ---- */
+
+/* id INT64; tags LIST<STRING?>?; attrs MAP<STRING, STRING?>?; point STRUCT{x DOUBLE,
+ * label STRING?}?; nums LIST<INT32> (required). Row i's shape follows i (nulls, empty
+ * lists and maps, null elements), and it is printed as JSON as readers should see it. */
+static const sl_pq_node TAG_ELEM = {
+    "element", SL_PQ_NODE_LEAF, SL_PQ_OPTIONAL, SL_PQ_BYTE_ARRAY, SL_PQ_LOGICAL_STRING, NULL, 0};
+static const sl_pq_node ATTR_KV[2] = {
+    {"key", SL_PQ_NODE_LEAF, SL_PQ_REQUIRED, SL_PQ_BYTE_ARRAY, SL_PQ_LOGICAL_STRING, NULL, 0},
+    {"value", SL_PQ_NODE_LEAF, SL_PQ_OPTIONAL, SL_PQ_BYTE_ARRAY, SL_PQ_LOGICAL_STRING, NULL, 0}};
+static const sl_pq_node POINT_FIELDS[2] = {
+    {"x", SL_PQ_NODE_LEAF, SL_PQ_REQUIRED, SL_PQ_DOUBLE, SL_PQ_LOGICAL_NONE, NULL, 0},
+    {"label", SL_PQ_NODE_LEAF, SL_PQ_OPTIONAL, SL_PQ_BYTE_ARRAY, SL_PQ_LOGICAL_STRING, NULL, 0}};
+static const sl_pq_node NUM_ELEM = {
+    "element", SL_PQ_NODE_LEAF, SL_PQ_REQUIRED, SL_PQ_INT32, SL_PQ_LOGICAL_NONE, NULL, 0};
+static const sl_pq_node NESTED_FIELDS[5] = {
+    {"id", SL_PQ_NODE_LEAF, SL_PQ_REQUIRED, SL_PQ_INT64, SL_PQ_LOGICAL_NONE, NULL, 0},
+    {"tags", SL_PQ_NODE_LIST, SL_PQ_OPTIONAL, 0, 0, &TAG_ELEM, 1},
+    {"attrs", SL_PQ_NODE_MAP, SL_PQ_OPTIONAL, 0, 0, ATTR_KV, 2},
+    {"point", SL_PQ_NODE_STRUCT, SL_PQ_OPTIONAL, 0, 0, POINT_FIELDS, 2},
+    {"nums", SL_PQ_NODE_LIST, SL_PQ_REQUIRED, 0, 0, &NUM_ELEM, 1}};
+#define NESTED_LEAVES 7
+#define NESTED_MAX    8
+
+typedef struct leaf_buf {
+    uint8_t reps[NESTED_MAX], defs[NESTED_MAX];
+    sl_pq_value vals[NESTED_MAX];
+    char strs[NESTED_MAX][32];
+    size_t n;
+} leaf_buf;
+
+static void slot(leaf_buf *lb, int rep, int def, const sl_pq_value *v)
+{
+    lb->reps[lb->n] = (uint8_t)rep;
+    lb->defs[lb->n] = (uint8_t)def;
+    lb->vals[lb->n] = v ? *v : (sl_pq_value){.is_null = true};
+    lb->n++;
+}
+
+__attribute__((format(printf, 2, 3))) static sl_pq_value str_val(leaf_buf *lb, const char *fmt, ...)
+{
+    char *s = lb->strs[lb->n];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s, sizeof lb->strs[0], fmt, ap);
+    va_end(ap);
+    return (sl_pq_value){.v.bytes = {s, strlen(s)}};
+}
+
+static void nested_row(uint64_t i, leaf_buf *lb)
+{
+    memset(lb, 0, NESTED_LEAVES * sizeof *lb);
+    sl_pq_value v = {.v.i64 = (int64_t)i};
+    slot(&lb[0], 0, 0, &v);
+    printf("{\"id\": %" PRIu64 ", \"tags\": ", i);
+    if (i % 7 == 0) {
+        slot(&lb[1], 0, 0, NULL);
+        printf("null");
+    } else if (i % 5 == 0) {
+        slot(&lb[1], 0, 1, NULL);
+        printf("[]");
+    } else {
+        printf("[");
+        for (uint64_t k = 0; k < i % 4 + 1; k++) {
+            bool null = k == 1 && i % 3 == 0;
+            sl_pq_value s = str_val(&lb[1], "t%" PRIu64 "_%" PRIu64, i, k);
+            slot(&lb[1], k ? 1 : 0, null ? 2 : 3, null ? NULL : &s);
+            if (null)
+                printf("%snull", k ? ", " : "");
+            else
+                printf("%s\"%s\"", k ? ", " : "", s.v.bytes.ptr);
+        }
+        printf("]");
+    }
+    printf(", \"attrs\": ");
+    if (i % 6 == 0) {
+        slot(&lb[2], 0, 0, NULL);
+        slot(&lb[3], 0, 0, NULL);
+        printf("null");
+    } else if (i % 11 == 0) {
+        slot(&lb[2], 0, 1, NULL);
+        slot(&lb[3], 0, 1, NULL);
+        printf("{}");
+    } else {
+        printf("{");
+        for (uint64_t k = 0; k < i % 3 + 1; k++) {
+            sl_pq_value key = str_val(&lb[2], "k%" PRIu64, k);
+            slot(&lb[2], k ? 1 : 0, 2, &key);
+            sl_pq_value val = str_val(&lb[3], "v%" PRIu64 "_%" PRIu64, i, k);
+            slot(&lb[3], k ? 1 : 0, k == 2 ? 2 : 3, k == 2 ? NULL : &val);
+            printf("%s\"%s\": ", k ? ", " : "", key.v.bytes.ptr);
+            if (k == 2)
+                printf("null");
+            else
+                printf("\"%s\"", val.v.bytes.ptr);
+        }
+        printf("}");
+    }
+    printf(", \"point\": ");
+    if (i % 9 == 0) {
+        slot(&lb[4], 0, 0, NULL);
+        slot(&lb[5], 0, 0, NULL);
+        printf("null");
+    } else {
+        sl_pq_value x = {.v.f64 = (double)i * 0.5};
+        slot(&lb[4], 0, 1, &x);
+        printf("{\"x\": %.17g, \"label\": ", x.v.f64);
+        if (i % 2) {
+            slot(&lb[5], 0, 1, NULL);
+            printf("null}");
+        } else {
+            sl_pq_value l = str_val(&lb[5], "p%" PRIu64, i);
+            slot(&lb[5], 0, 2, &l);
+            printf("\"%s\"}", l.v.bytes.ptr);
+        }
+    }
+    printf(", \"nums\": [");
+    if (i % 3 == 0)
+        slot(&lb[6], 0, 0, NULL);
+    for (uint64_t k = 0; k < i % 3; k++) {
+        sl_pq_value n = {.v.i32 = (int32_t)(i * 10 + k)};
+        slot(&lb[6], k ? 1 : 0, 1, &n);
+        printf("%s%" PRId32, k ? ", " : "", n.v.i32);
+    }
+    printf("]}\n");
+}
+
+static int cmd_nested(tool_opts *o)
+{
+    char errbuf[512];
+    sl_pq_writer_t *pw = NULL;
+    sl_ostream_fd ofs = {0};
+    leaf_buf lb[NESTED_LEAVES];
+    sl_pq_leaf_run runs[NESTED_LEAVES];
+    int rc = 1;
+    int fd = open(o->out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return die(o->out, strerror(errno));
+    if (sl_ostream_fd_init(&ofs, fd) != SL_OK ||
+        sl_pq_writer_new_nested(NESTED_FIELDS, 5, &o->pq, &ofs.os, &pw, errbuf, sizeof errbuf)) {
+        die("writer", errbuf);
+        goto out;
+    }
+    for (uint64_t i = 0; i < o->rows; i++) {
+        nested_row(i, lb);
+        for (size_t k = 0; k < NESTED_LEAVES; k++)
+            runs[k] = (sl_pq_leaf_run){lb[k].n, lb[k].reps, lb[k].defs, lb[k].vals};
+        if (sl_pq_writer_write_levels(pw, runs, errbuf, sizeof errbuf)) {
+            die("row", errbuf);
+            goto out;
+        }
+    }
+    if (sl_pq_writer_finish(pw, NULL, errbuf, sizeof errbuf)) {
+        die("finish", errbuf);
+        goto out;
+    }
+    rc = 0;
+out:
+    sl_pq_writer_free(pw);
+    sl_ostream_fd_cleanup(&ofs);
+    close(fd);
+    return rc;
+}
+
+/* ---- dump: what sluice's reader makes of a file ---- */
+
+static void dump_value(const sl_pq_leaf_info *li, const sl_pq_value *v)
+{
+    if (v->is_null) {
+        printf("null");
+        return;
+    }
+    switch (li->type) {
+    case SL_PQ_BOOLEAN:
+        printf("%s", v->v.b ? "true" : "false");
+        return;
+    case SL_PQ_INT32:
+        printf("%" PRId32, v->v.i32);
+        return;
+    case SL_PQ_INT64:
+        printf("\"%" PRId64 "\"", v->v.i64);
+        return;
+    case SL_PQ_DOUBLE:
+        if (isnan(v->v.f64))
+            printf("\"nan\"");
+        else if (isinf(v->v.f64))
+            printf("\"%sinf\"", v->v.f64 < 0 ? "-" : "");
+        else
+            printf("\"%.17g\"", v->v.f64);
+        return;
+    case SL_PQ_BYTE_ARRAY:
+        if (li->logical == SL_PQ_LOGICAL_STRING || li->logical == SL_PQ_LOGICAL_JSON) {
+            json_t *s = json_stringn(v->v.bytes.ptr, v->v.bytes.len);
+            char *d = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+            printf("%s", d ? d : "\"<not utf-8>\"");
+            free(d);
+            json_decref(s);
+            return;
+        }
+        printf("\"");
+        for (size_t k = 0; k < v->v.bytes.len; k++)
+            printf("%02X", (unsigned char)v->v.bytes.ptr[k]);
+        printf("\"");
+        return;
+    }
+}
+
+static void dump_levels(const uint8_t *l, size_t n)
+{
+    printf("[");
+    for (size_t k = 0; l && k < n; k++)
+        printf("%s%u", k ? "," : "", l[k]);
+    printf("]");
+}
+
+/* Prints {"rows", "leaves": [{path, max_rep, max_def, unsupported}], "row_groups": [[{reps,
+ * defs, values} per leaf]]}; a leaf refused is {"error": message}. Exit 0 when every leaf
+ * read, 3 when some were refused, 2 when the file could not be opened. */
+static int cmd_dump(const char *path)
+{
+    char errbuf[512];
+    sl_pq_reader_t *pr = NULL;
+    int rc = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return die(path, strerror(errno));
+    off_t size = lseek(fd, 0, SEEK_END);
+    char *file = size > 0 ? malloc((size_t)size) : NULL;
+    if (!file || pread(fd, file, (size_t)size, 0) != size) {
+        close(fd);
+        free(file);
+        return die(path, "could not read the file");
+    }
+    close(fd);
+    if (sl_pq_reader_open(file, (size_t)size, NULL, &pr, errbuf, sizeof errbuf)) {
+        free(file);
+        fprintf(stderr, "sluice-parquet-tool: %s\n", errbuf);
+        return 2;
+    }
+    printf("{\"rows\": %" PRIu64 ", \"leaves\": [", sl_pq_reader_rows(pr));
+    for (size_t i = 0; i < sl_pq_reader_leaves(pr); i++) {
+        const sl_pq_leaf_info *li = sl_pq_reader_leaf(pr, i);
+        json_t *p = json_string(li->path);
+        char *d = p ? json_dumps(p, JSON_ENCODE_ANY) : NULL;
+        printf("%s{\"path\": %s, \"max_rep\": %d, \"max_def\": %d}", i ? ", " : "", d ? d : "\"?\"",
+               li->max_rep, li->max_def);
+        free(d);
+        json_decref(p);
+    }
+    printf("], \"row_groups\": [");
+    for (size_t g = 0; g < sl_pq_reader_row_groups(pr); g++) {
+        printf("%s[", g ? ", " : "");
+        for (size_t i = 0; i < sl_pq_reader_leaves(pr); i++) {
+            sl_pq_column_data cd;
+            printf("%s", i ? ", " : "");
+            if (sl_pq_reader_read_column(pr, g, i, &cd, errbuf, sizeof errbuf)) {
+                json_t *e = json_string(errbuf);
+                char *d = e ? json_dumps(e, JSON_ENCODE_ANY) : NULL;
+                printf("{\"error\": %s}", d ? d : "\"?\"");
+                free(d);
+                json_decref(e);
+                rc = 3;
+                continue;
+            }
+            printf("{\"reps\": ");
+            dump_levels(cd.reps, cd.n_slots);
+            printf(", \"defs\": ");
+            dump_levels(cd.defs, cd.n_slots);
+            printf(", \"values\": [");
+            for (size_t k = 0; k < cd.n_slots; k++) {
+                printf("%s", k ? "," : "");
+                dump_value(sl_pq_reader_leaf(pr, i), &cd.values[k]);
+            }
+            printf("]}");
+        }
+        printf("]");
+        sl_pq_reader_reset(pr);
+    }
+    printf("]}\n");
+    sl_pq_reader_free(pr);
+    free(file);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     tool_opts o;
     if (argc < 2)
-        return die("usage", "write|bench [options] OUT");
+        return die("usage", "write|bench|nested [options] OUT, or dump FILE");
     if (parse_opts(argc - 2, argv + 2, &o))
         return 2;
+    if (strcmp(argv[1], "dump") == 0)
+        return argc == 3 ? cmd_dump(argv[2]) : die("usage", "dump FILE");
+    if (strcmp(argv[1], "nested") == 0)
+        return cmd_nested(&o);
     if (strcmp(argv[1], "write") == 0)
         return cmd_write(&o);
     if (strcmp(argv[1], "bench") == 0)

@@ -555,6 +555,23 @@ sl_err sl__pq_page_header_decode(const void *p, size_t n, sl__pq_page_header *ph
                 if (!(dst ? sl__tc_read_i32(&md.tc, t2, dst) : sl__tc_skip(&md.tc, t2)))
                     break;
             }
+        } else if (id == 8 && t == SL__TC_STRUCT) {
+            ph->has_data_v2 = ph->v2_compressed = true; /* is_compressed defaults to true */
+            FOR_FIELDS(&md, t2, id2)
+            {
+                int32_t *dst = id2 == 1   ? &ph->num_values
+                               : id2 == 2 ? &ph->num_nulls
+                               : id2 == 3 ? &ph->num_rows
+                               : id2 == 4 ? &ph->encoding
+                               : id2 == 5 ? &ph->def_len
+                               : id2 == 6 ? &ph->rep_len
+                                          : NULL;
+                bool fine = dst        ? sl__tc_read_i32(&md.tc, t2, dst)
+                            : id2 == 7 ? sl__tc_read_bool(&md.tc, t2, &ph->v2_compressed)
+                                       : sl__tc_skip(&md.tc, t2);
+                if (!fine)
+                    break;
+            }
         } else {
             ok = sl__tc_skip(&md.tc, t);
         }
@@ -563,6 +580,9 @@ sl_err sl__pq_page_header_decode(const void *p, size_t n, sl__pq_page_header *ph
     }
     if (md.tc.err)
         return dec_error(&md, "page header", errbuf, errlen);
+    if (ph->def_len < 0 || ph->rep_len < 0 || ph->num_nulls < 0 || ph->num_rows < 0)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                             "corrupt page header: negative level length or count");
     if (ph->compressed_page_size < 0 || ph->uncompressed_page_size < 0 || ph->num_values < 0)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
                              "corrupt page header: negative size or count");

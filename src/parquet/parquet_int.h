@@ -211,6 +211,10 @@ typedef struct sl__pq_page_header {
     int32_t num_values; /* of the data or dictionary page header */
     int32_t encoding;
     int32_t def_encoding, rep_encoding; /* data page v1 */
+    /* Decoded only (the writer writes v1): data page v2, whose levels are stored first,
+     * uncompressed, def_len + rep_len bytes, and whose values may be uncompressed. */
+    bool has_data_v2, v2_compressed;
+    int32_t num_nulls, num_rows, def_len, rep_len;
 } sl__pq_page_header;
 
 /* Encoders append to out; SL_ERR_TOO_LARGE past its cap. */

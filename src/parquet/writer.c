@@ -3,8 +3,8 @@
  * compressed and written to the output stream; the footer goes out at finish.
  *
  * Invariants:
- *  1. Every column holds the same number of level slots: the rows of the open row group
- *     (flat schema: one slot per row; nested columns will add repetition levels here).
+ *  1. Every column of a flat schema holds one level slot per row of the open row group; a
+ *     leaf under a list or map holds one or more per row, the first at repetition level 0.
  *  2. A column chunk is either dictionary-encoded so far (dict_on: idx holds one entry
  *     index per non-null value, vals/data hold nothing) or plain (vals/data hold the
  *     values); a dictionary that outgrows dictionary_bytes is converted to plain once.
@@ -41,15 +41,16 @@ typedef struct pq_stats {
 } pq_stats;
 
 typedef struct pq_col {
-    char *name;
+    const char *name; /* the leaf's own name (meta arena) */
     sl_pq_type type;
     sl_pq_logical logical;
     sl_pq_repetition repetition;
-    int max_def;  /* 0 REQUIRED, 1 OPTIONAL */
+    int max_def;  /* flat: 0 REQUIRED, 1 OPTIONAL; nested: one per optional/repeated node */
+    int max_rep;  /* 0 unless the leaf has a repeated ancestor (a list or a map) */
     size_t width; /* bytes of one plain fixed-width value in vals; 0 for BYTE_ARRAY */
 
     sl_buf defs;        /* uint8 definition level per slot (when max_def > 0) */
-    size_t n_slots;     /* level slots (rows) in the open chunk */
+    size_t n_slots;     /* level slots in the open chunk (flat: rows) */
     size_t n_vals;      /* non-null values in the open chunk */
     size_t plain_bytes; /* PLAIN size of the values so far */
 
@@ -75,6 +76,11 @@ typedef struct pq_col {
     bool p_min, p_max; /* BYTE_ARRAY: the value is a new chunk min / max */
 
     pq_stats chunk, file;
+
+    /* Nested schemas only (kept last: the fields above are the per-row hot path). */
+    sl_buf reps;      /* uint8 repetition level per slot (when max_rep > 0) */
+    sl__pq_str *path; /* names from the root's child to the leaf (in the meta arena) */
+    size_t n_path;
 } pq_col;
 
 struct sl_pq_writer {
@@ -98,7 +104,10 @@ struct sl_pq_writer {
     sl__pq_arena meta; /* footer metadata: row groups, statistics copies */
     sl__pq_row_group *rgs;
     size_t n_rgs, rgs_alloc;
-    sl_pq_column_stats *info; /* for sl_pq_file_info */
+    sl_pq_column_stats *info;   /* for sl_pq_file_info */
+    bool nested;                /* made by sl_pq_writer_new_nested: rows come with levels */
+    sl__pq_schema_elem *schema; /* the whole tree, depth first, root first (meta arena) */
+    size_t n_schema;
 };
 
 /* ---- memory budget ---- */
@@ -175,47 +184,218 @@ static size_t type_width(sl_pq_type t)
     return 0;
 }
 
-static sl_err check_schema(const sl_pq_column *columns, size_t n, char *errbuf, size_t errlen)
+/* Checks one leaf's name, type and logical type (where names the node for messages). */
+static sl_err check_leaf(const sl_pq_node *nd, char *errbuf, size_t errlen)
 {
-    if (n == 0 || n > 10000)
+    if ((unsigned)nd->type > SL_PQ_BYTE_ARRAY || (unsigned)nd->logical > SL_PQ_LOGICAL_JSON)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
-                             "a parquet schema needs 1 to 10000 columns, not %zu", n);
+                             "column \"%s\": unknown type or logical type", nd->name);
+    if (!logical_fits(nd->type, nd->logical))
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
+                             "column \"%s\": logical type %d does not fit %s", nd->name,
+                             (int)nd->logical, type_name(nd->type));
+    return SL_OK;
+}
+
+#define MAX_NODES 10000
+#define MAX_DEPTH 16
+
+/* Checks the tree under fields[0..n) (names, kinds, arity, repetitions, duplicate
+ * sibling names) and counts its leaves and schema elements. */
+static sl_err check_nodes(const sl_pq_node *fields, size_t n, int depth, size_t *leaves,
+                          size_t *elems, char *errbuf, size_t errlen)
+{
+    sl_err err;
+    if (n == 0 || depth > MAX_DEPTH)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
+                             n ? "a parquet schema nests deeper than %d levels"
+                               : "a parquet group needs at least one field (depth %d)",
+                             depth);
     for (size_t i = 0; i < n; i++) {
-        const sl_pq_column *c = &columns[i];
-        if (!c->name || !c->name[0])
-            return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID, "column %zu has no name", i);
-        if (!sl__pq_utf8_is_valid(c->name, strlen(c->name)))
-            return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID, "column %zu: name is not UTF-8",
-                                 i);
-        if ((unsigned)c->type > SL_PQ_BYTE_ARRAY || (unsigned)c->repetition > SL_PQ_OPTIONAL ||
-            (unsigned)c->logical > SL_PQ_LOGICAL_JSON)
+        const sl_pq_node *nd = &fields[i];
+        if (!nd->name || !nd->name[0])
+            return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID, "field %zu has no name", i);
+        if (!sl__pq_utf8_is_valid(nd->name, strlen(nd->name)))
+            return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID, "field %zu: name is not UTF-8", i);
+        if ((unsigned)nd->repetition > SL_PQ_OPTIONAL || (unsigned)nd->kind > SL_PQ_NODE_MAP)
             return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
-                                 "column \"%s\": unknown type, logical type or repetition",
-                                 c->name);
-        if (!logical_fits(c->type, c->logical))
-            return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
-                                 "column \"%s\": logical type %d does not fit %s", c->name,
-                                 (int)c->logical, type_name(c->type));
+                                 "field \"%s\": unknown kind or repetition", nd->name);
         for (size_t j = 0; j < i; j++)
-            if (strcmp(columns[j].name, c->name) == 0)
+            if (strcmp(fields[j].name, nd->name) == 0)
                 return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
-                                     "column name \"%s\" appears twice", c->name);
+                                     "field name \"%s\" appears twice", nd->name);
+        *elems += nd->kind == SL_PQ_NODE_LIST || nd->kind == SL_PQ_NODE_MAP ? 2 : 1;
+        if (*elems > MAX_NODES)
+            return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
+                                 "a parquet schema of more than %d nodes", MAX_NODES);
+        switch (nd->kind) {
+        case SL_PQ_NODE_LEAF:
+            if ((err = check_leaf(nd, errbuf, errlen)))
+                return err;
+            ++*leaves;
+            continue;
+        case SL_PQ_NODE_STRUCT:
+            break;
+        case SL_PQ_NODE_LIST:
+            if (nd->n_children != 1)
+                return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
+                                     "list \"%s\" needs exactly one child (its element)", nd->name);
+            break;
+        case SL_PQ_NODE_MAP:
+            if (nd->n_children != 2 || nd->children[0].kind != SL_PQ_NODE_LEAF ||
+                nd->children[0].repetition != SL_PQ_REQUIRED)
+                return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
+                                     "map \"%s\" needs two children: a required leaf key, "
+                                     "then the value",
+                                     nd->name);
+            break;
+        }
+        if (!nd->children)
+            return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID, "group \"%s\" has no children",
+                                 nd->name);
+        if ((err = check_nodes(nd->children, nd->n_children, depth + 1, leaves, elems, errbuf,
+                               errlen)))
+            return err;
     }
     return SL_OK;
 }
 
-sl_err sl_pq_writer_new(const sl_pq_column *columns, size_t n_columns,
-                        const sl_pq_writer_options *opts, sl_ostream *out, sl_pq_writer_t **pwp,
-                        char *errbuf, size_t errlen)
+static void schema_group(sl__pq_schema_elem *se, const char *name, int32_t repetition,
+                         int32_t children)
+{
+    memset(se, 0, sizeof *se);
+    se->name.ptr = name;
+    se->name.len = strlen(name);
+    se->type = se->converted_type = -1;
+    se->repetition = repetition;
+    se->num_children = children;
+}
+
+/* Fills the schema element of a leaf (name points into the meta arena or the node). */
+static void schema_leaf(const sl_pq_node *nd, const char *name, sl__pq_schema_elem *se)
+{
+    static const int32_t phys[] = {SL__PQT_BOOLEAN, SL__PQT_INT32, SL__PQT_INT64, SL__PQT_DOUBLE,
+                                   SL__PQT_BYTE_ARRAY};
+    schema_group(se, name, nd->repetition == SL_PQ_OPTIONAL ? 1 : 0, -1);
+    se->type = phys[nd->type];
+    switch (nd->logical) {
+    case SL_PQ_LOGICAL_NONE:
+        break;
+    case SL_PQ_LOGICAL_STRING:
+        se->converted_type = SL__PQC_UTF8;
+        se->logical.kind = SL__PQL_STRING;
+        break;
+    case SL_PQ_LOGICAL_JSON:
+        se->converted_type = SL__PQC_JSON;
+        se->logical.kind = SL__PQL_JSON;
+        break;
+    case SL_PQ_LOGICAL_DATE:
+        se->converted_type = SL__PQC_DATE;
+        se->logical.kind = SL__PQL_DATE;
+        break;
+    case SL_PQ_LOGICAL_TIMESTAMP_MICROS_UTC:
+        se->converted_type = SL__PQC_TIMESTAMP_MICROS;
+        se->logical.kind = SL__PQL_TIMESTAMP;
+        se->logical.ts_utc = true;
+        se->logical.ts_unit = SL__PQU_MICROS;
+        break;
+    }
+}
+
+/* Where build_nodes is in the tree: the path so far and the levels it adds up. */
+typedef struct build_ctx {
+    sl_pq_writer_t *pw;
+    size_t elem, leaf;
+    sl__pq_str path[2 * MAX_DEPTH + 2];
+    size_t depth;
+} build_ctx;
+
+static char *arena_strdup(sl__pq_arena *a, const char *s)
+{
+    size_t n = strlen(s);
+    char *d = sl__pq_arena_alloc(a, n + 1);
+    if (d)
+        memcpy(d, s, n + 1);
+    return d;
+}
+
+static sl_err push_path(build_ctx *bc, const char *name)
+{
+    char *copy = arena_strdup(&bc->pw->meta, name);
+    if (!copy)
+        return SL_ERR_NOMEM;
+    bc->path[bc->depth].ptr = copy;
+    bc->path[bc->depth].len = strlen(copy);
+    bc->depth++;
+    return SL_OK;
+}
+
+/* Lays the checked tree out depth first into pw->schema and pw->cols: a list is
+ * `<rep> group (LIST) { repeated group list { element } }`, a map
+ * `<rep> group (MAP) { repeated group key_value { required key; value } }`. */
+static sl_err build_nodes(build_ctx *bc, const sl_pq_node *fields, size_t n, int rep, int def)
+{
+    sl_err err;
+    sl_pq_writer_t *pw = bc->pw;
+    for (size_t i = 0; i < n; i++) {
+        const sl_pq_node *nd = &fields[i];
+        int d = def + (nd->repetition == SL_PQ_OPTIONAL);
+        size_t depth = bc->depth;
+        sl__pq_schema_elem *se = &pw->schema[bc->elem++];
+        if ((err = push_path(bc, nd->name)))
+            return err;
+        const char *name = bc->path[bc->depth - 1].ptr;
+        int32_t r = nd->repetition == SL_PQ_OPTIONAL ? 1 : 0;
+        if (nd->kind == SL_PQ_NODE_LEAF) {
+            pq_col *c = &pw->cols[bc->leaf++];
+            schema_leaf(nd, name, se);
+            c->name = name;
+            c->type = nd->type;
+            c->logical = nd->logical;
+            c->repetition = d > def ? SL_PQ_OPTIONAL : SL_PQ_REQUIRED;
+            c->max_def = d;
+            c->max_rep = rep;
+            c->width = type_width(c->type);
+            c->dict_on = c->type != SL_PQ_BOOLEAN;
+            c->n_path = bc->depth;
+            if (!(c->path = sl__pq_arena_alloc(&pw->meta, bc->depth * sizeof *c->path)))
+                return SL_ERR_NOMEM;
+            memcpy(c->path, bc->path, bc->depth * sizeof *c->path);
+        } else if (nd->kind == SL_PQ_NODE_STRUCT) {
+            schema_group(se, name, r, (int32_t)nd->n_children);
+            if ((err = build_nodes(bc, nd->children, nd->n_children, rep, d)))
+                return err;
+        } else {
+            bool list = nd->kind == SL_PQ_NODE_LIST;
+            schema_group(se, name, r, 1);
+            se->converted_type = list ? 3 : 1; /* ConvertedType LIST / MAP */
+            se->logical.kind = list ? 3 : 2;   /* LogicalType LIST / MAP */
+            sl__pq_schema_elem *mid = &pw->schema[bc->elem++];
+            if ((err = push_path(bc, list ? "list" : "key_value")))
+                return err;
+            schema_group(mid, bc->path[bc->depth - 1].ptr, 2 /* REPEATED */,
+                         (int32_t)nd->n_children);
+            if ((err = build_nodes(bc, nd->children, nd->n_children, rep + 1, d + 1)))
+                return err;
+        }
+        bc->depth = depth;
+    }
+    return SL_OK;
+}
+
+static sl_err writer_create(const sl_pq_node *fields, size_t n_fields, bool nested,
+                            const sl_pq_writer_options *opts, sl_ostream *out, sl_pq_writer_t **pwp,
+                            char *errbuf, size_t errlen)
 {
     sl_pq_writer_options def;
     sl_pq_writer_t *pw = NULL;
     sl_err err;
+    size_t n_leaves = 0, n_elems = 1;
     *pwp = NULL;
     sl_pq_writer_options_default(&def);
     if (!opts)
         opts = &def;
-    if ((err = check_schema(columns, n_columns, errbuf, errlen)))
+    if ((err = check_nodes(fields, n_fields, 0, &n_leaves, &n_elems, errbuf, errlen)))
         return err;
     if ((unsigned)opts->codec > SL_PQ_ZSTD)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID, "unknown parquet codec %d",
@@ -225,6 +405,7 @@ sl_err sl_pq_writer_new(const sl_pq_column *columns, size_t n_columns,
         return SL_ERR_NOMEM;
     pw->out = out;
     pw->opts = *opts;
+    pw->nested = nested;
     if (!pw->opts.row_group_bytes)
         pw->opts.row_group_bytes = def.row_group_bytes;
     if (!pw->opts.page_bytes)
@@ -245,28 +426,23 @@ sl_err sl_pq_writer_new(const sl_pq_column *columns, size_t n_columns,
     if (headroom > pw->mem_cap / 2)
         headroom = pw->mem_cap / 2;
     pw->limit = pw->row_limit = pw->mem_cap - headroom;
-    sl__pq_arena_init(&pw->meta, pw->mem_cap);
+    /* The schema's names and paths live in the meta arena too; it gets their size on top
+     * of the cap, so a small cap still holds a wide schema. */
+    sl__pq_arena_init(&pw->meta, pw->mem_cap + n_elems * (sizeof(sl__pq_schema_elem) + 1024));
     pw->created_by = strdup(opts->created_by ? opts->created_by : SL_PQ_CREATED_BY_DEFAULT);
-    pw->cols = calloc(n_columns, sizeof *pw->cols);
-    pw->info = calloc(n_columns, sizeof *pw->info);
-    if (!pw->created_by || !pw->cols || !pw->info) {
+    pw->cols = calloc(n_leaves, sizeof *pw->cols);
+    pw->info = calloc(n_leaves, sizeof *pw->info);
+    pw->schema = sl__pq_arena_alloc(&pw->meta, n_elems * sizeof *pw->schema);
+    if (!pw->created_by || !pw->cols || !pw->info || !pw->schema) {
         err = SL_ERR_NOMEM;
         goto out;
     }
-    pw->n_cols = n_columns;
-    for (size_t i = 0; i < n_columns; i++) {
-        pq_col *c = &pw->cols[i];
-        if (!(c->name = strdup(columns[i].name))) {
-            err = SL_ERR_NOMEM;
-            goto out;
-        }
-        c->type = columns[i].type;
-        c->logical = columns[i].logical;
-        c->repetition = columns[i].repetition;
-        c->max_def = c->repetition == SL_PQ_OPTIONAL ? 1 : 0;
-        c->width = type_width(c->type);
-        c->dict_on = c->type != SL_PQ_BOOLEAN;
-    }
+    pw->n_cols = n_leaves;
+    pw->n_schema = n_elems;
+    schema_group(&pw->schema[0], "schema", -1, (int32_t)n_fields);
+    build_ctx bc = {.pw = pw, .elem = 1};
+    if ((err = build_nodes(&bc, fields, n_fields, 0, 0)))
+        goto out;
     if (pw->opts.codec == SL_PQ_ZSTD && !(pw->zctx = ZSTD_createCCtx())) {
         err = SL_ERR_NOMEM;
         goto out;
@@ -283,6 +459,48 @@ out:
     if (err == SL_ERR_NOMEM)
         sl_errbuf_set(errbuf, errlen, err, "out of memory starting a parquet writer");
     return err;
+}
+
+sl_err sl_pq_writer_new(const sl_pq_column *columns, size_t n_columns,
+                        const sl_pq_writer_options *opts, sl_ostream *out, sl_pq_writer_t **pwp,
+                        char *errbuf, size_t errlen)
+{
+    sl_err err;
+    *pwp = NULL;
+    if (n_columns == 0 || n_columns > 10000)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
+                             "a parquet schema needs 1 to 10000 columns, not %zu", n_columns);
+    sl_pq_node *nodes = calloc(n_columns, sizeof *nodes);
+    if (!nodes)
+        return SL_ERR_NOMEM;
+    for (size_t i = 0; i < n_columns; i++) {
+        nodes[i].name = columns[i].name;
+        nodes[i].kind = SL_PQ_NODE_LEAF;
+        nodes[i].repetition = columns[i].repetition;
+        nodes[i].type = columns[i].type;
+        nodes[i].logical = columns[i].logical;
+    }
+    err = writer_create(nodes, n_columns, false, opts, out, pwp, errbuf, errlen);
+    free(nodes);
+    return err;
+}
+
+sl_err sl_pq_writer_new_nested(const sl_pq_node *fields, size_t n_fields,
+                               const sl_pq_writer_options *opts, sl_ostream *out,
+                               sl_pq_writer_t **pwp, char *errbuf, size_t errlen)
+{
+    return writer_create(fields, n_fields, true, opts, out, pwp, errbuf, errlen);
+}
+
+size_t sl_pq_writer_leaves(const sl_pq_writer_t *pw)
+{
+    return pw->n_cols;
+}
+
+void sl_pq_writer_leaf_levels(const sl_pq_writer_t *pw, size_t leaf, int *max_rep, int *max_def)
+{
+    *max_rep = pw->cols[leaf].max_rep;
+    *max_def = pw->cols[leaf].max_def;
 }
 
 /* ---- statistics ---- */
@@ -434,8 +652,8 @@ static const char *entry_bytes(const pq_col *c, size_t e, size_t *len)
 
 /* Finds the value (p, n; bits for fixed-width) in the table: true with *found its entry,
  * or false with *found the free slot for it. */
-static bool dict_find(const pq_col *c, const void *p, size_t n, uint64_t bits, uint32_t h,
-                      size_t *found)
+static inline __attribute__((always_inline)) bool
+dict_find(const pq_col *c, const void *p, size_t n, uint64_t bits, uint32_t h, size_t *found)
 {
     const dict_slot *tab = c->tab;
     size_t mask = c->tab_slots - 1;
@@ -547,7 +765,10 @@ static const void *value_bytes(const pq_col *c, const sl_pq_value *v, size_t *n)
     return NULL;
 }
 
-static sl_err check_value(const pq_col *c, const sl_pq_value *v, char *errbuf, size_t errlen)
+/* always_inline: write_row's per-row loop is the hot path; a second caller
+ * (write_levels) must not turn it into calls. */
+static inline __attribute__((always_inline)) sl_err
+check_value(const pq_col *c, const sl_pq_value *v, char *errbuf, size_t errlen)
 {
     if (v->is_null) {
         if (c->repetition == SL_PQ_REQUIRED)
@@ -574,7 +795,10 @@ static sl_err check_value(const pq_col *c, const sl_pq_value *v, char *errbuf, s
 
 /* Invariant 3: everything that can fail for this value happens here (lookups, growth,
  * a dictionary fallback, which does not change the data). */
-static sl_err prepare_value(sl_pq_writer_t *pw, pq_col *c, const sl_pq_value *v)
+/* always_inline: write_row's per-row loop is the hot path; a second caller
+ * (write_levels) must not turn it into calls. */
+static inline __attribute__((always_inline)) sl_err prepare_value(sl_pq_writer_t *pw, pq_col *c,
+                                                                  const sl_pq_value *v)
 {
     sl_err err;
     size_t n;
@@ -622,14 +846,16 @@ static sl_err prepare_value(sl_pq_writer_t *pw, pq_col *c, const sl_pq_value *v)
     return reserve(pw, &c->data, n);
 }
 
-static void commit_value(sl_pq_writer_t *pw, pq_col *c, const sl_pq_value *v)
+/* d is the slot's definition level (flat: 0 null, 1 not), written when max_def > 0. */
+/* always_inline: write_row's per-row loop is the hot path; a second caller
+ * (write_levels) must not turn it into calls. */
+static inline __attribute__((always_inline)) void commit_value(sl_pq_writer_t *pw, pq_col *c,
+                                                               const sl_pq_value *v, uint8_t d)
 {
     size_t n;
     const void *p;
-    if (c->max_def) {
-        uint8_t d = v->is_null ? 0 : 1;
+    if (c->max_def)
         put(&c->defs, &d, 1);
-    }
     c->n_slots++;
     pw->buffered++;
     if (v->is_null) {
@@ -681,7 +907,9 @@ static void commit_value(sl_pq_writer_t *pw, pq_col *c, const sl_pq_value *v)
  * the hashes are computed and the first slots prefetched for all columns first, then the
  * bytes those slots point at, and only then are the lookups done: the misses overlap
  * instead of coming one after another. */
-static void hash_ahead(pq_col *c, const sl_pq_value *v)
+/* always_inline: write_row's per-row loop is the hot path; a second caller
+ * (write_levels) must not turn it into calls. */
+static inline __attribute__((always_inline)) void hash_ahead(pq_col *c, const sl_pq_value *v)
 {
     size_t n;
     if (!c->dict_on || v->is_null)
@@ -711,6 +939,9 @@ sl_err sl_pq_writer_write_row(sl_pq_writer_t *pw, const sl_pq_value *values, cha
     if (pw->broken || pw->finished)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_CLOSED, "the parquet writer is %s",
                              pw->finished ? "finished" : "broken");
+    if (pw->nested)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
+                             "a nested parquet writer takes rows with levels");
     for (size_t i = 0; i < pw->n_cols; i++) {
         if ((err = check_value(&pw->cols[i], &values[i], errbuf, errlen)))
             return err;
@@ -726,7 +957,72 @@ sl_err sl_pq_writer_write_row(sl_pq_writer_t *pw, const sl_pq_value *values, cha
                                  pw->cols[i].name, pw->mem_cap, sl_strerror(err));
     }
     for (size_t i = 0; i < pw->n_cols; i++)
-        commit_value(pw, &pw->cols[i], &values[i]);
+        commit_value(pw, &pw->cols[i], &values[i], values[i].is_null ? 0 : 1);
+    pw->rows++;
+    pw->rg_rows++;
+    if (pw->buffered >= pw->opts.row_group_bytes)
+        return flush_row_group(pw, errbuf, errlen);
+    return SL_OK;
+}
+
+/* Checks one leaf's levels for a row: the row starts at repetition level 0 and no other
+ * slot does, levels stay within the leaf's maxima, a value is there exactly where the
+ * definition level is the maximum and passes check_value. */
+static sl_err check_run(const pq_col *c, const sl_pq_leaf_run *run, char *errbuf, size_t errlen)
+{
+    sl_err err;
+    if (run->n == 0 || run->n > PAGE_MAX_SLOTS || (!run->defs && c->max_def) ||
+        (!run->reps && c->max_rep) || (c->max_rep == 0 && run->n != 1))
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
+                             "column \"%s\": %zu level slots for one row (or levels missing)",
+                             c->name, run->n);
+    for (size_t k = 0; k < run->n; k++) {
+        int r = run->reps ? run->reps[k] : 0, d = run->defs ? run->defs[k] : 0;
+        if ((k == 0) != (r == 0) || r > c->max_rep || d > c->max_def)
+            return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
+                                 "column \"%s\": levels (%d, %d) out of place at slot %zu", c->name,
+                                 r, d, k);
+        sl_pq_value v = run->values[k];
+        v.is_null = d < c->max_def;
+        if (!v.is_null && (err = check_value(c, &v, errbuf, errlen)))
+            return err;
+    }
+    return SL_OK;
+}
+
+sl_err sl_pq_writer_write_levels(sl_pq_writer_t *pw, const sl_pq_leaf_run *runs, char *errbuf,
+                                 size_t errlen)
+{
+    sl_err err;
+    if (pw->broken || pw->finished)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CLOSED, "the parquet writer is %s",
+                             pw->finished ? "finished" : "broken");
+    for (size_t i = 0; i < pw->n_cols; i++)
+        if ((err = check_run(&pw->cols[i], &runs[i], errbuf, errlen)))
+            return err;
+    /* Levels and values go in slot by slot; a refusal past this point (memory) would leave
+     * half a row, so it breaks the writer (see parquet.h). */
+    for (size_t i = 0; i < pw->n_cols; i++) {
+        pq_col *c = &pw->cols[i];
+        const sl_pq_leaf_run *run = &runs[i];
+        for (size_t k = 0; k < run->n; k++) {
+            sl_pq_value v = run->values[k];
+            uint8_t d = run->defs ? run->defs[k] : 0;
+            v.is_null = d < c->max_def;
+            hash_ahead(c, &v);
+            if ((c->max_rep && (err = reserve(pw, &c->reps, 1))) ||
+                (err = prepare_value(pw, c, &v))) {
+                pw->broken = true;
+                return sl_errbuf_set(errbuf, errlen, err,
+                                     "column \"%s\": a nested row does not fit the writer's "
+                                     "memory limit of %zu bytes (%s); the writer is broken",
+                                     c->name, pw->mem_cap, sl_strerror(err));
+            }
+            if (c->max_rep)
+                put(&c->reps, &run->reps[k], 1);
+            commit_value(pw, c, &v, d);
+        }
+    }
     pw->rows++;
     pw->rg_rows++;
     if (pw->buffered >= pw->opts.row_group_bytes)
@@ -886,6 +1182,22 @@ static size_t value_size(const pq_col *c, size_t k)
     return 4 + offs[k] - (k ? offs[k - 1] : 0);
 }
 
+/* Appends levels as data page v1 has them: a 4-byte length, then the RLE hybrid. */
+static sl_err put_levels(sl_pq_writer_t *pw, const uint8_t *levels, size_t n, int max)
+{
+    sl_err err;
+    int bw = sl__pq_bit_width((uint32_t)max);
+    size_t at = pw->page.len;
+    if ((err = reserve(pw, &pw->page, 4 + sl__pq_rle_bound(n, bw))))
+        return err;
+    put(&pw->page, "\0\0\0\0", 4);
+    if ((err = sl__pq_rle_encode_u8(levels, n, bw, &pw->page)))
+        return err;
+    uint32_t len = (uint32_t)(pw->page.len - at - 4);
+    memcpy(pw->page.data + at, &len, 4);
+    return SL_OK;
+}
+
 /* Writes the chunk of column c: dictionary page if used, then data pages. */
 static sl_err write_chunk(sl_pq_writer_t *pw, pq_col *c, bool use_dict, int64_t *dict_off,
                           int64_t *data_off, chunk_out *co, char *errbuf, size_t errlen)
@@ -911,7 +1223,10 @@ static sl_err write_chunk(sl_pq_writer_t *pw, pq_col *c, bool use_dict, int64_t 
     }
     *data_off = pos(pw);
     const uint8_t *defs = (const uint8_t *)c->defs.data;
+    const uint8_t *reps = (const uint8_t *)c->reps.data;
     const uint32_t *idx = (const uint32_t *)c->idx.data;
+    const uint8_t max_def = (uint8_t)c->max_def; /* locals: page writes may alias c */
+    const bool repeated = c->max_rep > 0;
     size_t s0 = 0, v0 = 0;
     do { /* one page: slots [s0, s1), values [v0, v1); a page holds at least one slot */
         size_t s1 = s0, v1 = v0, est = 0;
@@ -923,9 +1238,11 @@ static sl_err write_chunk(sl_pq_writer_t *pw, pq_col *c, bool use_dict, int64_t 
             v1 = s1;
         } else {
             size_t unit = use_dict ? 0 : 1; /* dictionary pages: count bits below */
-            while (s1 < c->n_slots && s1 - s0 < PAGE_MAX_SLOTS &&
-                   (est < pw->opts.page_bytes || s1 == s0)) {
-                if (!c->max_def || defs[s1]) {
+            /* A page ends only where a row starts (repetition level 0). */
+            while (s1 < c->n_slots &&
+                   ((s1 - s0 < PAGE_MAX_SLOTS && (est < pw->opts.page_bytes || s1 == s0)) ||
+                    (repeated && reps[s1]))) {
+                if (!max_def || defs[s1] == max_def) {
                     est += unit ? value_size(c, v1) : 0;
                     v1++;
                 }
@@ -935,18 +1252,9 @@ static sl_err write_chunk(sl_pq_writer_t *pw, pq_col *c, bool use_dict, int64_t 
             }
         }
         sl_buf_reset(&pw->page);
-        if (c->max_def) {
-            uint32_t len;
-            size_t at = pw->page.len;
-            if ((err = reserve(pw, &pw->page, 4)))
-                goto nomem;
-            put(&pw->page, "\0\0\0\0", 4);
-            if ((err = reserve(pw, &pw->page, sl__pq_rle_bound(s1 - s0, 1))) ||
-                (err = sl__pq_rle_encode_u8(defs + s0, s1 - s0, 1, &pw->page)))
-                goto nomem;
-            len = (uint32_t)(pw->page.len - at - 4);
-            memcpy(pw->page.data + at, &len, 4);
-        }
+        if ((c->max_rep && (err = put_levels(pw, reps + s0, s1 - s0, c->max_rep))) ||
+            (c->max_def && (err = put_levels(pw, defs + s0, s1 - s0, c->max_def))))
+            goto nomem;
         if (use_dict) {
             uint8_t b = (uint8_t)bw;
             if ((err = reserve(pw, &pw->page, 1 + sl__pq_rle_bound(v1 - v0, bw))))
@@ -1066,17 +1374,15 @@ static sl_err flush_row_group(sl_pq_writer_t *pw, char *errbuf, size_t errlen)
                    : c->type == SL_PQ_DOUBLE ? SL__PQT_DOUBLE
                                              : SL__PQT_BYTE_ARRAY;
         cm->encodings = sl__pq_arena_alloc(&pw->meta, 3 * sizeof *cm->encodings);
-        cm->path = sl__pq_arena_alloc(&pw->meta, sizeof *cm->path);
-        if (!cm->encodings || !cm->path)
+        if (!cm->encodings)
             goto too_large;
         cm->encodings[cm->n_encodings++] = SL__PQE_PLAIN;
-        if (c->max_def)
+        if (c->max_def || c->max_rep)
             cm->encodings[cm->n_encodings++] = SL__PQE_RLE;
         if (use_dict)
             cm->encodings[cm->n_encodings++] = SL__PQE_RLE_DICTIONARY;
-        cm->path[0].ptr = c->name;
-        cm->path[0].len = strlen(c->name);
-        cm->n_path = 1;
+        cm->path = c->path;
+        cm->n_path = c->n_path;
         cm->codec = pw->opts.codec == SL_PQ_SNAPPY ? 1 : pw->opts.codec == SL_PQ_ZSTD ? 6 : 0;
         cm->num_values = (int64_t)c->n_slots;
         cm->total_uncompressed_size = co.uncompressed;
@@ -1100,6 +1406,7 @@ static sl_err flush_row_group(sl_pq_writer_t *pw, char *errbuf, size_t errlen)
         stats_reset(&c->chunk);
         dict_reset(c);
         sl_buf_reset(&c->defs);
+        sl_buf_reset(&c->reps);
         sl_buf_reset(&c->vals);
         sl_buf_reset(&c->data);
         sl_buf_reset(&c->offs);
@@ -1121,40 +1428,6 @@ out:
 
 /* ---- footer ---- */
 
-static void schema_leaf(const pq_col *c, sl__pq_schema_elem *se)
-{
-    static const int32_t phys[] = {SL__PQT_BOOLEAN, SL__PQT_INT32, SL__PQT_INT64, SL__PQT_DOUBLE,
-                                   SL__PQT_BYTE_ARRAY};
-    se->name.ptr = c->name;
-    se->name.len = strlen(c->name);
-    se->type = phys[c->type];
-    se->repetition = c->repetition == SL_PQ_OPTIONAL ? 1 : 0;
-    se->num_children = -1;
-    se->converted_type = -1;
-    switch (c->logical) {
-    case SL_PQ_LOGICAL_NONE:
-        break;
-    case SL_PQ_LOGICAL_STRING:
-        se->converted_type = SL__PQC_UTF8;
-        se->logical.kind = SL__PQL_STRING;
-        break;
-    case SL_PQ_LOGICAL_JSON:
-        se->converted_type = SL__PQC_JSON;
-        se->logical.kind = SL__PQL_JSON;
-        break;
-    case SL_PQ_LOGICAL_DATE:
-        se->converted_type = SL__PQC_DATE;
-        se->logical.kind = SL__PQL_DATE;
-        break;
-    case SL_PQ_LOGICAL_TIMESTAMP_MICROS_UTC:
-        se->converted_type = SL__PQC_TIMESTAMP_MICROS;
-        se->logical.kind = SL__PQL_TIMESTAMP;
-        se->logical.ts_utc = true;
-        se->logical.ts_unit = SL__PQU_MICROS;
-        break;
-    }
-}
-
 sl_err sl_pq_writer_finish(sl_pq_writer_t *pw, sl_pq_file_info *info, char *errbuf, size_t errlen)
 {
     sl_err err;
@@ -1168,19 +1441,8 @@ sl_err sl_pq_writer_finish(sl_pq_writer_t *pw, sl_pq_file_info *info, char *errb
         return err;
     memset(&fm, 0, sizeof fm);
     fm.version = 1;
-    fm.n_schema = pw->n_cols + 1;
-    fm.schema = sl__pq_arena_alloc(&pw->meta, fm.n_schema * sizeof *fm.schema);
-    if (!fm.schema) {
-        err = sl_errbuf_set(errbuf, errlen, SL_ERR_TOO_LARGE,
-                            "parquet metadata over the writer's memory limit");
-        goto out;
-    }
-    fm.schema[0].name.ptr = "schema";
-    fm.schema[0].name.len = 6;
-    fm.schema[0].type = fm.schema[0].repetition = fm.schema[0].converted_type = -1;
-    fm.schema[0].num_children = (int32_t)pw->n_cols;
-    for (size_t i = 0; i < pw->n_cols; i++)
-        schema_leaf(&pw->cols[i], &fm.schema[i + 1]);
+    fm.n_schema = pw->n_schema;
+    fm.schema = pw->schema;
     fm.num_rows = (int64_t)pw->rows;
     fm.row_groups = pw->rgs;
     fm.n_row_groups = pw->n_rgs;
@@ -1239,13 +1501,12 @@ void sl_pq_writer_free(sl_pq_writer_t *pw)
         return;
     for (size_t i = 0; pw->cols && i < pw->n_cols; i++) {
         pq_col *c = &pw->cols[i];
-        sl_buf *bufs[] = {&c->defs,       &c->vals,       &c->data,      &c->offs,
-                          &c->idx,        &c->dvals,      &c->ddata,     &c->doffs,
-                          &c->chunk.minb, &c->chunk.maxb, &c->file.minb, &c->file.maxb};
+        sl_buf *bufs[] = {&c->defs,       &c->reps,      &c->vals,     &c->data,  &c->offs,
+                          &c->idx,        &c->dvals,     &c->ddata,    &c->doffs, &c->chunk.minb,
+                          &c->chunk.maxb, &c->file.minb, &c->file.maxb};
         for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
             sl_buf_cleanup(bufs[k]);
         free(c->tab);
-        free(c->name);
     }
     free(pw->cols);
     free(pw->info);

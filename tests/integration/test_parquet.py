@@ -3,7 +3,11 @@
 (@duckdb/node-api) and hyparquet must return exactly those rows, column by column, nulls
 included, and DuckDB's parquet_metadata() / parquet_schema() must show the statistics,
 encodings, codecs and logical types the writer meant. The statistics the writer returns
-(sl_pq_file_info) are checked against the rows too."""
+(sl_pq_file_info) are checked against the rows too.
+sluice's reader (sluice-parquet-tool dump) must return the same rows; the nested writer's
+files (lists, a map, a struct, nulls at every level) must read back in DuckDB as the rows
+meant and in sluice's reader as the levels meant; every file of the shared parquet-testing
+data either reads (flat columns equal to DuckDB's) or is refused naming why."""
 
 import datetime
 import json
@@ -15,6 +19,7 @@ import sys
 import tempfile
 
 from harness import NODE_DIR, Checks, node_packages
+from lake_helpers import duckdb, sql_str
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOL = os.environ.get("SLUICE_PARQUET_TOOL") or os.path.join(
@@ -259,6 +264,192 @@ def check_info(checks, name, info, rows):
                          f"{nulls} nulls, {lo!r}..{hi!r}")
 
 
+# ---- the reader (sluice-parquet-tool dump) and the nested writer ----
+
+def dump(path):
+    """What sluice's reader makes of a file: (exit code, parsed JSON or None, stderr)."""
+    out = subprocess.run([TOOL, "dump", path], capture_output=True, text=True, timeout=300)
+    try:
+        return out.returncode, json.loads(out.stdout) if out.stdout else None, out.stderr
+    except ValueError:
+        return out.returncode, None, out.stderr
+
+
+def dump_rows(d):
+    """Rows of a flat file from a dump, values as read_parquet.mjs renders them."""
+    rows = []
+    for rg in d["row_groups"]:
+        cols = [[str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                 for v in c["values"]] for c in rg]
+        rows.extend(list(r) for r in zip(*cols))
+    return rows
+
+
+def check_reader_flat(checks, name, path, data):
+    rc, d, err = dump(path)
+    checks.check(rc == 0 and d is not None, f"{name}/sluice reader: exit {rc}: {err}")
+    if rc == 0 and d is not None:
+        check_rows(checks, name, "sluice reader", dump_rows(d), data)
+
+
+def shred_nested(row):
+    """The (rep, def, value) slots of each leaf of the tool's nested schema for one row."""
+    leaves = [[] for _ in range(7)]
+    leaves[0].append((0, 0, str(row["id"])))
+    tags = row["tags"]
+    if tags is None:
+        leaves[1].append((0, 0, None))
+    elif not tags:
+        leaves[1].append((0, 1, None))
+    for k, t in enumerate(tags or []):
+        leaves[1].append((1 if k else 0, 3 if t is not None else 2, t))
+    attrs = row["attrs"]
+    if attrs is None or not attrs:
+        leaves[2].append((0, 0 if attrs is None else 1, None))
+        leaves[3].append((0, 0 if attrs is None else 1, None))
+    for k, (key, val) in enumerate((attrs or {}).items()):
+        leaves[2].append((1 if k else 0, 2, key))
+        leaves[3].append((1 if k else 0, 3 if val is not None else 2, val))
+    pt = row["point"]
+    leaves[4].append((0, 0, None) if pt is None else (0, 1, repr(float(pt["x"]))))
+    leaves[5].append((0, 0, None) if pt is None else
+                     (0, 1, None) if pt["label"] is None else (0, 2, pt["label"]))
+    if not row["nums"]:
+        leaves[6].append((0, 0, None))
+    for k, n in enumerate(row["nums"]):
+        leaves[6].append((1 if k else 0, 1, n))
+    return leaves
+
+
+def check_nested(checks, tmp):
+    for name, extra in [("nested-none", ["--codec", "none", "--rows", "500"]),
+                        ("nested-snappy-pages", ["--codec", "snappy", "--rows", "20000",
+                                                 "--page-bytes", "64",
+                                                 "--row-group-bytes", "20000"]),
+                        ("nested-zstd-nodict", ["--codec", "zstd", "--rows", "3000",
+                                                "--dictionary-bytes", "100"])]:
+        path = os.path.join(tmp, name + ".parquet")
+        out = subprocess.run([TOOL, "nested", *extra, path], capture_output=True, text=True,
+                             timeout=300)
+        checks.check(out.returncode == 0, f"{name}: tool failed: {out.stderr}")
+        if out.returncode:
+            continue
+        want = [json.loads(line) for line in out.stdout.splitlines()]
+        q = sql_str(path)
+        res = duckdb([f"SELECT to_json(t)::VARCHAR AS j FROM read_parquet({q}) t ORDER BY id",
+                      f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "
+                      f"read_parquet({q}))"])
+        got = [json.loads(r["j"]) for r in res[0]] if isinstance(res[0], list) else res[0]
+        bad = [i for i, (g, w) in enumerate(zip(got, want)) if g != w] if isinstance(
+            got, list) else [0]
+        checks.check(isinstance(got, list) and len(got) == len(want) and not bad,
+                     f"{name}/duckdb: rows differ at {bad[:3]}: "
+                     f"{got[bad[0]] if bad and isinstance(got, list) else got}")
+        types = {r["column_name"]: r["column_type"] for r in res[1]}
+        checks.check(types == {"id": "BIGINT", "tags": "VARCHAR[]",
+                               "attrs": "MAP(VARCHAR, VARCHAR)",
+                               "point": 'STRUCT(x DOUBLE, "label" VARCHAR)',
+                               "nums": "INTEGER[]"}, f"{name}: duckdb sees types {types}")
+        # sluice's reader: the same levels and values as the rows shredded here
+        rc, d, err = dump(path)
+        checks.check(rc == 0 and d is not None, f"{name}/sluice reader: exit {rc}: {err}")
+        if rc or d is None:
+            continue
+        expect = [[] for _ in range(7)]
+        for row in want:
+            for i, slots in enumerate(shred_nested(row)):
+                expect[i].extend(slots)
+        for i, leaf in enumerate(d["leaves"]):
+            got_slots = []
+            for rg in d["row_groups"]:
+                c = rg[i]
+                n = len(c["values"])
+                reps = c["reps"] or [0] * n
+                defs = c["defs"] or [0] * n
+                vals = [repr(float(v)) if i == 4 and v is not None else v for v in c["values"]]
+                got_slots.extend(zip(reps, defs, vals))
+            bad = [k for k, (g, e) in enumerate(zip(got_slots, expect[i])) if tuple(g) != e]
+            checks.check(len(got_slots) == len(expect[i]) and not bad,
+                         f"{name}/sluice reader: leaf {leaf['path']}: {len(got_slots)} slots, "
+                         f"{len(expect[i])} expected, first difference at {bad[:1]}")
+
+
+# Files of parquet-testing the reader refuses on purpose, and why (checked below): features
+# sluice does not read, and deliberately broken files.
+REFUSED_WORDS = ("is not supported", "corrupt parquet")
+
+
+
+def check_shared_files(checks):
+    data = os.environ.get("SLUICE_SHARED_DATA") or "/work/shared/data"
+    folder = os.path.join(data, "parquet-testing")
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".parquet"))
+    checks.check(len(files) > 50, f"only {len(files)} files in {folder}")
+    read_all, partly = 0, []
+    for f in files:
+        path = os.path.join(folder, f)
+        rc, d, err = dump(path)
+        if rc == 2:
+            checks.check("not supported" in err or "corrupt" in err,
+                         f"{f}: refused without naming why: {err}")
+            partly.append(f)
+            continue
+        checks.check(rc in (0, 3) and d is not None, f"{f}: reader exit {rc}: {err[:300]}")
+        if d is None:
+            continue
+        errors = {c["error"] for rg in d["row_groups"] for c in rg if "error" in c}
+        checks.check(all(any(w in e for w in REFUSED_WORDS) for e in errors),
+                     f"{f}: unclear refusals {errors}")
+        if errors:
+            partly.append(f)
+        else:
+            read_all += 1
+        # every flat leaf that read: the same values as DuckDB's
+        flat = [(i, lf) for i, lf in enumerate(d["leaves"])
+                if lf["max_rep"] == 0 and "." not in lf["path"]
+                and not any("error" in rg[i] for rg in d["row_groups"])]
+        if not flat:
+            continue
+        q = sql_str(path)
+        exprs = ", ".join(
+            f"CASE WHEN typeof(\"{lf['path']}\") IN ('BLOB') THEN hex(\"{lf['path']}\") "
+            f"WHEN typeof(\"{lf['path']}\") = 'DATE' THEN "
+            f"CAST(\"{lf['path']}\" - DATE '1970-01-01' AS VARCHAR) "
+            f"WHEN typeof(\"{lf['path']}\") LIKE 'TIMESTAMP%' THEN "
+            f"CAST(epoch_us(\"{lf['path']}\") AS VARCHAR) "
+            f"WHEN typeof(\"{lf['path']}\") IN ('FLOAT', 'DOUBLE') THEN "
+            f"CAST(CAST(\"{lf['path']}\" AS DOUBLE) AS VARCHAR) "
+            f"ELSE CAST(\"{lf['path']}\" AS VARCHAR) END AS c{i}" for i, lf in flat)
+        res = duckdb([f"SELECT {exprs} FROM read_parquet({q}, binary_as_string=false)"])[0]
+        if isinstance(res, dict):  # DuckDB refuses it too
+            continue
+        ours = {i: [v for rg in d["row_groups"] for v in rg[i]["values"]] for i, _ in flat}
+        for i, lf in flat:
+            theirs = [r[f"c{i}"] for r in res]
+            mine = ours[i]
+            def norm(v):
+                if v is None:
+                    return None
+                if isinstance(v, bool):
+                    return "true" if v else "false"
+                try:
+                    x = float(v)
+                    return "nan" if math.isnan(x) else x
+                except (TypeError, ValueError):
+                    return str(v)
+            a = [norm(v) for v in mine]
+            b = [norm(v) for v in theirs]
+            # DuckDB renders BYTE_ARRAY strings as text, raw ones as hex: compare either
+            diff = [k for k, (x, y) in enumerate(zip(a, b)) if x != y and not (
+                isinstance(x, str) and isinstance(y, str) and x.upper() == y.upper())]
+            checks.check(len(a) == len(b) and not diff,
+                         f"{f}: column {lf['path']}: {len(a)} values, duckdb {len(b)}; "
+                         f"first difference at {diff[:1]}: "
+                         f"{(a[diff[0]], b[diff[0]]) if diff else ''}")
+    print(f"parquet-testing: {read_all} files read whole, {len(partly)} partly or refused by "
+          f"name: {', '.join(partly)}")
+
+
 def main():
     node_packages()
     checks = Checks("parquet")
@@ -284,12 +475,15 @@ def main():
             check_rows(checks, name, "hyparquet", res["hyparquet"]["rows"], data)
             check_schema(checks, name, res)
             check_info(checks, name, info, data)
+            check_reader_flat(checks, name, path, data)
             if data:
                 check_metadata(checks, name, res["duckdb"]["metadata"],
                                res["hyparquet"]["doubleStats"], data, codec, "small" in name)
             else:
                 checks.check(res["duckdb"]["metadata"] == [], f"{name}: row groups in an "
                              "empty file")
+        check_nested(checks, tmp)
+    check_shared_files(checks)
     checks.finish()
 
 

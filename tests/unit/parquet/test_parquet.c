@@ -17,7 +17,6 @@
 
 #include "parquet/parquet_int.h"
 
-
 static uint64_t rng = 12345;
 static uint64_t rnd(void)
 {
@@ -959,6 +958,205 @@ static void test_real_footers(void **state)
     sl__pq_arena_cleanup(&a);
 }
 
+/* ---- nested writer and the reader ---- */
+
+/* A list of optional ints inside an optional struct, beside a map<string, string?> and a
+ * required id: random rows (sizes 0..5, nulls at each level) go through the nested writer
+ * with small pages and row groups, and the reader must give back every level and value. */
+static const sl_pq_node RT_ELEM = {
+    "element", SL_PQ_NODE_LEAF, SL_PQ_OPTIONAL, SL_PQ_INT64, SL_PQ_LOGICAL_NONE, NULL, 0};
+static const sl_pq_node RT_S[2] = {
+    {"n", SL_PQ_NODE_LEAF, SL_PQ_OPTIONAL, SL_PQ_INT32, SL_PQ_LOGICAL_NONE, NULL, 0},
+    {"xs", SL_PQ_NODE_LIST, SL_PQ_REQUIRED, 0, 0, &RT_ELEM, 1}};
+static const sl_pq_node RT_KV[2] = {
+    {"key", SL_PQ_NODE_LEAF, SL_PQ_REQUIRED, SL_PQ_BYTE_ARRAY, SL_PQ_LOGICAL_STRING, NULL, 0},
+    {"value", SL_PQ_NODE_LEAF, SL_PQ_OPTIONAL, SL_PQ_BYTE_ARRAY, SL_PQ_LOGICAL_STRING, NULL, 0}};
+static const sl_pq_node RT_FIELDS[3] = {
+    {"id", SL_PQ_NODE_LEAF, SL_PQ_REQUIRED, SL_PQ_INT64, SL_PQ_LOGICAL_NONE, NULL, 0},
+    {"s", SL_PQ_NODE_STRUCT, SL_PQ_OPTIONAL, 0, 0, RT_S, 2},
+    {"m", SL_PQ_NODE_MAP, SL_PQ_OPTIONAL, 0, 0, RT_KV, 2}};
+#define RT_LEAVES 5
+#define RT_ROWS   5000
+#define RT_SLOTS  8
+
+typedef struct rt_leaf {
+    uint8_t reps[RT_ROWS * RT_SLOTS], defs[RT_ROWS * RT_SLOTS];
+    sl_pq_value vals[RT_ROWS * RT_SLOTS];
+    size_t n;
+} rt_leaf;
+
+static char rt_strs[RT_ROWS * RT_SLOTS][12];
+
+static void rt_slot(rt_leaf *l, int r, int d, sl_pq_value v)
+{
+    l->reps[l->n] = (uint8_t)r;
+    l->defs[l->n] = (uint8_t)d;
+    l->vals[l->n++] = v;
+}
+
+static unsigned rt_rand(uint64_t *seed)
+{
+    *seed = *seed * 6364136223846793005u + 1442695040888963407u;
+    return (unsigned)(*seed >> 33);
+}
+
+static void test_nested_round_trip(void **state)
+{
+    static rt_leaf leaves[RT_LEAVES];
+    sl_buf file;
+    sl_ostream_buf obs;
+    sl_pq_writer_t *pw;
+    sl_pq_reader_t *pr;
+    sl_pq_writer_options opts;
+    char err[256];
+    size_t at[RT_LEAVES] = {0};
+    uint64_t seed = 12345;
+    (void)state;
+    memset(leaves, 0, sizeof leaves);
+    sl_buf_init(&file, 64 << 20);
+    sl_ostream_buf_init(&obs, &file);
+    sl_pq_writer_options_default(&opts);
+    opts.page_bytes = 200;
+    opts.row_group_bytes = 30000;
+    opts.codec = SL_PQ_ZSTD;
+    assert_int_equal(sl_pq_writer_new_nested(RT_FIELDS, 3, &opts, &obs.os, &pw, err, sizeof err),
+                     SL_OK);
+    assert_int_equal(sl_pq_writer_leaves(pw), RT_LEAVES);
+    int mr, md;
+    sl_pq_writer_leaf_levels(pw, 2, &mr, &md); /* s.xs.list.element */
+    assert_int_equal(mr, 1);
+    assert_int_equal(md, 3);
+    for (size_t i = 0; i < RT_ROWS; i++) {
+        size_t start[RT_LEAVES];
+        for (int k = 0; k < RT_LEAVES; k++)
+            start[k] = leaves[k].n;
+        rt_slot(&leaves[0], 0, 0, (sl_pq_value){.v.i64 = (int64_t)i});
+        if (rt_rand(&seed) % 5 == 0) { /* s null */
+            rt_slot(&leaves[1], 0, 0, (sl_pq_value){.is_null = true});
+            rt_slot(&leaves[2], 0, 0, (sl_pq_value){.is_null = true});
+        } else {
+            bool nn = rt_rand(&seed) % 3 == 0;
+            rt_slot(&leaves[1], 0, nn ? 1 : 2, (sl_pq_value){.is_null = nn, .v.i32 = (int32_t)i});
+            unsigned len = rt_rand(&seed) % 6;
+            if (!len)
+                rt_slot(&leaves[2], 0, 1, (sl_pq_value){.is_null = true});
+            for (unsigned k = 0; k < len; k++) {
+                bool en = rt_rand(&seed) % 4 == 0;
+                rt_slot(&leaves[2], k ? 1 : 0, en ? 2 : 3,
+                        (sl_pq_value){.is_null = en, .v.i64 = (int64_t)(rt_rand(&seed) % 50)});
+            }
+        }
+        unsigned mlen = rt_rand(&seed) % 5; /* 4: null map, 0: empty */
+        if (mlen == 4 || mlen == 0) {
+            rt_slot(&leaves[3], 0, mlen ? 0 : 1, (sl_pq_value){.is_null = true});
+            rt_slot(&leaves[4], 0, mlen ? 0 : 1, (sl_pq_value){.is_null = true});
+        }
+        for (unsigned k = 0; mlen < 4 && k < mlen; k++) {
+            char *ks = rt_strs[leaves[3].n];
+            snprintf(ks, sizeof rt_strs[0], "k%u", k);
+            rt_slot(&leaves[3], k ? 1 : 0, 2, str_val(ks));
+            bool vn = rt_rand(&seed) % 3 == 0;
+            char *vs = rt_strs[leaves[4].n + RT_ROWS * 4];
+            snprintf(vs, sizeof rt_strs[0], "v%u", rt_rand(&seed) % 1000);
+            rt_slot(&leaves[4], k ? 1 : 0, vn ? 2 : 3, vn ? str_val(NULL) : str_val(vs));
+        }
+        sl_pq_leaf_run runs[RT_LEAVES];
+        for (int k = 0; k < RT_LEAVES; k++)
+            runs[k] = (sl_pq_leaf_run){leaves[k].n - start[k], leaves[k].reps + start[k],
+                                       leaves[k].defs + start[k], leaves[k].vals + start[k]};
+        assert_int_equal(sl_pq_writer_write_levels(pw, runs, err, sizeof err), SL_OK);
+    }
+    /* levels out of place are refused and leave no trace */
+    uint8_t bad_rep[2] = {1, 0}, def0 = 0;
+    sl_pq_value one = {.v.i64 = 1};
+    sl_pq_leaf_run badruns[RT_LEAVES] = {{1, NULL, NULL, &one},
+                                         {1, NULL, &def0, &one},
+                                         {2, bad_rep, bad_rep, leaves[2].vals},
+                                         {1, &def0, &def0, &one},
+                                         {1, &def0, &def0, &one}};
+    assert_int_equal(sl_pq_writer_write_levels(pw, badruns, err, sizeof err), SL_ERR_INVALID);
+    assert_non_null(strstr(err, "element"));
+    assert_int_equal(sl_pq_writer_rows(pw), RT_ROWS);
+    assert_int_equal(sl_pq_writer_finish(pw, NULL, err, sizeof err), SL_OK);
+    sl_pq_writer_free(pw);
+
+    assert_int_equal(sl_pq_reader_open(file.data, file.len, NULL, &pr, err, sizeof err), SL_OK);
+    assert_int_equal(sl_pq_reader_rows(pr), RT_ROWS);
+    assert_true(sl_pq_reader_row_groups(pr) > 1);
+    size_t leaf;
+    assert_true(sl_pq_reader_find(pr, "m.key_value.value", &leaf));
+    assert_int_equal(leaf, 4);
+    assert_int_equal(sl_pq_reader_leaf(pr, 2)->max_rep, 1);
+    assert_int_equal(sl_pq_reader_leaf(pr, 2)->max_def, 3);
+    for (size_t g = 0; g < sl_pq_reader_row_groups(pr); g++) {
+        for (size_t k = 0; k < RT_LEAVES; k++) {
+            sl_pq_column_data cd;
+            const sl_pq_leaf_info *li = sl_pq_reader_leaf(pr, k);
+            assert_int_equal(sl_pq_reader_read_column(pr, g, k, &cd, err, sizeof err), SL_OK);
+            for (size_t s = 0; s < cd.n_slots; s++, at[k]++) {
+                const rt_leaf *l = &leaves[k];
+                assert_true(at[k] < l->n);
+                assert_int_equal(cd.reps ? cd.reps[s] : 0, l->reps[at[k]]);
+                assert_int_equal(cd.defs ? cd.defs[s] : 0, l->defs[at[k]]);
+                bool null = l->defs[at[k]] < li->max_def;
+                assert_int_equal(cd.values[s].is_null, null);
+                if (null)
+                    continue;
+                if (li->type == SL_PQ_BYTE_ARRAY) {
+                    assert_int_equal(cd.values[s].v.bytes.len, l->vals[at[k]].v.bytes.len);
+                    assert_memory_equal(cd.values[s].v.bytes.ptr, l->vals[at[k]].v.bytes.ptr,
+                                        cd.values[s].v.bytes.len);
+                } else if (li->type == SL_PQ_INT32) {
+                    assert_int_equal(cd.values[s].v.i32, l->vals[at[k]].v.i32);
+                } else {
+                    assert_int_equal(cd.values[s].v.i64, l->vals[at[k]].v.i64);
+                }
+            }
+        }
+        sl_pq_reader_reset(pr);
+    }
+    for (size_t k = 0; k < RT_LEAVES; k++)
+        assert_int_equal(at[k], leaves[k].n);
+    sl_pq_reader_free(pr);
+
+    /* Every truncation and many corruptions: refused (or read) without a crash; a small
+     * memory cap refuses with SL_ERR_TOO_LARGE. */
+    for (size_t cut = 0; cut < file.len; cut += 1 + cut / 64) {
+        if (sl_pq_reader_open(file.data, cut, NULL, &pr, err, sizeof err) == SL_OK)
+            sl_pq_reader_free(pr);
+        else
+            assert_true(err[0] != '\0');
+    }
+    char *copy = malloc(file.len);
+    for (int round = 0; round < 300; round++) {
+        memcpy(copy, file.data, file.len);
+        for (int b = 0; b < 4; b++)
+            copy[rt_rand(&seed) % (file.len - 8)] ^= (char)(1u << (rt_rand(&seed) % 8));
+        if (sl_pq_reader_open(copy, file.len, NULL, &pr, err, sizeof err) != SL_OK)
+            continue;
+        for (size_t g = 0; g < sl_pq_reader_row_groups(pr); g++)
+            for (size_t k = 0; k < sl_pq_reader_leaves(pr); k++) {
+                sl_pq_column_data cd;
+                if (sl_pq_reader_read_column(pr, g, k, &cd, err, sizeof err) != SL_OK)
+                    assert_true(err[0] != '\0');
+            }
+        sl_pq_reader_free(pr);
+    }
+    free(copy);
+    sl_pq_reader_options ro;
+    sl_pq_reader_options_default(&ro);
+    ro.max_memory = 4096;
+    sl_pq_column_data cd;
+    assert_int_equal(sl_pq_reader_open(file.data, file.len, NULL, &pr, err, sizeof err), SL_OK);
+    sl_pq_reader_free(pr);
+    if (sl_pq_reader_open(file.data, file.len, &ro, &pr, err, sizeof err) == SL_OK) {
+        assert_int_equal(sl_pq_reader_read_column(pr, 0, 4, &cd, err, sizeof err),
+                         SL_ERR_TOO_LARGE);
+        sl_pq_reader_free(pr);
+    }
+    sl_buf_cleanup(&file);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -975,6 +1173,7 @@ int main(void)
         cmocka_unit_test(test_writer_memory_cap_torture),
         cmocka_unit_test(test_writer_output_error),
         cmocka_unit_test(test_real_footers),
+        cmocka_unit_test(test_nested_round_trip),
     };
     return cmocka_run_group_tests_name("parquet", tests, NULL, NULL);
 }
