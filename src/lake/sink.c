@@ -51,9 +51,10 @@ struct sl_lake_sink_t {
     sl_log_t *log;
     sl_log_consumer_t *consumer;
     unsigned parts;
-    int64_t version;      /* the table version last read or written */
-    int64_t *txn;         /* invariant 1 */
-    int64_t *batch_first; /* per partition: first offset in the batch; -1 none */
+    sl_delta_snapshot_t *snap; /* the table as last read or written; NULL: read it again */
+    int64_t version;           /* snap's version */
+    int64_t *txn;              /* invariant 1 */
+    int64_t *batch_first;      /* per partition: first offset in the batch; -1 none */
     int64_t *batch_last;
     bool *pending_seek; /* assigned before the consumer handle existed (embedded open) */
     date_file files[MAX_OPEN_DATES];
@@ -121,22 +122,32 @@ static const char *codec_infix(sl_pq_codec codec)
 
 /* ---- the table's txn versions (invariant 3) ---- */
 
-/* Reads the latest snapshot: version and txn[] of every partition. */
-static sl_err refresh_txns(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
+/* txn[] of every partition from the snapshot. */
+static void txns_from(sl_lake_sink_t *sink, const sl_delta_snapshot_t *snap)
 {
-    sl_delta_snapshot_t *snap;
-    sl_err err = sl_delta_snapshot_load(sink->st, -1, &snap, errbuf, errlen);
-    if (err)
-        return err;
-    sink->version = sl_delta_snapshot_version(snap);
-    atomic_store(&sink->table_version, sink->version);
     for (unsigned p = 0; p < sink->parts; p++) {
         char app[32];
         int64_t v;
         snprintf(app, sizeof app, APP_ID_FMT, p);
         sink->txn[p] = sl_delta_snapshot_txn(snap, app, &v) == SL_OK ? v : -1;
     }
-    sl_delta_snapshot_free(snap);
+}
+
+/* Brings the snapshot to the table's latest version (only the commits after it; all of
+ * them when there is none, or the last update failed), then version and txn[]. */
+static sl_err refresh_txns(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
+{
+    sl_err err = SL_OK;
+    if (sink->snap &&
+        (err = sl_delta_snapshot_update(sink->st, sink->snap, NULL, NULL, errbuf, errlen))) {
+        sl_delta_snapshot_free(sink->snap);
+        sink->snap = NULL;
+    }
+    if (!sink->snap && (err = sl_delta_snapshot_load(sink->st, -1, &sink->snap, errbuf, errlen)))
+        return err;
+    sink->version = sl_delta_snapshot_version(sink->snap);
+    atomic_store(&sink->table_version, sink->version);
+    txns_from(sink, sink->snap);
     return SL_OK;
 }
 
@@ -311,17 +322,26 @@ static sl_err finish_files(sl_lake_sink_t *sink, sl_delta_add *adds, sl_delta_kv
     return SL_OK;
 }
 
-/* Another writer took the version: re-read the table. If it committed offsets of this
- * batch (a second sink on the same partitions), the batch is abandoned; else retry. */
-static bool batch_still_ours(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
+/* Other writers took the version (sl_delta_commit_append brought snap up to date): if
+ * one committed offsets of this batch (a second sink on the same partitions), the batch
+ * must not be committed again; other appends do not conflict with it. */
+static sl_err batch_still_ours(void *opaque, const sl_delta_snapshot_t *snap, char *errbuf,
+                               size_t errlen)
 {
-    if (refresh_txns(sink, errbuf, errlen))
-        return false;
+    sl_lake_sink_t *sink = opaque;
+    atomic_fetch_add(&sink->conflicts_total, 1);
+    txns_from(sink, snap);
     for (unsigned p = 0; p < sink->parts; p++) {
         if (sink->batch_first[p] >= 0 && sink->txn[p] >= sink->batch_first[p])
-            return false;
+            return sl_errbuf_set(errbuf, errlen, SL_ERR_EXISTS,
+                                 "version %" PRId64 " already holds partition %u up to offset "
+                                 "%" PRId64 ", which this batch holds too: it is dropped and "
+                                 "read again from there",
+                                 sl_delta_snapshot_version(snap), p, sink->txn[p]);
     }
-    return true;
+    sl_diag(SL_DIAG_INFO, "lake commit conflict: other writers appended, retrying",
+            "version=%" PRId64, sl_delta_snapshot_version(snap) + 1);
+    return SL_OK;
 }
 
 /* After a commit reported a failure: whether it landed anyway (file://: the link succeeded
@@ -391,30 +411,22 @@ static void batch_commit(sl_lake_sink_t *sink)
         .operation_parameters = params,
         .n_operation_parameters = 2,
     };
-    for (unsigned attempt = 1;; attempt++) {
-        int64_t want = sink->version + 1;
-        c.read_version = sink->version;
-        err = sl_delta_commit_write(sink->st, want, &c, eb, sizeof eb);
-        if (err != SL_ERR_EXISTS)
-            break;
-        atomic_fetch_add(&sink->conflicts_total, 1);
-        sl_diag(SL_DIAG_WARN, "lake commit conflict", "attempt=%u detail=\"%s\"", attempt, eb);
-        if (attempt == MAX_COMMIT_ATTEMPTS || !batch_still_ours(sink, eb, sizeof eb))
-            goto fail;
-        if (sink->version < want) {
-            /* Taken, yet not in the table: something that is not a commit holds the name. */
-            sl_errbuf_set(eb, sizeof eb, SL_ERR_CORRUPT,
-                          "version %" PRId64 " of \"%s\" is taken but is not a readable commit",
-                          want, sink->table_uri);
-            goto fail;
-        }
+    err = sl_delta_commit_append(sink->st, sink->snap, &c, MAX_COMMIT_ATTEMPTS, batch_still_ours,
+                                 sink, eb, sizeof eb);
+    if (err == SL_ERR_EXISTS) {
+        sink->version = sl_delta_snapshot_version(sink->snap);
+        sl_diag(SL_DIAG_WARN, "lake commit conflict", "detail=\"%s\"", eb);
+        goto fail; /* invariant 4 seeks each partition to the table's txn + 1 */
     }
-    if (err && !batch_landed(sink))
-        goto fail;
-    if (err)
+    if (err) {
+        /* The snapshot may be behind or unusable: read the table again. */
+        sl_delta_snapshot_free(sink->snap);
+        sink->snap = NULL;
+        if (!batch_landed(sink))
+            goto fail;
         sl_diag(SL_DIAG_WARN, "lake commit reported a failure but landed", "detail=\"%s\"", eb);
-    else
-        sink->version++;
+    }
+    sink->version = sl_delta_snapshot_version(sink->snap);
     for (unsigned p = 0; p < sink->parts; p++) {
         if (sink->batch_last[p] >= 0)
             sink->txn[p] = sink->batch_last[p];
@@ -556,7 +568,8 @@ static void *sink_main(void *arg)
 
 /* ---- start and stop ---- */
 
-/* Opens the table, creating it when there is none; refuses one sluice cannot append to. */
+/* Opens the table, creating it when there is none; refuses one sluice cannot append to.
+ * Keeps its snapshot in sink->snap. */
 static sl_err open_table(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
 {
     sl_delta_snapshot_t *snap = NULL;
@@ -592,7 +605,10 @@ static sl_err open_table(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
                             sink->table_uri);
     }
     sl_buf_cleanup(&want);
-    sl_delta_snapshot_free(snap);
+    if (err)
+        sl_delta_snapshot_free(snap);
+    else
+        sink->snap = snap; /* refresh_txns goes on from here */
     return err;
 }
 
@@ -601,6 +617,7 @@ static void sink_free(sl_lake_sink_t *sink)
     if (!sink)
         return;
     sl_log_consumer_close(sink->consumer);
+    sl_delta_snapshot_free(sink->snap);
     sl_lake_row_cleanup(&sink->row);
     free(sink->txn);
     free(sink->batch_first);
