@@ -50,6 +50,9 @@ void sl__delta_state_cleanup(sl__delta_state *st);
 SL_MUST_CHECK sl_err sl__delta_state_apply(sl__delta_state *st, int64_t version, const char *data,
                                            size_t len, char *errbuf, size_t errlen);
 
+/* The state a snapshot holds (for commits that apply themselves to it). */
+sl__delta_state *sl__delta_snapshot_state(sl_delta_snapshot_t *snap);
+
 /* The key of a commit: "_delta_log/%020lld.json". */
 #define SL__DELTA_KEY_MAX 48
 void sl__delta_commit_key(int64_t version, char out[SL__DELTA_KEY_MAX]);

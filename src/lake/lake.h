@@ -92,4 +92,27 @@ void sl_lake_sink_component(sl_lake_sink_t *sink, sl_component *out);
 SL_MUST_CHECK sl_err sl_lake_history_print(const char *table_uri, const sl_storage_options *so,
                                            FILE *out, char *errbuf, size_t errlen);
 
+/* ---- sluice lake vacuum ---- */
+
+/* Retention below this needs force: a writer's upload and a reader's version both take
+ * time. */
+#define SL_LAKE_VACUUM_MIN_RETAIN_HOURS 1
+
+typedef struct sl_lake_vacuum_options {
+    int64_t retain_hours; /* keep what versions of the last retain_hours reference */
+    bool dry_run;         /* print what would be deleted, delete nothing */
+    bool force;           /* allow retain_hours under the minimum */
+    int64_t now_ms;       /* 0: the clock */
+} sl_lake_vacuum_options;
+
+/* Deletes the files of the table at table_uri that no version committed in the last
+ * retain_hours (nor the version current when that window opened, nor the latest)
+ * references and that are older than the window, and the store's temporary files older
+ * than it; prints one line per file ("deleted KEY" or "would delete KEY") and a summary.
+ * SL_ERR_CONFIG for a retention under the minimum without force; SL_ERR_UNSUPPORTED for
+ * a table that references files outside itself; the log's and the store's errors. */
+SL_MUST_CHECK sl_err sl_lake_vacuum(const char *table_uri, const sl_storage_options *so,
+                                    const sl_lake_vacuum_options *vo, FILE *out, char *errbuf,
+                                    size_t errlen);
+
 #endif

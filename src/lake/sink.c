@@ -6,13 +6,18 @@
  *  1. txn[p] is the last offset of partition p that the table holds (-1: none). A message
  *     at or below it is never written again, whatever the log redelivers.
  *  2. Order of a batch: data files uploaded (visible whole, file:// fsynced) -> Delta
- *     commit (atomic create-if-absent) -> log offsets committed. A kill at any point leaves either
- * a commit holding the whole batch or no commit (files without a commit are never read: they are
- * not in the log); offsets lag the table at worst, and invariant 1 skips what they lag by.
+ *     commit (atomic create-if-absent) -> log offsets committed. A kill at any point
+ *     leaves either a commit holding the whole batch or no commit (files without a commit
+ *     are never read: they are not in the log); offsets lag the table at worst, and
+ *     invariant 1 skips what they lag by.
  *  3. At start, and whenever partitions are assigned, txn[] is read from the table's latest
  *     snapshot and each partition is sought to txn[p] + 1.
- *  4. A batch that cannot be committed is abandoned whole: its files are deleted and its
- *     partitions sought back to txn[p] + 1, so it is read and written again.
+ *  4. A batch that cannot be committed is abandoned whole: its uploads are aborted, its
+ *     stored files deleted, and its partitions sought back to txn[p] + 1, so it is read
+ *     and written again. When the commit's outcome is unknown (a store error, then the
+ *     table unreadable) the stored files stay (the commit may reference them), and no
+ *     batch is committed before the table has been read again: one that overlaps its txn
+ *     (the unknown commit landed) is dropped and read again from there.
  *
  * States of a batch: EMPTY -> FILLING (files open, rows going in) -> COMMITTING ->
  * EMPTY (committed, or abandoned by invariant 4). */
@@ -51,9 +56,10 @@ struct sl_lake_sink_t {
     sl_log_t *log;
     sl_log_consumer_t *consumer;
     unsigned parts;
-    int64_t version;      /* the table version last read or written */
-    int64_t *txn;         /* invariant 1 */
-    int64_t *batch_first; /* per partition: first offset in the batch; -1 none */
+    sl_delta_snapshot_t *snap; /* the table as last read or written; NULL: read it again */
+    int64_t version;           /* snap's version */
+    int64_t *txn;              /* invariant 1 */
+    int64_t *batch_first;      /* per partition: first offset in the batch; -1 none */
     int64_t *batch_last;
     bool *pending_seek; /* assigned before the consumer handle existed (embedded open) */
     date_file files[MAX_OPEN_DATES];
@@ -121,22 +127,32 @@ static const char *codec_infix(sl_pq_codec codec)
 
 /* ---- the table's txn versions (invariant 3) ---- */
 
-/* Reads the latest snapshot: version and txn[] of every partition. */
-static sl_err refresh_txns(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
+/* txn[] of every partition from the snapshot. */
+static void txns_from(sl_lake_sink_t *sink, const sl_delta_snapshot_t *snap)
 {
-    sl_delta_snapshot_t *snap;
-    sl_err err = sl_delta_snapshot_load(sink->st, -1, &snap, errbuf, errlen);
-    if (err)
-        return err;
-    sink->version = sl_delta_snapshot_version(snap);
-    atomic_store(&sink->table_version, sink->version);
     for (unsigned p = 0; p < sink->parts; p++) {
         char app[32];
         int64_t v;
         snprintf(app, sizeof app, APP_ID_FMT, p);
         sink->txn[p] = sl_delta_snapshot_txn(snap, app, &v) == SL_OK ? v : -1;
     }
-    sl_delta_snapshot_free(snap);
+}
+
+/* Brings the snapshot to the table's latest version (only the commits after it; all of
+ * them when there is none, or the last update failed), then version and txn[]. */
+static sl_err refresh_txns(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
+{
+    sl_err err = SL_OK;
+    if (sink->snap &&
+        (err = sl_delta_snapshot_update(sink->st, sink->snap, NULL, NULL, errbuf, errlen))) {
+        sl_delta_snapshot_free(sink->snap);
+        sink->snap = NULL;
+    }
+    if (!sink->snap && (err = sl_delta_snapshot_load(sink->st, -1, &sink->snap, errbuf, errlen)))
+        return err;
+    sink->version = sl_delta_snapshot_version(sink->snap);
+    atomic_store(&sink->table_version, sink->version);
+    txns_from(sink, sink->snap);
     return SL_OK;
 }
 
@@ -191,13 +207,15 @@ static void batch_reset(sl_lake_sink_t *sink)
         sink->batch_first[p] = sink->batch_last[p] = -1;
 }
 
-/* Invariant 4. With the batch empty, everything after txn[p] is missing from the table,
+/* Invariant 4 (keep_stored: the files already uploaded stay, as a commit whose outcome
+ * is unknown may reference them; a vacuum removes them if it does not). With the batch
+ * empty, everything after txn[p] is missing from the table,
  * so every partition goes back there and the rest of the current poll is dropped (it is
  * read again): no message can slip past a partition's new position. */
-static void batch_abandon(sl_lake_sink_t *sink)
+static void batch_abandon(sl_lake_sink_t *sink, bool keep_stored)
 {
     for (size_t i = 0; i < sink->n_files; i++)
-        file_release(sink, &sink->files[i], false);
+        file_release(sink, &sink->files[i], keep_stored);
     for (unsigned p = 0; p < sink->parts; p++)
         (void)seek_partition(sink, p);
     sink->drop_polled = true;
@@ -311,32 +329,54 @@ static sl_err finish_files(sl_lake_sink_t *sink, sl_delta_add *adds, sl_delta_kv
     return SL_OK;
 }
 
-/* Another writer took the version: re-read the table. If it committed offsets of this
- * batch (a second sink on the same partitions), the batch is abandoned; else retry. */
-static bool batch_still_ours(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
+/* Other writers took the version (sl_delta_commit_append brought snap up to date): if
+ * one committed offsets of this batch (a second sink on the same partitions), the batch
+ * must not be committed again; other appends do not conflict with it. */
+static sl_err batch_still_ours(void *opaque, const sl_delta_snapshot_t *snap, char *errbuf,
+                               size_t errlen)
 {
-    if (refresh_txns(sink, errbuf, errlen))
-        return false;
+    sl_lake_sink_t *sink = opaque;
+    atomic_fetch_add(&sink->conflicts_total, 1);
+    txns_from(sink, snap);
     for (unsigned p = 0; p < sink->parts; p++) {
         if (sink->batch_first[p] >= 0 && sink->txn[p] >= sink->batch_first[p])
-            return false;
+            return sl_errbuf_set(errbuf, errlen, SL_ERR_EXISTS,
+                                 "version %" PRId64 " already holds partition %u up to offset "
+                                 "%" PRId64 ", which this batch holds too: it is dropped and "
+                                 "read again from there",
+                                 sl_delta_snapshot_version(snap), p, sink->txn[p]);
     }
-    return true;
+    sl_diag(SL_DIAG_INFO, "lake commit conflict: other writers appended, retrying",
+            "version=%" PRId64, sl_delta_snapshot_version(snap) + 1);
+    return SL_OK;
 }
+
+/* The first partition whose batch offsets the table already holds (txn[] as last read),
+ * or -1: such a batch must not be committed (invariant 1). */
+static int batch_overlap(const sl_lake_sink_t *sink)
+{
+    for (unsigned p = 0; p < sink->parts; p++) {
+        if (sink->batch_first[p] >= 0 && sink->txn[p] >= sink->batch_first[p])
+            return (int)p;
+    }
+    return -1;
+}
+
+typedef enum landing { LANDED, NOT_LANDED, UNKNOWN } landing;
 
 /* After a commit reported a failure: whether it landed anyway (file://: the link succeeded
  * and the directory sync failed; s3://: the PUT was stored and its answer lost). Its files
- * must then stay. */
-static bool batch_landed(sl_lake_sink_t *sink)
+ * must then stay, and must stay too while the table cannot be read to tell. */
+static landing batch_landed(sl_lake_sink_t *sink)
 {
     char eb[512];
     if (refresh_txns(sink, eb, sizeof eb))
-        return false;
+        return UNKNOWN;
     for (unsigned p = 0; p < sink->parts; p++) {
         if (sink->batch_last[p] >= 0 && sink->txn[p] != sink->batch_last[p])
-            return false;
+            return NOT_LANDED;
     }
-    return true;
+    return LANDED;
 }
 
 /* Commits the batch (invariant 2). @thread the sink's */
@@ -344,6 +384,7 @@ static void batch_commit(sl_lake_sink_t *sink)
 {
     char eb[512] = "";
     sl_err err = SL_OK;
+    bool keep_stored = false; /* on failure: the commit may have landed */
     size_t n_txns = 0;
     sl_delta_add adds[MAX_OPEN_DATES];
     sl_delta_kv pvs[MAX_OPEN_DATES];
@@ -365,6 +406,19 @@ static void batch_commit(sl_lake_sink_t *sink)
         for (size_t i = 0; i < sink->n_files; i++)
             file_release(sink, &sink->files[i], false);
         goto offsets;
+    }
+    /* After a commit whose outcome was unknown the snapshot is gone: read the table first,
+     * and drop a batch it already holds part of (the earlier commit did land). */
+    if (!sink->snap && refresh_txns(sink, eb, sizeof eb))
+        goto fail;
+    int p_in = batch_overlap(sink);
+    if (p_in >= 0) {
+        sl_diag(SL_DIAG_WARN, "lake batch already in the table; dropped and read again",
+                "partition=%d txn=%" PRId64 " batch_first=%" PRId64, p_in, sink->txn[p_in],
+                sink->batch_first[p_in]);
+        batch_abandon(sink, false);
+        set_health(sink, true, NULL, NULL); /* the table reads, and holds those events */
+        goto out;
     }
     txns = calloc(sink->parts, sizeof *txns);
     apps = calloc(sink->parts, sizeof *apps);
@@ -391,30 +445,24 @@ static void batch_commit(sl_lake_sink_t *sink)
         .operation_parameters = params,
         .n_operation_parameters = 2,
     };
-    for (unsigned attempt = 1;; attempt++) {
-        int64_t want = sink->version + 1;
-        c.read_version = sink->version;
-        err = sl_delta_commit_write(sink->st, want, &c, eb, sizeof eb);
-        if (err != SL_ERR_EXISTS)
-            break;
-        atomic_fetch_add(&sink->conflicts_total, 1);
-        sl_diag(SL_DIAG_WARN, "lake commit conflict", "attempt=%u detail=\"%s\"", attempt, eb);
-        if (attempt == MAX_COMMIT_ATTEMPTS || !batch_still_ours(sink, eb, sizeof eb))
-            goto fail;
-        if (sink->version < want) {
-            /* Taken, yet not in the table: something that is not a commit holds the name. */
-            sl_errbuf_set(eb, sizeof eb, SL_ERR_CORRUPT,
-                          "version %" PRId64 " of \"%s\" is taken but is not a readable commit",
-                          want, sink->table_uri);
-            goto fail;
-        }
+    err = sl_delta_commit_append(sink->st, sink->snap, &c, MAX_COMMIT_ATTEMPTS, batch_still_ours,
+                                 sink, eb, sizeof eb);
+    if (err == SL_ERR_EXISTS) {
+        sink->version = sl_delta_snapshot_version(sink->snap);
+        sl_diag(SL_DIAG_WARN, "lake commit conflict", "detail=\"%s\"", eb);
+        goto fail; /* invariant 4 seeks each partition to the table's txn + 1 */
     }
-    if (err && !batch_landed(sink))
-        goto fail;
-    if (err)
+    if (err) {
+        /* The snapshot may be behind or unusable: read the table again. */
+        sl_delta_snapshot_free(sink->snap);
+        sink->snap = NULL;
+        landing l = batch_landed(sink);
+        keep_stored = l == UNKNOWN;
+        if (l != LANDED)
+            goto fail;
         sl_diag(SL_DIAG_WARN, "lake commit reported a failure but landed", "detail=\"%s\"", eb);
-    else
-        sink->version++;
+    }
+    sink->version = sl_delta_snapshot_version(sink->snap);
     for (unsigned p = 0; p < sink->parts; p++) {
         if (sink->batch_last[p] >= 0)
             sink->txn[p] = sink->batch_last[p];
@@ -447,7 +495,7 @@ fail:
     set_health(sink, false, "could not commit to the lake", eb);
     sl_diag(SL_DIAG_ERROR, "lake commit failed; the batch will be written again",
             "rows=%" PRIu64 " detail=\"%s\"", sink->batch_rows, eb);
-    batch_abandon(sink);
+    batch_abandon(sink, keep_stored);
     pause_ms(sink, 1000); /* back off before the batch is read and tried again */
 out:
     for (size_t i = 0; i < MAX_OPEN_DATES; i++)
@@ -506,7 +554,7 @@ static void take_message(sl_lake_sink_t *sink, const sl_log_message *m)
             atomic_fetch_add(&sink->failures_total, 1);
             sl_diag(SL_DIAG_ERROR, "lake sink could not write; the batch will be written again",
                     "detail=\"%s\"", eb);
-            batch_abandon(sink);
+            batch_abandon(sink, false);
             pause_ms(sink, 1000);
             return;
         } else {
@@ -556,7 +604,8 @@ static void *sink_main(void *arg)
 
 /* ---- start and stop ---- */
 
-/* Opens the table, creating it when there is none; refuses one sluice cannot append to. */
+/* Opens the table, creating it when there is none; refuses one sluice cannot append to.
+ * Keeps its snapshot in sink->snap. */
 static sl_err open_table(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
 {
     sl_delta_snapshot_t *snap = NULL;
@@ -592,7 +641,10 @@ static sl_err open_table(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
                             sink->table_uri);
     }
     sl_buf_cleanup(&want);
-    sl_delta_snapshot_free(snap);
+    if (err)
+        sl_delta_snapshot_free(snap);
+    else
+        sink->snap = snap; /* refresh_txns goes on from here */
     return err;
 }
 
@@ -601,6 +653,7 @@ static void sink_free(sl_lake_sink_t *sink)
     if (!sink)
         return;
     sl_log_consumer_close(sink->consumer);
+    sl_delta_snapshot_free(sink->snap);
     sl_lake_row_cleanup(&sink->row);
     free(sink->txn);
     free(sink->batch_first);
