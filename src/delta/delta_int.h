@@ -54,4 +54,18 @@ SL_MUST_CHECK sl_err sl__delta_state_apply(sl__delta_state *st, int64_t version,
 #define SL__DELTA_NAME_MAX 32
 void sl__delta_commit_name(int64_t version, char out[SL__DELTA_NAME_MAX]);
 
+/* ---- checkpoints (checkpoint.c): bytes in, bytes out ---- */
+
+/* Encodes st (protocol, metaData, txns, active files as adds with dataChange false and
+ * stats {"numRecords": N} when known) as a Parquet checkpoint with the Delta protocol's
+ * nested schema, appended to out (its cap bounds the size). */
+SL_MUST_CHECK sl_err sl__delta_checkpoint_encode(const sl__delta_state *st, sl_buf *out,
+                                                 char *errbuf, size_t errlen);
+/* Loads the checkpoint data[0..len) (untrusted; sluice's or another engine's single-part
+ * classic checkpoint) of `version` into st, which must be freshly initialized: its rows
+ * become the JSON actions they stand for, applied as commit `version` (same checks as the
+ * log; remove tombstones are skipped). Errors name the checkpoint's version. */
+SL_MUST_CHECK sl_err sl__delta_checkpoint_decode(const void *data, size_t len, int64_t version,
+                                                 sl__delta_state *st, char *errbuf, size_t errlen);
+
 #endif

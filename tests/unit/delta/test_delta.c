@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "delta/delta.h"
+#include "test_checkpoint.h" /* checkpoints: a second group */
 
 extern char **environ;
 
@@ -629,5 +630,6 @@ int main(void)
         cmocka_unit_test(test_golden_refusals),
         cmocka_unit_test(test_golden_all_load_or_refuse),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    int failed = cmocka_run_group_tests(tests, setup, teardown);
+    return failed + sl_test_checkpoint_run();
 }
