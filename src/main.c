@@ -112,10 +112,23 @@ static bool names_role(const char *list, const char *role)
     return false;
 }
 
-/* The lake sink's options from the settings; false (with a message) on a bad codec. */
-static bool lake_options_from(const sl_config *cfg, sl_lake_sink_options *opts)
+/* The lake's object-store options (s3:// lakes) from the settings; strings point into cfg. */
+static void lake_storage_from(const sl_config *cfg, sl_storage_options *so)
+{
+    sl_storage_options_default(so);
+    so->endpoint = *cfg->s3_endpoint ? cfg->s3_endpoint : NULL;
+    so->region = cfg->s3_region;
+    so->path_style = cfg->s3_path_style;
+}
+
+/* The lake sink's options from the settings (so receives the store's, which opts points
+ * to); false (with a message) on a bad codec. */
+static bool lake_options_from(const sl_config *cfg, sl_lake_sink_options *opts,
+                              sl_storage_options *so)
 {
     sl_lake_sink_options_default(opts);
+    lake_storage_from(cfg, so);
+    opts->storage = so;
     opts->table_uri = cfg->lake_uri;
     opts->zstd_level = (int)cfg->lake_zstd_level;
     opts->batch_rows = (uint64_t)cfg->lake_batch_rows;
@@ -193,7 +206,8 @@ static int cmd_serve(int argc, char **argv)
         roles &= ~(unsigned)ROLE_PG_SINK; /* "all" without a PostgreSQL: no hot store */
     }
     sl_lake_sink_options lake_opts;
-    if ((roles & ROLE_LAKE_SINK) && !lake_options_from(&cfg, &lake_opts)) {
+    sl_storage_options lake_so;
+    if ((roles & ROLE_LAKE_SINK) && !lake_options_from(&cfg, &lake_opts, &lake_so)) {
         fprintf(stderr, "sluice serve: --lake-codec: \"%s\" is not snappy, zstd or none\n",
                 cfg.lake_codec);
         sl_config_cleanup(&cfg);
@@ -342,8 +356,10 @@ static int cmd_lake_history(int argc, char **argv)
     if (rc >= 0)
         return rc;
     char errbuf[512];
+    sl_storage_options so;
+    lake_storage_from(&cfg, &so);
     rc = 0;
-    if (sl_lake_history_print(cfg.lake_uri, stdout, errbuf, sizeof errbuf)) {
+    if (sl_lake_history_print(cfg.lake_uri, &so, stdout, errbuf, sizeof errbuf)) {
         fprintf(stderr, "sluice lake history: %s\n", errbuf);
         rc = 1;
     } else if (fflush(stdout) != 0) {

@@ -115,7 +115,8 @@ static const setting settings[] = {
     /* lake (issue 5) */
     {"lake", "SLUICE_LAKE", SETTING_STRING, "file://./var/lake/analytics_events", 0, 0, 0,
      SL_CMD_SERVE | SL_CMD_LAKE, F(lake_uri),
-     "the Delta Lake table of the lake-sink role: file://DIR (created when absent)"},
+     "the Delta Lake table of the lake-sink role: file://DIR or s3://BUCKET/PREFIX (created "
+     "when absent)"},
     {"lake-codec", "SLUICE_LAKE_CODEC", SETTING_STRING, "snappy", 0, 0, 0, SL_CMD_SERVE,
      F(lake_codec), "compression of the lake's Parquet files: snappy, zstd or none"},
     {"lake-zstd-level", "SLUICE_LAKE_ZSTD_LEVEL", SETTING_INT, "3", 1, 22, 0, SL_CMD_SERVE,
@@ -128,6 +129,25 @@ static const setting settings[] = {
     {"lake-batch-interval", "SLUICE_LAKE_BATCH_INTERVAL", SETTING_DURATION, "5s", 100, 600000, 1,
      SL_CMD_SERVE, F(lake_batch_interval_ms),
      "... or its oldest event has waited this long (how fresh the lake is while events flow)"},
+    /* lake on object storage and `sluice lake vacuum` (issue 6) */
+    {"s3-endpoint", "SLUICE_S3_ENDPOINT", SETTING_STRING, "", 0, 0, 0, SL_CMD_SERVE | SL_CMD_LAKE,
+     F(s3_endpoint),
+     "s3:// lake: http[s]://HOST[:PORT] of an S3-compatible server (MinIO, moto, R2); empty = "
+     "AWS S3 of --s3-region. Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY "
+     "and AWS_SESSION_TOKEN"},
+    {"s3-region", "SLUICE_S3_REGION", SETTING_STRING, "us-east-1", 0, 0, 0,
+     SL_CMD_SERVE | SL_CMD_LAKE, F(s3_region), "s3:// lake: the region requests are signed for"},
+    {"s3-path-style", "SLUICE_S3_PATH_STYLE", SETTING_BOOL, "false", 0, 0, 0,
+     SL_CMD_SERVE | SL_CMD_LAKE, F(s3_path_style),
+     "s3:// lake: address ENDPOINT/BUCKET/KEY instead of BUCKET.HOST/KEY (MinIO, moto)"},
+    {"retain", "SLUICE_RETAIN", SETTING_INT, "168", 0, 87600, 0, SL_CMD_LAKE_VACUUM,
+     F(retain_hours),
+     "hours of history vacuum keeps readable: files a version of the last HOURS (or the "
+     "latest) references are never deleted; under 1 needs --force"},
+    {"dry-run", "SLUICE_DRY_RUN", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_LAKE_VACUUM,
+     F(dry_run), "vacuum: list what would be deleted, delete nothing"},
+    {"force", "SLUICE_FORCE", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_LAKE_VACUUM, F(force),
+     "vacuum: allow --retain under 1 hour (a reader or writer of an older version may fail)"},
     {"group", "SLUICE_GROUP", SETTING_STRING, "", 0, 0, 0, SL_CMD_LOG_READ, F(group),
      "consumer group whose offsets are read and committed; empty = none"},
     {"from-beginning", "SLUICE_FROM_BEGINNING", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_LOG_READ,
@@ -410,6 +430,7 @@ void sl_config_print_markdown(FILE *out)
             const char *name;
         } cmd_names[] = {{SL_CMD_SERVE, "serve"}, {SL_CMD_LOG_READ, "log read"},
                          {SL_CMD_LAKE, "lake"},
+                         {SL_CMD_LAKE_VACUUM, "lake vacuum"},
                          {SL_CMD_PG_MIGRATE, "pg migrate"}};
         for (size_t k = 0; k < sizeof cmd_names / sizeof cmd_names[0]; k++) {
             if (s->commands & cmd_names[k].bit)

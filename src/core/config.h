@@ -17,6 +17,7 @@ enum {
     SL_CMD_LOG_READ = 1u << 1,
     SL_CMD_PG_MIGRATE = 1u << 2,
     SL_CMD_LAKE = 1u << 4, /* sluice lake ... (issue 5); bits 2-3 left to other commands */
+    SL_CMD_LAKE_VACUUM = 1u << 6, /* sluice lake vacuum only (issue 6) */
 };
 
 typedef struct sl_config {
@@ -60,6 +61,13 @@ typedef struct sl_config {
     int64_t lake_batch_rows;
     int64_t lake_batch_bytes;
     int64_t lake_batch_interval_ms;
+    /* lake on object storage, `sluice lake vacuum` (issue 6) */
+    char *s3_endpoint;
+    char *s3_region;
+    bool s3_path_style;
+    int64_t retain_hours;
+    bool dry_run;
+    bool force;
     /* log read */
     char *group;
     bool from_beginning;

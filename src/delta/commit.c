@@ -1,26 +1,15 @@
 /* Writing the log: formatting a commit's actions as JSON lines (commitInfo first, as Spark
  * does, then protocol, metaData, add and txn), the table's schemaString, add stats, and
- * storing a commit as an atomic create-if-absent file.
- *
- * Invariants of sl_delta_log_put:
- *  1. The final name NNNNNNNNNNNNNNNNNNNN.json appears only through link() of a complete,
- *     fsynced temporary file, so a reader never sees a partial commit and a crash leaves at
- *     most a stray ".tmp-*" file (which readers skip: it is not a version name).
- *  2. link() never replaces: of two writers of one version exactly one wins; the other
- *     gets SL_ERR_EXISTS and its temporary file is removed.
- *  3. The log directory is fsynced after the link, so a commit reported done survives a
- *     power loss. */
-#include <errno.h>
-#include <fcntl.h>
+ * storing a commit as the object _delta_log/NNNNNNNNNNNNNNNNNNNN.json through the store's
+ * create-if-absent put (file://: fsynced temporary file link()ed to the name; s3://:
+ * If-None-Match: *), so of two writers of one version exactly one wins and a reader never
+ * sees a partial commit. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "core/fs.h"
 #include "core/time.h"
 #include "core/uuid.h"
 #include "delta/delta_int.h"
@@ -282,104 +271,38 @@ sl_err sl_delta_stats_format(sl_buf *out, uint64_t num_records, const sl_delta_c
     return sl_buf_append(out, LIT("}}"));
 }
 
-/* ---- the file system ---- */
+/* ---- the store ---- */
 
-static sl_err write_all(int fd, const char *p, size_t len, const char *path, char *errbuf,
-                        size_t errlen)
+void sl__delta_commit_key(int64_t version, char out[SL__DELTA_KEY_MAX])
 {
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not write \"%s\": %s", path,
-                                 strerror(errno));
-        p += n;
-        len -= (size_t)n;
-    }
-    return SL_OK;
+    snprintf(out, SL__DELTA_KEY_MAX, "_delta_log/%020" PRId64 ".json", version);
 }
 
-sl_err sl_delta_log_put(const char *table_dir, int64_t version, const void *data, size_t len,
+sl_err sl_delta_log_put(sl_storage_t *st, int64_t version, const void *data, size_t len,
                         char *errbuf, size_t errlen)
 {
-    char log_dir[4096], final[4200], tmp[4200], name[SL__DELTA_NAME_MAX];
-    char id[SL_UUID_STR_LEN + 1];
+    char key[SL__DELTA_KEY_MAX];
     if (version < 0)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID, "version %" PRId64 " is negative",
                              version);
-    if (snprintf(log_dir, sizeof log_dir, "%s/_delta_log", table_dir) >= (int)sizeof log_dir)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "table path \"%s\" is too long",
-                             table_dir);
-    sl_err err = sl_fs_make_dirs(log_dir, 0755, errbuf, errlen);
-    if (err)
-        return err;
-    sl__delta_commit_name(version, name);
-    sl_uuid_v7(id);
-    snprintf(final, sizeof final, "%s/%s", log_dir, name);
-    snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%s", log_dir, name, id);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not create \"%s\": %s", tmp,
-                             strerror(errno));
-    err = write_all(fd, data, len, tmp, errbuf, errlen);
-    if (!err && fsync(fd) != 0)
-        err = sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not sync \"%s\": %s", tmp,
-                            strerror(errno));
-    if (close(fd) != 0 && !err)
-        err = sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not close \"%s\": %s", tmp,
-                            strerror(errno));
-    if (!err && link(tmp, final) != 0) {
-        if (errno == EEXIST)
-            err = sl_errbuf_set(errbuf, errlen, SL_ERR_EXISTS,
-                                "version %" PRId64 " of table \"%s\" already exists: another "
-                                "writer committed it first",
-                                version, table_dir);
-        else
-            err = sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not link \"%s\": %s", final,
-                                strerror(errno));
-    }
-    unlink(tmp);
-    if (err)
-        return err;
-    return sl_fs_sync_dir(log_dir, errbuf, errlen);
+    sl__delta_commit_key(version, key);
+    sl_err err = sl_storage_put_if_absent(st, key, data, len, errbuf, errlen);
+    if (err == SL_ERR_EXISTS)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_EXISTS,
+                             "version %" PRId64 " of table \"%s\" already exists: another "
+                             "writer committed it first",
+                             version, sl_storage_uri(st));
+    return err;
 }
 
-sl_err sl_delta_commit_write(const char *table_dir, int64_t version, const sl_delta_commit *c,
+sl_err sl_delta_commit_write(sl_storage_t *st, int64_t version, const sl_delta_commit *c,
                              char *errbuf, size_t errlen)
 {
     sl_buf data;
     sl_buf_init(&data, SL__DELTA_MAX_COMMIT_BYTES);
     sl_err err = sl_delta_commit_format(c, &data, errbuf, errlen);
     if (!err)
-        err = sl_delta_log_put(table_dir, version, data.data, data.len, errbuf, errlen);
+        err = sl_delta_log_put(st, version, data.data, data.len, errbuf, errlen);
     sl_buf_cleanup(&data);
     return err;
-}
-
-sl_err sl_delta_data_create(const char *table_dir, const char *rel_path, int *fd, char *errbuf,
-                            size_t errlen)
-{
-    char path[4200], dir[4200];
-    *fd = -1;
-    if (snprintf(path, sizeof path, "%s/%s", table_dir, rel_path) >= (int)sizeof path)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "path \"%s/%s\" is too long", table_dir,
-                             rel_path);
-    memcpy(dir, path, sizeof dir);
-    *strrchr(dir, '/') = '\0';
-    sl_err err = sl_fs_make_dirs(dir, 0755, errbuf, errlen);
-    if (err)
-        return err;
-    int f = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (f < 0)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not create \"%s\": %s", path,
-                             strerror(errno));
-    /* The directory entry is made durable now; the caller syncs the contents. */
-    if ((err = sl_fs_sync_dir(dir, errbuf, errlen))) {
-        close(f);
-        unlink(path);
-        return err;
-    }
-    *fd = f;
-    return SL_OK;
 }

@@ -1,8 +1,9 @@
-/* The Delta Lake transaction log on the local file system: writing commits (the table's
- * creation with protocol + metaData, appends with add/txn/commitInfo) as atomic
- * create-if-absent files _delta_log/NNNNNNNNNNNNNNNNNNNN.json, and reading a table's JSON
- * history back into a snapshot (active files, txn versions) or a per-version history.
- * Tables this reader cannot read correctly are refused with an error naming the feature.
+/* The Delta Lake transaction log on object storage (src/storage: a local directory or an
+ * S3 bucket): writing commits (the table's creation with protocol + metaData, appends with
+ * add/txn/commitInfo) as create-if-absent objects _delta_log/NNNNNNNNNNNNNNNNNNNN.json,
+ * and reading a table's JSON history back into a snapshot (active files, txn versions) or
+ * a per-version history. Tables this reader cannot read correctly are refused with an
+ * error naming the feature. A table is the whole store: keys are relative to its root.
  *
  * Pointers passed in are borrowed for the call unless a comment says otherwise. */
 #ifndef SL_DELTA_DELTA_H
@@ -14,6 +15,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "storage/storage.h"
 
 /* Protocol sluice writes: no table features, so every Delta reader can read it. */
 #define SL_DELTA_MIN_READER 1
@@ -75,23 +77,17 @@ typedef struct sl_delta_commit {
 SL_MUST_CHECK sl_err sl_delta_commit_format(const sl_delta_commit *c, sl_buf *out, char *errbuf,
                                             size_t errlen);
 
-/* Stores data as version `version` of the table at table_dir (creating table_dir and
- * _delta_log as needed): a temporary file written and fsynced, link()ed to its final name
- * (never overwriting), the log directory fsynced. SL_ERR_EXISTS when the version already
- * exists (another writer committed it: re-read the snapshot and retry at a later
- * version); SL_ERR_IO on any file-system failure (nothing is left under the final name). */
-SL_MUST_CHECK sl_err sl_delta_log_put(const char *table_dir, int64_t version, const void *data,
+/* Stores data as version `version` of the table in st: sl_storage_put_if_absent of
+ * _delta_log/NNNNNNNNNNNNNNNNNNNN.json, so the version appears whole or not at all.
+ * SL_ERR_EXISTS when the version already exists (another writer committed it: re-read the
+ * snapshot and retry at a later version); the store's errors otherwise (after an S3 error
+ * the commit may still have landed: re-read the table before treating it as lost). */
+SL_MUST_CHECK sl_err sl_delta_log_put(sl_storage_t *st, int64_t version, const void *data,
                                       size_t len, char *errbuf, size_t errlen);
 
 /* sl_delta_commit_format then sl_delta_log_put. */
-SL_MUST_CHECK sl_err sl_delta_commit_write(const char *table_dir, int64_t version,
+SL_MUST_CHECK sl_err sl_delta_commit_write(sl_storage_t *st, int64_t version,
                                            const sl_delta_commit *c, char *errbuf, size_t errlen);
-
-/* Creates the data file table_dir/rel_path (exclusively: an existing file is an error),
- * with its directories, and syncs the directory entry; *fd is the open descriptor, which
- * the caller writes, fsyncs and closes. */
-SL_MUST_CHECK sl_err sl_delta_data_create(const char *table_dir, const char *rel_path, int *fd,
-                                          char *errbuf, size_t errlen);
 
 /* The schemaString of a table definition (a Spark StructType as JSON), appended to out. */
 SL_MUST_CHECK sl_err sl_delta_schema_string(const sl_delta_table_def *def, sl_buf *out);
@@ -138,13 +134,14 @@ typedef struct sl_delta_file {
     int64_t version;     /* the commit that added it */
 } sl_delta_file;
 
-/* Replays the JSON commits in _delta_log of the table at table_dir up to `version` (-1: the
- * latest). SL_ERR_NOT_FOUND: no table there (no _delta_log or no commit) or no such version;
+/* Replays the JSON commits in _delta_log of the table in st up to `version` (-1: the
+ * latest): one listing of _delta_log/, one GET per commit. SL_ERR_NOT_FOUND: no table
+ * there (no commit) or no such version;
  * SL_ERR_UNSUPPORTED: the table needs something this reader does not do (a reader
  *   feature, column mapping, deletion vectors, a history that starts at a checkpoint),
  *   named in errbuf; SL_ERR_CORRUPT: a commit that breaks the protocol (gaps in versions,
  *   malformed lines, no protocol or metaData), with the version and line. */
-SL_MUST_CHECK sl_err sl_delta_snapshot_load(const char *table_dir, int64_t version,
+SL_MUST_CHECK sl_err sl_delta_snapshot_load(sl_storage_t *st, int64_t version,
                                             sl_delta_snapshot_t **snap, char *errbuf,
                                             size_t errlen);
 void sl_delta_snapshot_free(sl_delta_snapshot_t *snap);
@@ -177,7 +174,7 @@ typedef struct sl_delta_version_info {
 typedef sl_err (*sl_delta_history_cb)(void *opaque, const sl_delta_version_info *vi);
 
 /* Replays the whole history, calling cb after each version. Errors as snapshot_load. */
-SL_MUST_CHECK sl_err sl_delta_history(const char *table_dir, sl_delta_history_cb cb, void *opaque,
+SL_MUST_CHECK sl_err sl_delta_history(sl_storage_t *st, sl_delta_history_cb cb, void *opaque,
                                       char *errbuf, size_t errlen);
 
 #endif

@@ -50,9 +50,9 @@ void sl__delta_state_cleanup(sl__delta_state *st);
 SL_MUST_CHECK sl_err sl__delta_state_apply(sl__delta_state *st, int64_t version, const char *data,
                                            size_t len, char *errbuf, size_t errlen);
 
-/* "%020lld.json" into out; the joined "<dir>/_delta_log/<name>" into path. */
-#define SL__DELTA_NAME_MAX 32
-void sl__delta_commit_name(int64_t version, char out[SL__DELTA_NAME_MAX]);
+/* The key of a commit: "_delta_log/%020lld.json". */
+#define SL__DELTA_KEY_MAX 48
+void sl__delta_commit_key(int64_t version, char out[SL__DELTA_KEY_MAX]);
 
 /* ---- checkpoints (checkpoint.c): bytes in, bytes out ---- */
 

@@ -1,26 +1,19 @@
-/* Reading a table: lists _delta_log, checks that the JSON commits form a complete history
- * from version 0 (a history that starts at a checkpoint is refused until checkpoints are
- * read), and replays them into a snapshot or, version by version, into the history. */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
+/* Reading a table: lists _delta_log/ through the store, checks that the JSON commits form
+ * a complete history from version 0 (a history that starts at a checkpoint is refused
+ * until checkpoints are read), and replays them, one GET each, into a snapshot or, version
+ * by version, into the history. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "delta/delta_int.h"
+
+#define LOG_PREFIX "_delta_log/"
 
 struct sl_delta_snapshot {
     sl__delta_state st;
 };
-
-void sl__delta_commit_name(int64_t version, char out[SL__DELTA_NAME_MAX])
-{
-    snprintf(out, SL__DELTA_NAME_MAX, "%020" PRId64 ".json", version);
-}
 
 /* Whether name is 20 digits then `suffix` (or any suffix starting ".checkpoint."). */
 static bool versioned_name(const char *name, const char *suffix, int64_t *version)
@@ -39,66 +32,58 @@ static bool versioned_name(const char *name, const char *suffix, int64_t *versio
     return true;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 typedef struct log_listing {
-    int64_t *versions; /* sorted JSON commit versions */
-    size_t n;
+    int64_t *versions; /* JSON commit versions, ascending (the store lists keys sorted) */
+    size_t n, cap;
     bool has_checkpoint;
     int64_t first_checkpoint;
+    sl_err fail; /* what stopped the listing from inside the callback */
 } log_listing;
 
-static sl_err list_log(const char *table_dir, log_listing *ll, char *errbuf, size_t errlen)
+static sl_err list_entry(void *opaque, const sl_storage_entry *e)
+{
+    log_listing *ll = opaque;
+    const char *name = e->key + strlen(LOG_PREFIX);
+    int64_t v;
+    if (strchr(name, '/'))
+        return SL_OK; /* a sub-folder's object (not part of this protocol version) */
+    if (versioned_name(name, NULL, &v) || !strcmp(name, "_last_checkpoint")) {
+        ll->has_checkpoint = true;
+        if (strcmp(name, "_last_checkpoint") != 0 && v < ll->first_checkpoint)
+            ll->first_checkpoint = v;
+        return SL_OK;
+    }
+    if (!versioned_name(name, ".json", &v))
+        return SL_OK;
+    if (ll->n == ll->cap) {
+        if (ll->cap >= SL__DELTA_MAX_VERSIONS)
+            return ll->fail = SL_ERR_TOO_LARGE;
+        size_t cap = ll->cap ? ll->cap * 2 : 64;
+        int64_t *grown = realloc(ll->versions, cap * sizeof *grown);
+        if (!grown)
+            return ll->fail = SL_ERR_NOMEM;
+        ll->versions = grown;
+        ll->cap = cap;
+    }
+    ll->versions[ll->n++] = v;
+    return SL_OK;
+}
+
+/* Lists the commits after version `after` (-1: all). */
+static sl_err list_log(sl_storage_t *st, int64_t after, log_listing *ll, char *errbuf,
+                       size_t errlen)
 {
     memset(ll, 0, sizeof *ll);
     ll->first_checkpoint = INT64_MAX;
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/_delta_log", table_dir) >= (int)sizeof path)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "table path \"%s\" is too long",
-                             table_dir);
-    DIR *d = opendir(path);
-    if (!d)
-        return sl_errbuf_set(errbuf, errlen, errno == ENOENT ? SL_ERR_NOT_FOUND : SL_ERR_IO,
-                             "no Delta table at \"%s\": could not open \"%s\": %s", table_dir, path,
-                             strerror(errno));
-    sl_err err = SL_OK;
-    size_t cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        int64_t v;
-        if (versioned_name(de->d_name, NULL, &v) || !strcmp(de->d_name, "_last_checkpoint")) {
-            ll->has_checkpoint = true;
-            if (strcmp(de->d_name, "_last_checkpoint") != 0 && v < ll->first_checkpoint)
-                ll->first_checkpoint = v;
-            continue;
-        }
-        if (!versioned_name(de->d_name, ".json", &v))
-            continue;
-        if (ll->n == cap) {
-            if (cap >= SL__DELTA_MAX_VERSIONS) {
-                err = sl_errbuf_set(errbuf, errlen, SL_ERR_TOO_LARGE,
-                                    "table \"%s\" has more than %u commits", table_dir,
-                                    SL__DELTA_MAX_VERSIONS);
-                goto out;
-            }
-            cap = cap ? cap * 2 : 64;
-            int64_t *grown = realloc(ll->versions, cap * sizeof *grown);
-            if (!grown) {
-                err = SL_ERR_NOMEM;
-                goto out;
-            }
-            ll->versions = grown;
-        }
-        ll->versions[ll->n++] = v;
-    }
-    if (ll->n)
-        qsort(ll->versions, ll->n, sizeof *ll->versions, cmp_i64);
-out:
-    closedir(d);
+    char start[SL__DELTA_KEY_MAX] = "";
+    if (after >= 0)
+        sl__delta_commit_key(after, start);
+    sl_err err = sl_storage_list(st, LOG_PREFIX, start, list_entry, ll, errbuf, errlen);
+    if (err && err == ll->fail)
+        err = sl_errbuf_set(errbuf, errlen, err,
+                            err == SL_ERR_TOO_LARGE ? "table \"%s\" has more than %u commits"
+                                                    : "table \"%s\": out of memory (%u)",
+                            sl_storage_uri(st), SL__DELTA_MAX_VERSIONS);
     if (err) {
         free(ll->versions);
         ll->versions = NULL;
@@ -107,98 +92,74 @@ out:
 }
 
 /* Checks that versions 0..upto are all there (upto -1: the latest). */
-static sl_err check_history(const char *table_dir, const log_listing *ll, int64_t *upto,
-                            char *errbuf, size_t errlen)
+static sl_err check_history(const char *table, const log_listing *ll, int64_t *upto, char *errbuf,
+                            size_t errlen)
 {
     if (ll->n == 0)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_NOT_FOUND,
-                             "no Delta table at \"%s\": _delta_log holds no commit", table_dir);
+                             "no Delta table at \"%s\": _delta_log holds no commit", table);
     if (ll->versions[0] != 0) {
         if (ll->has_checkpoint)
             return sl_errbuf_set(errbuf, errlen, SL_ERR_UNSUPPORTED,
                                  "table \"%s\": its JSON history starts at version %" PRId64
                                  " after a checkpoint; reading checkpoints is not supported yet",
-                                 table_dir, ll->versions[0]);
+                                 table, ll->versions[0]);
         return sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
                              "table \"%s\": version 0 is missing and there is no checkpoint",
-                             table_dir);
+                             table);
     }
     for (size_t i = 1; i < ll->n; i++) {
         if (ll->versions[i] != (int64_t)i)
             return sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
                                  "table \"%s\": version %zu is missing (the log jumps from %zu to "
                                  "%" PRId64 ")",
-                                 table_dir, i, i - 1, ll->versions[i]);
+                                 table, i, i - 1, ll->versions[i]);
     }
     int64_t latest = (int64_t)ll->n - 1;
     if (*upto > latest)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_NOT_FOUND,
                              "table \"%s\" has no version %" PRId64 " (latest is %" PRId64 ")",
-                             table_dir, *upto, latest);
+                             table, *upto, latest);
     if (*upto < 0)
         *upto = latest;
     return SL_OK;
 }
 
-static sl_err read_commit(const char *table_dir, int64_t version, sl_buf *data, char *errbuf,
+static sl_err read_commit(sl_storage_t *st, int64_t version, sl_buf *data, char *errbuf,
                           size_t errlen)
 {
-    char name[SL__DELTA_NAME_MAX], path[4200];
-    sl__delta_commit_name(version, name);
-    snprintf(path, sizeof path, "%s/_delta_log/%s", table_dir, name);
+    char key[SL__DELTA_KEY_MAX];
+    sl__delta_commit_key(version, key);
     sl_buf_reset(data);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not open \"%s\": %s", path,
-                             strerror(errno));
-    sl_err err = SL_OK;
-    for (;;) {
-        size_t room = data->cap - data->len < 65536 ? data->cap - data->len : 65536;
-        char probe;
-        if ((err = sl_buf_reserve(data, room)))
-            break;
-        /* At the cap, one byte more tells a file that fits exactly from one that does not. */
-        ssize_t n = room ? read(fd, data->data + data->len, room) : read(fd, &probe, 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            err = sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not read \"%s\": %s", path,
-                                strerror(errno));
-            break;
-        }
-        if (n == 0)
-            break;
-        if (!room) {
-            err = sl_errbuf_set(errbuf, errlen, SL_ERR_TOO_LARGE, "commit \"%s\" is over %u bytes",
-                                path, SL__DELTA_MAX_COMMIT_BYTES);
-            break;
-        }
-        data->len += (size_t)n;
-        data->data[data->len] = '\0';
-    }
-    close(fd);
+    sl_err err = sl_storage_get(st, key, data, errbuf, errlen);
+    if (err == SL_ERR_TOO_LARGE)
+        return sl_errbuf_set(errbuf, errlen, err, "commit \"%s\" of table \"%s\" is over %u bytes",
+                             key, sl_storage_uri(st), SL__DELTA_MAX_COMMIT_BYTES);
+    if (err == SL_ERR_NOT_FOUND) /* listed, then gone: a vacuum or a broken store */
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                             "table \"%s\": commit \"%s\" was listed but cannot be read",
+                             sl_storage_uri(st), key);
     return err;
 }
 
-/* Replays versions 0..upto, calling cb (if any) after each. */
-static sl_err replay(const char *table_dir, int64_t upto, sl__delta_state *st,
-                     sl_delta_history_cb cb, void *opaque, char *errbuf, size_t errlen)
+/* Applies the commits versions[0..n) (ascending, each st->version + 1) to st, calling cb
+ * (if any) after each. */
+static sl_err apply_versions(sl_storage_t *store, const int64_t *versions, size_t n,
+                             sl__delta_state *st, sl_delta_history_cb cb, void *opaque,
+                             char *errbuf, size_t errlen)
 {
-    log_listing ll;
-    sl_err err = list_log(table_dir, &ll, errbuf, errlen);
-    if (err)
-        return err;
     sl_buf data;
     sl_buf_init(&data, SL__DELTA_MAX_COMMIT_BYTES);
-    if ((err = check_history(table_dir, &ll, &upto, errbuf, errlen)))
-        goto out;
-    for (int64_t v = 0; v <= upto; v++) {
-        if ((err = read_commit(table_dir, v, &data, errbuf, errlen)))
+    sl_err err = SL_OK;
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = versions[i];
+        if ((err = read_commit(store, v, &data, errbuf, errlen)))
             goto out;
         char detail[400];
         if ((err = sl__delta_state_apply(st, v, data.data ? data.data : "", data.len, detail,
                                          sizeof detail))) {
-            err = sl_errbuf_set(errbuf, errlen, err, "table \"%s\": %s", table_dir, detail);
+            err = sl_errbuf_set(errbuf, errlen, err, "table \"%s\": %s", sl_storage_uri(store),
+                                detail);
             goto out;
         }
         if (cb && (err = cb(opaque, &st->last)))
@@ -206,11 +167,24 @@ static sl_err replay(const char *table_dir, int64_t upto, sl__delta_state *st,
     }
 out:
     sl_buf_cleanup(&data);
+    return err;
+}
+
+/* Replays versions 0..upto, calling cb (if any) after each. */
+static sl_err replay(sl_storage_t *store, int64_t upto, sl__delta_state *st, sl_delta_history_cb cb,
+                     void *opaque, char *errbuf, size_t errlen)
+{
+    log_listing ll;
+    sl_err err = list_log(store, -1, &ll, errbuf, errlen);
+    if (err)
+        return err;
+    if (!(err = check_history(sl_storage_uri(store), &ll, &upto, errbuf, errlen)))
+        err = apply_versions(store, ll.versions, (size_t)upto + 1, st, cb, opaque, errbuf, errlen);
     free(ll.versions);
     return err;
 }
 
-sl_err sl_delta_snapshot_load(const char *table_dir, int64_t version, sl_delta_snapshot_t **snap,
+sl_err sl_delta_snapshot_load(sl_storage_t *store, int64_t version, sl_delta_snapshot_t **snap,
                               char *errbuf, size_t errlen)
 {
     *snap = NULL;
@@ -218,7 +192,7 @@ sl_err sl_delta_snapshot_load(const char *table_dir, int64_t version, sl_delta_s
     if (!s)
         return SL_ERR_NOMEM;
     sl__delta_state_init(&s->st);
-    sl_err err = replay(table_dir, version, &s->st, NULL, NULL, errbuf, errlen);
+    sl_err err = replay(store, version, &s->st, NULL, NULL, errbuf, errlen);
     if (err) {
         sl_delta_snapshot_free(s);
         return err;
@@ -235,12 +209,12 @@ void sl_delta_snapshot_free(sl_delta_snapshot_t *snap)
     free(snap);
 }
 
-sl_err sl_delta_history(const char *table_dir, sl_delta_history_cb cb, void *opaque, char *errbuf,
+sl_err sl_delta_history(sl_storage_t *store, sl_delta_history_cb cb, void *opaque, char *errbuf,
                         size_t errlen)
 {
     sl__delta_state st;
     sl__delta_state_init(&st);
-    sl_err err = replay(table_dir, -1, &st, cb, opaque, errbuf, errlen);
+    sl_err err = replay(store, -1, &st, cb, opaque, errbuf, errlen);
     sl__delta_state_cleanup(&st);
     return err;
 }

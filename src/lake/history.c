@@ -23,14 +23,17 @@ static sl_err print_version(void *opaque, const sl_delta_version_info *vi)
     return ferror(out) ? SL_ERR_IO : SL_OK;
 }
 
-sl_err sl_lake_history_print(const char *table_uri, FILE *out, char *errbuf, size_t errlen)
+sl_err sl_lake_history_print(const char *table_uri, const sl_storage_options *so, FILE *out,
+                             char *errbuf, size_t errlen)
 {
-    char dir[4096];
-    sl_err err = sl_lake_table_dir(table_uri, dir, sizeof dir, errbuf, errlen);
+    sl_storage_t *st;
+    sl_err err = sl_lake_store_open(table_uri, so, &st, errbuf, errlen);
     if (err)
         return err;
     /* The operation goes last: it may hold spaces ("CREATE TABLE"). */
     fprintf(out, "%-8s %-24s %7s %7s %10s %7s %12s  %s\n", "version", "time", "+files", "-files",
             "+rows", "files", "rows", "operation");
-    return sl_delta_history(dir, print_version, out, errbuf, errlen);
+    err = sl_delta_history(st, print_version, out, errbuf, errlen);
+    sl_storage_close(st);
+    return err;
 }

@@ -17,6 +17,7 @@
 #include "delta/delta.h"
 #include "log/log.h"
 #include "parquet/parquet.h"
+#include "storage/storage.h"
 
 /* ---- the event table ---- */
 
@@ -49,23 +50,25 @@ SL_MUST_CHECK sl_err sl_lake_row_parse(sl_lake_row *row, const char *json, size_
 /* "YYYY-MM-DD" of a day number, into out (11 bytes with the NUL). */
 void sl_lake_format_date(int32_t days, char out[11]);
 
-/* The directory of a table URI: "file://DIR" gives DIR. SL_ERR_UNSUPPORTED for s3://
- * (not built yet), SL_ERR_CONFIG for anything else; out holds len bytes. */
-SL_MUST_CHECK sl_err sl_lake_table_dir(const char *uri, char *out, size_t len, char *errbuf,
-                                       size_t errlen);
+/* Opens the store of a table URI, "file://DIR" (created when missing) or
+ * "s3://BUCKET/PREFIX" (so may be NULL: defaults, credentials from the environment);
+ * SL_ERR_CONFIG for any other URI or a bad option. Close it with sl_storage_close. */
+SL_MUST_CHECK sl_err sl_lake_store_open(const char *uri, const sl_storage_options *so,
+                                        sl_storage_t **st, char *errbuf, size_t errlen);
 
 /* ---- the lake sink role ---- */
 
 typedef struct sl_lake_sink_t sl_lake_sink_t;
 
 typedef struct sl_lake_sink_options {
-    const char *table_uri; /* file://DIR */
-    const char *group;     /* consumer group; default "sluice-lake" */
-    sl_pq_codec codec;     /* default SL_PQ_SNAPPY */
-    int zstd_level;        /* default 3 */
-    uint64_t batch_rows;   /* commit when a batch holds this many events; default 100000 */
-    uint64_t batch_bytes;  /* ... or this many bytes of event JSON; default 64 MiB */
-    int64_t batch_ms;      /* ... or its oldest event waited this long; default 5000 */
+    const char *table_uri;             /* file://DIR or s3://BUCKET/PREFIX */
+    const sl_storage_options *storage; /* s3:// endpoint, region...; NULL: defaults */
+    const char *group;                 /* consumer group; default "sluice-lake" */
+    sl_pq_codec codec;                 /* default SL_PQ_SNAPPY */
+    int zstd_level;                    /* default 3 */
+    uint64_t batch_rows;  /* commit when a batch holds this many events; default 100000 */
+    uint64_t batch_bytes; /* ... or this many bytes of event JSON; default 64 MiB */
+    int64_t batch_ms;     /* ... or its oldest event waited this long; default 5000 */
 } sl_lake_sink_options;
 
 void sl_lake_sink_options_default(sl_lake_sink_options *opts);
@@ -86,7 +89,7 @@ void sl_lake_sink_component(sl_lake_sink_t *sink, sl_component *out);
 /* Prints a header and one line per version, oldest first: version, time (RFC 3339), files
  * added and removed, rows added, the files and rows the table holds at that version, and
  * the operation (last, as it may hold spaces). Rows are "-" where an add has no stats. */
-SL_MUST_CHECK sl_err sl_lake_history_print(const char *table_uri, FILE *out, char *errbuf,
-                                           size_t errlen);
+SL_MUST_CHECK sl_err sl_lake_history_print(const char *table_uri, const sl_storage_options *so,
+                                           FILE *out, char *errbuf, size_t errlen);
 
 #endif

@@ -205,24 +205,16 @@ sl_err sl_lake_row_parse(sl_lake_row *row, const char *json, size_t len, char *e
     return SL_OK;
 }
 
-sl_err sl_lake_table_dir(const char *uri, char *out, size_t len, char *errbuf, size_t errlen)
+sl_err sl_lake_store_open(const char *uri, const sl_storage_options *so, sl_storage_t **st,
+                          char *errbuf, size_t errlen)
 {
-    if (!strncmp(uri, "file://", 7)) {
-        const char *dir = uri + 7;
-        size_t n = strlen(dir);
-        while (n > 1 && dir[n - 1] == '/')
-            n--;
-        if (n == 0)
-            return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "lake \"%s\" names no directory",
-                                 uri);
-        if (n >= len)
-            return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "lake \"%s\" is too long", uri);
-        memcpy(out, dir, n);
-        out[n] = '\0';
-        return SL_OK;
-    }
-    if (!strncmp(uri, "s3://", 5))
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_UNSUPPORTED,
-                             "lake \"%s\": s3:// tables are not supported yet", uri);
-    return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "lake \"%s\" is not a file://DIR URI", uri);
+    *st = NULL;
+    if (strncmp(uri, "file://", 7) != 0 && strncmp(uri, "s3://", 5) != 0)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
+                             "lake \"%s\" is not a file://DIR or s3://BUCKET/PREFIX URI", uri);
+    char detail[400];
+    sl_err err = sl_storage_open(uri, so, st, detail, sizeof detail);
+    if (err)
+        return sl_errbuf_set(errbuf, errlen, err, "lake \"%s\": %s", uri, detail);
+    return SL_OK;
 }

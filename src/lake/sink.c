@@ -5,10 +5,10 @@
  * Invariants:
  *  1. txn[p] is the last offset of partition p that the table holds (-1: none). A message
  *     at or below it is never written again, whatever the log redelivers.
- *  2. Order of a batch: data files written and fsynced -> Delta commit (atomic) -> log
- *     offsets committed. A kill at any point leaves either a commit holding the whole
- *     batch or no commit (files without a commit are never read: they are not in the
- *     log); offsets lag the table at worst, and invariant 1 skips what they lag by.
+ *  2. Order of a batch: data files uploaded (visible whole, file:// fsynced) -> Delta
+ *     commit (atomic create-if-absent) -> log offsets committed. A kill at any point leaves either
+ * a commit holding the whole batch or no commit (files without a commit are never read: they are
+ * not in the log); offsets lag the table at worst, and invariant 1 skips what they lag by.
  *  3. At start, and whenever partitions are assigned, txn[] is read from the table's latest
  *     snapshot and each partition is sought to txn[p] + 1.
  *  4. A batch that cannot be committed is abandoned whole: its files are deleted and its
@@ -16,7 +16,6 @@
  *
  * States of a batch: EMPTY -> FILLING (files open, rows going in) -> COMMITTING ->
  * EMPTY (committed, or abandoned by invariant 4). */
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "core/diag.h"
 #include "core/time.h"
@@ -34,12 +32,14 @@
 #define POLL_MAX       1024
 #define MAX_OPEN_DATES 64 /* date partitions one batch may hold before it is committed */
 #define APP_ID_FMT     "sluice-lake-%u"
+/* Versions one batch may find taken by other writers before it is abandoned and retried. */
+#define MAX_COMMIT_ATTEMPTS 10
 
 typedef struct date_file {
     int32_t day;
     char rel_path[96];
-    int fd;
-    sl_ostream_fd ofs;
+    sl_storage_upload_t *up; /* NULL once committed (the object then exists) */
+    bool stored;             /* the upload was committed: the object must be deleted to undo */
     sl_pq_writer_t *pw;
 } date_file;
 
@@ -47,7 +47,7 @@ struct sl_lake_sink_t {
     sl_lake_sink_options opts;
     char *table_uri;
     char *group;
-    char table_dir[4096];
+    sl_storage_t *st; /* the table's store */
     sl_log_t *log;
     sl_log_consumer_t *consumer;
     unsigned parts;
@@ -125,7 +125,7 @@ static const char *codec_infix(sl_pq_codec codec)
 static sl_err refresh_txns(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
 {
     sl_delta_snapshot_t *snap;
-    sl_err err = sl_delta_snapshot_load(sink->table_dir, -1, &snap, errbuf, errlen);
+    sl_err err = sl_delta_snapshot_load(sink->st, -1, &snap, errbuf, errlen);
     if (err)
         return err;
     sink->version = sl_delta_snapshot_version(snap);
@@ -168,17 +168,17 @@ static void on_assign(void *opaque, const unsigned *partitions, size_t n)
 
 /* ---- a batch ---- */
 
-static void file_discard(sl_lake_sink_t *sink, date_file *f)
+/* Frees a file of the batch; keep = false also removes it from the store (an upload not
+ * committed is aborted; a committed one is deleted, as no commit will reference it). */
+static void file_release(sl_lake_sink_t *sink, date_file *f, bool keep)
 {
-    char path[4300];
+    char eb[512];
     sl_pq_writer_free(f->pw);
-    sl_ostream_fd_cleanup(&f->ofs);
-    if (f->fd >= 0)
-        close(f->fd);
-    snprintf(path, sizeof path, "%s/%s", sink->table_dir, f->rel_path);
-    unlink(path);
+    sl_storage_upload_free(f->up);
+    if (f->stored && !keep && sl_storage_delete(sink->st, f->rel_path, eb, sizeof eb))
+        sl_diag(SL_DIAG_WARN, "lake sink could not delete a file no commit references",
+                "path=\"%s\" detail=\"%s\"", f->rel_path, eb);
     memset(f, 0, sizeof *f);
-    f->fd = -1;
 }
 
 static void batch_reset(sl_lake_sink_t *sink)
@@ -197,7 +197,7 @@ static void batch_reset(sl_lake_sink_t *sink)
 static void batch_abandon(sl_lake_sink_t *sink)
 {
     for (size_t i = 0; i < sink->n_files; i++)
-        file_discard(sink, &sink->files[i]);
+        file_release(sink, &sink->files[i], false);
     for (unsigned p = 0; p < sink->parts; p++)
         (void)seek_partition(sink, p);
     sink->drop_polled = true;
@@ -217,25 +217,22 @@ static sl_err file_for_day(sl_lake_sink_t *sink, int32_t day, date_file **out, c
         return SL_ERR_BUSY; /* the caller commits the batch first */
     date_file *f = &sink->files[sink->n_files];
     memset(f, 0, sizeof *f);
-    f->fd = -1;
     f->day = day;
     char date[11], id[SL_UUID_STR_LEN + 1];
     sl_lake_format_date(day, date);
     sl_uuid_v7(id);
     snprintf(f->rel_path, sizeof f->rel_path, "event_date=%s/part-%s%s.parquet", date, id,
              codec_infix(sink->opts.codec));
-    sl_err err = sl_delta_data_create(sink->table_dir, f->rel_path, &f->fd, errbuf, errlen);
+    sl_err err = sl_storage_upload_new(sink->st, f->rel_path, &f->up, errbuf, errlen);
     if (err)
         return err;
-    sink->n_files++; /* from here file_discard cleans it up */
-    if ((err = sl_ostream_fd_init(&f->ofs, f->fd)))
-        return sl_errbuf_set(errbuf, errlen, err, "could not start \"%s\"", f->rel_path);
+    sink->n_files++; /* from here file_release cleans it up */
     sl_pq_writer_options po;
     sl_pq_writer_options_default(&po);
     po.codec = sink->opts.codec;
     po.zstd_level = sink->opts.zstd_level;
-    if ((err = sl_pq_writer_new(sl_lake_columns, SL_LAKE_N_COLUMNS, &po, &f->ofs.os, &f->pw, errbuf,
-                                errlen)))
+    if ((err = sl_pq_writer_new(sl_lake_columns, SL_LAKE_N_COLUMNS, &po,
+                                sl_storage_upload_stream(f->up), &f->pw, errbuf, errlen)))
         return err;
     *out = f;
     return SL_OK;
@@ -292,12 +289,12 @@ static sl_err finish_files(sl_lake_sink_t *sink, sl_delta_add *adds, sl_delta_kv
         if ((err = sl_delta_stats_format(&stats[i], info.rows, cols, SL_LAKE_N_COLUMNS)))
             return sl_errbuf_set(errbuf, errlen, err, "could not format the stats of \"%s\"",
                                  f->rel_path);
-        if (close(f->fd) != 0) {
-            f->fd = -1;
-            return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not close \"%s\": %s",
-                                 f->rel_path, strerror(errno));
-        }
-        f->fd = -1;
+        err = sl_storage_upload_commit(f->up, errbuf, errlen);
+        sl_storage_upload_free(f->up);
+        f->up = NULL;
+        if (err)
+            return err;
+        f->stored = true;
         sl_lake_format_date(f->day, dates[i]);
         pvs[i] = (sl_delta_kv){"event_date", dates[i]};
         adds[i] = (sl_delta_add){
@@ -327,8 +324,9 @@ static bool batch_still_ours(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
     return true;
 }
 
-/* After a commit reported a failure: whether it landed anyway (the link succeeded and a
- * later step, such as the directory sync, failed). Its files must then stay. */
+/* After a commit reported a failure: whether it landed anyway (file://: the link succeeded
+ * and the directory sync failed; s3://: the PUT was stored and its answer lost). Its files
+ * must then stay. */
 static bool batch_landed(sl_lake_sink_t *sink)
 {
     char eb[512];
@@ -365,7 +363,7 @@ static void batch_commit(sl_lake_sink_t *sink)
         /* Only records that were skipped: nothing for the table (a file opened for a row
          * the writer then refused holds no row). */
         for (size_t i = 0; i < sink->n_files; i++)
-            file_discard(sink, &sink->files[i]);
+            file_release(sink, &sink->files[i], false);
         goto offsets;
     }
     txns = calloc(sink->parts, sizeof *txns);
@@ -393,15 +391,21 @@ static void batch_commit(sl_lake_sink_t *sink)
         .operation_parameters = params,
         .n_operation_parameters = 2,
     };
-    for (;;) {
+    for (unsigned attempt = 1;; attempt++) {
+        int64_t want = sink->version + 1;
         c.read_version = sink->version;
-        err = sl_delta_commit_write(sink->table_dir, sink->version + 1, &c, eb, sizeof eb);
+        err = sl_delta_commit_write(sink->st, want, &c, eb, sizeof eb);
         if (err != SL_ERR_EXISTS)
             break;
         atomic_fetch_add(&sink->conflicts_total, 1);
-        sl_diag(SL_DIAG_WARN, "lake commit conflict", "detail=\"%s\"", eb);
-        if (!batch_still_ours(sink, eb, sizeof eb)) {
-            err = SL_ERR_EXISTS;
+        sl_diag(SL_DIAG_WARN, "lake commit conflict", "attempt=%u detail=\"%s\"", attempt, eb);
+        if (attempt == MAX_COMMIT_ATTEMPTS || !batch_still_ours(sink, eb, sizeof eb))
+            goto fail;
+        if (sink->version < want) {
+            /* Taken, yet not in the table: something that is not a commit holds the name. */
+            sl_errbuf_set(eb, sizeof eb, SL_ERR_CORRUPT,
+                          "version %" PRId64 " of \"%s\" is taken but is not a readable commit",
+                          want, sink->table_uri);
             goto fail;
         }
     }
@@ -422,10 +426,8 @@ static void batch_commit(sl_lake_sink_t *sink)
     atomic_fetch_add(&sink->events_total, sink->batch_rows);
     sl_diag(SL_DIAG_DEBUG, "lake commit", "version=%" PRId64 " files=%zu rows=%" PRIu64,
             sink->version, n_files, sink->batch_rows);
-    for (size_t i = 0; i < n_files; i++) {
-        sl_pq_writer_free(sink->files[i].pw);
-        sl_ostream_fd_cleanup(&sink->files[i].ofs);
-    }
+    for (size_t i = 0; i < n_files; i++)
+        file_release(sink, &sink->files[i], true);
     set_health(sink, true, NULL, NULL);
 offsets:;
     /* After the table (invariant 2): a failure here only makes the next start skip more. */
@@ -558,15 +560,15 @@ static void *sink_main(void *arg)
 static sl_err open_table(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
 {
     sl_delta_snapshot_t *snap = NULL;
-    sl_err err = sl_delta_snapshot_load(sink->table_dir, -1, &snap, errbuf, errlen);
+    sl_err err = sl_delta_snapshot_load(sink->st, -1, &snap, errbuf, errlen);
     if (err == SL_ERR_NOT_FOUND) {
         sl_delta_commit c = {
             .create = &sl_lake_table_def, .operation = "CREATE TABLE", .read_version = -1};
-        err = sl_delta_commit_write(sink->table_dir, 0, &c, errbuf, errlen);
+        err = sl_delta_commit_write(sink->st, 0, &c, errbuf, errlen);
         if (err && err != SL_ERR_EXISTS) /* another sink created it just now */
             return err;
         sl_diag(SL_DIAG_INFO, "created the lake table", "lake=\"%s\"", sink->table_uri);
-        err = sl_delta_snapshot_load(sink->table_dir, -1, &snap, errbuf, errlen);
+        err = sl_delta_snapshot_load(sink->st, -1, &snap, errbuf, errlen);
     }
     if (err)
         return err;
@@ -604,6 +606,7 @@ static void sink_free(sl_lake_sink_t *sink)
     free(sink->batch_first);
     free(sink->batch_last);
     free(sink->pending_seek);
+    sl_storage_close(sink->st);
     free(sink->table_uri);
     free(sink->group);
     pthread_mutex_destroy(&sink->mu);
@@ -630,6 +633,7 @@ sl_err sl_lake_sink_start(const sl_lake_sink_options *opts, sl_log_t *log, sl_la
     sink->pending_seek = calloc(sink->parts, sizeof *sink->pending_seek);
     sink->opts.table_uri = sink->table_uri;
     sink->opts.group = sink->group;
+    sink->opts.storage = NULL; /* borrowed for this call only */
     sl_err err;
     if (!sink->table_uri || !sink->group || !sink->txn || !sink->batch_first || !sink->batch_last ||
         !sink->pending_seek) {
@@ -637,8 +641,7 @@ sl_err sl_lake_sink_start(const sl_lake_sink_options *opts, sl_log_t *log, sl_la
         goto fail;
     }
     batch_reset(sink);
-    if ((err = sl_lake_table_dir(opts->table_uri, sink->table_dir, sizeof sink->table_dir, errbuf,
-                                 errlen)) ||
+    if ((err = sl_lake_store_open(opts->table_uri, opts->storage, &sink->st, errbuf, errlen)) ||
         (err = open_table(sink, errbuf, errlen)) || (err = refresh_txns(sink, errbuf, errlen)))
         goto fail;
     sl_log_consumer_options co = {

@@ -27,6 +27,53 @@ extern char **environ;
 
 static char tmp_root[256];
 
+/* The delta calls take a store; these open file://dir around one call. */
+static sl_storage_t *open_dir(const char *dir)
+{
+    char uri[600], eb[256];
+    sl_storage_t *st;
+    snprintf(uri, sizeof uri, "file://%s", dir);
+    if (sl_storage_open(uri, NULL, &st, eb, sizeof eb))
+        fail_msg("open %s: %s", uri, eb);
+    return st;
+}
+
+static sl_err load_at(const char *dir, int64_t version, sl_delta_snapshot_t **snap, char *eb,
+                      size_t len)
+{
+    sl_storage_t *st = open_dir(dir);
+    sl_err err = sl_delta_snapshot_load(st, version, snap, eb, len);
+    sl_storage_close(st);
+    return err;
+}
+
+static sl_err commit_at(const char *dir, int64_t version, const sl_delta_commit *c, char *eb,
+                        size_t len)
+{
+    sl_storage_t *st = open_dir(dir);
+    sl_err err = sl_delta_commit_write(st, version, c, eb, len);
+    sl_storage_close(st);
+    return err;
+}
+
+static sl_err put_at(const char *dir, int64_t version, const char *data, size_t n, char *eb,
+                     size_t len)
+{
+    sl_storage_t *st = open_dir(dir);
+    sl_err err = sl_delta_log_put(st, version, data, n, eb, len);
+    sl_storage_close(st);
+    return err;
+}
+
+static sl_err history_at(const char *dir, sl_delta_history_cb cb, void *opaque, char *eb,
+                         size_t len)
+{
+    sl_storage_t *st = open_dir(dir);
+    sl_err err = sl_delta_history(st, cb, opaque, eb, len);
+    sl_storage_close(st);
+    return err;
+}
+
 static void run_or_fail(char *const argv[])
 {
     pid_t pid;
@@ -74,7 +121,7 @@ static void create_table(const char *dir)
 {
     char eb[512] = "";
     sl_delta_commit c = {.create = &event_def, .operation = "CREATE TABLE", .read_version = -1};
-    sl_err err = sl_delta_commit_write(dir, 0, &c, eb, sizeof eb);
+    sl_err err = commit_at(dir, 0, &c, eb, sizeof eb);
     if (err)
         fail_msg("create: %s", eb);
 }
@@ -96,7 +143,7 @@ static void append(const char *dir, int64_t version, const char *path, const cha
                          .operation_parameters = params,
                          .n_operation_parameters = 1,
                          .read_version = version - 1};
-    sl_err err = sl_delta_commit_write(dir, version, &c, eb, sizeof eb);
+    sl_err err = commit_at(dir, version, &c, eb, sizeof eb);
     if (err)
         fail_msg("append %lld: %s", (long long)version, eb);
 }
@@ -124,7 +171,7 @@ static void test_write_and_read_back(void **state)
            99);
 
     sl_delta_snapshot_t *snap;
-    assert_int_equal(sl_delta_snapshot_load(dir, -1, &snap, eb, sizeof eb), SL_OK);
+    assert_int_equal(load_at(dir, -1, &snap, eb, sizeof eb), SL_OK);
     assert_int_equal(sl_delta_snapshot_version(snap), 3);
     int r, w;
     sl_delta_snapshot_protocol(snap, &r, &w);
@@ -152,12 +199,12 @@ static void test_write_and_read_back(void **state)
     sl_delta_snapshot_free(snap);
 
     /* Time travel: version 1 had one file and the first txn. */
-    assert_int_equal(sl_delta_snapshot_load(dir, 1, &snap, eb, sizeof eb), SL_OK);
+    assert_int_equal(load_at(dir, 1, &snap, eb, sizeof eb), SL_OK);
     assert_int_equal(sl_delta_snapshot_file_count(snap), 1);
     assert_int_equal(sl_delta_snapshot_txn(snap, "sluice-lake-0", &v), SL_OK);
     assert_int_equal(v, 41);
     sl_delta_snapshot_free(snap);
-    assert_int_equal(sl_delta_snapshot_load(dir, 4, &snap, eb, sizeof eb), SL_ERR_NOT_FOUND);
+    assert_int_equal(load_at(dir, 4, &snap, eb, sizeof eb), SL_ERR_NOT_FOUND);
     assert_null(snap);
 
     /* The schemaString is a Spark StructType another engine can parse. */
@@ -216,7 +263,7 @@ static void test_history(void **state)
     append(dir, 1, "event_date=2024-01-15/a.parquet", "2024-01-15", 10, NULL, 0);
     append(dir, 2, "event_date=2024-01-15/b.parquet", "2024-01-15", 32, NULL, 0);
     int64_t rows[3] = {-2, -2, -2};
-    assert_int_equal(sl_delta_history(dir, count_versions, rows, eb, sizeof eb), SL_OK);
+    assert_int_equal(history_at(dir, count_versions, rows, eb, sizeof eb), SL_OK);
     assert_int_equal(rows[0], 0);
     assert_int_equal(rows[1], 10);
     assert_int_equal(rows[2], 42);
@@ -230,12 +277,12 @@ static void test_version_taken(void **state)
     create_table(dir);
     append(dir, 1, "event_date=2024-01-15/first.parquet", "2024-01-15", 1, NULL, 0);
     sl_delta_commit c = {.operation = "WRITE", .read_version = 0};
-    assert_int_equal(sl_delta_commit_write(dir, 1, &c, eb, sizeof eb), SL_ERR_EXISTS);
+    assert_int_equal(commit_at(dir, 1, &c, eb, sizeof eb), SL_ERR_EXISTS);
     assert_non_null(strstr(eb, "version 1"));
     assert_non_null(strstr(eb, "already exists"));
     /* The first commit is intact and no temporary file is left behind. */
     sl_delta_snapshot_t *snap;
-    assert_int_equal(sl_delta_snapshot_load(dir, -1, &snap, eb, sizeof eb), SL_OK);
+    assert_int_equal(load_at(dir, -1, &snap, eb, sizeof eb), SL_OK);
     assert_non_null(find_file(snap, "event_date=2024-01-15/first.parquet"));
     sl_delta_snapshot_free(snap);
     snprintf(path, sizeof path, "%s/_delta_log", dir);
@@ -278,7 +325,7 @@ static void *race(void *arg)
                              .operation = "WRITE",
                              .read_version = -1};
         for (;;) {
-            sl_err err = sl_delta_commit_write(r->dir, v, &c, eb, sizeof eb);
+            sl_err err = commit_at(r->dir, v, &c, eb, sizeof eb);
             v++;
             if (err == SL_OK)
                 break;
@@ -310,7 +357,7 @@ static void test_racing_writers(void **state)
         assert_int_equal(rs[i].wins, COMMITS_EACH);
     }
     sl_delta_snapshot_t *snap;
-    assert_int_equal(sl_delta_snapshot_load(dir, -1, &snap, eb, sizeof eb), SL_OK);
+    assert_int_equal(load_at(dir, -1, &snap, eb, sizeof eb), SL_OK);
     /* Every commit landed at its own version: no gap, nothing lost, nothing doubled. */
     assert_int_equal(sl_delta_snapshot_version(snap), RACERS * COMMITS_EACH);
     assert_int_equal(sl_delta_snapshot_file_count(snap), RACERS * COMMITS_EACH);
@@ -388,10 +435,10 @@ static void test_refuses_bad_commits(void **state)
         snprintf(sub, sizeof sub, "%s-%zu", dir, i);
         char *cp[] = {"cp", "-r", dir, sub, NULL};
         run_or_fail(cp);
-        assert_int_equal(
-            sl_delta_log_put(sub, 1, cases[i].line, strlen(cases[i].line), eb, sizeof eb), SL_OK);
+        assert_int_equal(put_at(sub, 1, cases[i].line, strlen(cases[i].line), eb, sizeof eb),
+                         SL_OK);
         sl_delta_snapshot_t *snap = NULL;
-        sl_err err = sl_delta_snapshot_load(sub, -1, &snap, eb, sizeof eb);
+        sl_err err = load_at(sub, -1, &snap, eb, sizeof eb);
         if (err != cases[i].err || !strstr(eb, cases[i].words))
             fail_msg("case %zu: got %s \"%s\"", i, sl_strerror(err), eb);
         assert_non_null(strstr(eb, "commit 1 line 1"));
@@ -404,7 +451,7 @@ static void test_refuses_bad_commits(void **state)
 static void load_ok(const char *table, sl_delta_snapshot_t **snap)
 {
     char eb[512] = "";
-    sl_err err = sl_delta_snapshot_load(table, -1, snap, eb, sizeof eb);
+    sl_err err = load_at(table, -1, snap, eb, sizeof eb);
     if (err)
         fail_msg("%s: %s (%s)", table, sl_strerror(err), eb);
 }
@@ -526,7 +573,7 @@ static void expect_refusal(const char *name, sl_err want, const char *words)
 {
     char t[512], eb[512] = "";
     sl_delta_snapshot_t *snap = NULL;
-    sl_err err = sl_delta_snapshot_load(golden(name, t, sizeof t), -1, &snap, eb, sizeof eb);
+    sl_err err = load_at(golden(name, t, sizeof t), -1, &snap, eb, sizeof eb);
     if (err != want || !strstr(eb, words))
         fail_msg("%s: got %s \"%s\", expected %s with \"%s\"", name, sl_strerror(err), eb,
                  sl_strerror(want), words);
@@ -551,7 +598,7 @@ static void test_golden_refusals(void **state)
     char t[512], eb[512] = "";
     sl_delta_snapshot_t *snap = NULL;
     golden("no-delta-log-folder", t, sizeof t);
-    assert_int_equal(sl_delta_snapshot_load(t, -1, &snap, eb, sizeof eb), SL_ERR_NOT_FOUND);
+    assert_int_equal(load_at(t, -1, &snap, eb, sizeof eb), SL_ERR_NOT_FOUND);
 
     /* A history that starts at a checkpoint: refused until checkpoints are read. */
     char copy[600];
@@ -563,7 +610,7 @@ static void test_golden_refusals(void **state)
         snprintf(p, sizeof p, "%s/_delta_log/%020d.json", copy, v);
         assert_int_equal(unlink(p), 0);
     }
-    assert_int_equal(sl_delta_snapshot_load(copy, -1, &snap, eb, sizeof eb), SL_ERR_UNSUPPORTED);
+    assert_int_equal(load_at(copy, -1, &snap, eb, sizeof eb), SL_ERR_UNSUPPORTED);
     assert_non_null(strstr(eb, "checkpoint"));
 }
 
@@ -584,7 +631,7 @@ static void test_golden_all_load_or_refuse(void **state)
         char name[256], t[512], eb[512] = "";
         snprintf(name, sizeof name, "%.*s", (int)(len - 8), de->d_name);
         sl_delta_snapshot_t *snap = NULL;
-        sl_err err = sl_delta_snapshot_load(golden(name, t, sizeof t), -1, &snap, eb, sizeof eb);
+        sl_err err = load_at(golden(name, t, sizeof t), -1, &snap, eb, sizeof eb);
         if (err == SL_OK) {
             loaded++;
             sl_delta_snapshot_free(snap);

@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 
 #include "lake/lake.h"
@@ -123,20 +126,32 @@ static void test_row_refusals(void **state)
     sl_lake_row_cleanup(&row);
 }
 
-static void test_table_dir(void **state)
+static void test_store_open(void **state)
 {
     (void)state;
-    char dir[64], eb[256];
-    assert_int_equal(sl_lake_table_dir("file://./var/lake/t/", dir, sizeof dir, eb, sizeof eb),
+    char eb[256], dir[] = "/tmp/sl-lake-store-XXXXXX", uri[64];
+    sl_storage_t *st;
+    assert_non_null(mkdtemp(dir));
+    snprintf(uri, sizeof uri, "file://%s/t", dir);
+    assert_int_equal(sl_lake_store_open(uri, NULL, &st, eb, sizeof eb), SL_OK);
+    assert_string_equal(sl_storage_uri(st), uri);
+    sl_storage_close(st);
+    assert_int_equal(sl_lake_store_open("file://", NULL, &st, eb, sizeof eb), SL_ERR_CONFIG);
+    assert_null(st);
+    /* s3:// opens without the network; a bucket name S3 refuses does not. */
+    sl_storage_options so;
+    sl_storage_options_default(&so);
+    so.access_key_id = "k";
+    so.secret_access_key = "s";
+    assert_int_equal(sl_lake_store_open("s3://bucket/tables/events", &so, &st, eb, sizeof eb),
                      SL_OK);
-    assert_string_equal(dir, "./var/lake/t");
-    assert_int_equal(sl_lake_table_dir("file:///", dir, sizeof dir, eb, sizeof eb), SL_OK);
-    assert_string_equal(dir, "/");
-    assert_int_equal(sl_lake_table_dir("file://", dir, sizeof dir, eb, sizeof eb), SL_ERR_CONFIG);
-    assert_int_equal(sl_lake_table_dir("s3://b/p", dir, sizeof dir, eb, sizeof eb),
-                     SL_ERR_UNSUPPORTED);
-    assert_int_equal(sl_lake_table_dir("/tmp/x", dir, sizeof dir, eb, sizeof eb), SL_ERR_CONFIG);
+    sl_storage_close(st);
+    assert_int_equal(sl_lake_store_open("s3://B_/p", &so, &st, eb, sizeof eb), SL_ERR_CONFIG);
+    assert_int_equal(sl_lake_store_open("/tmp/x", NULL, &st, eb, sizeof eb), SL_ERR_CONFIG);
     assert_non_null(strstr(eb, "\"/tmp/x\""));
+    snprintf(uri, sizeof uri, "%s/t", dir);
+    assert_int_equal(rmdir(uri), 0); /* opened, created, nothing written */
+    assert_int_equal(rmdir(dir), 0);
 }
 
 static void test_schema_matches_columns(void **state)
@@ -159,7 +174,7 @@ int main(void)
         cmocka_unit_test(test_row_full),
         cmocka_unit_test(test_row_metadata_not_last),
         cmocka_unit_test(test_row_refusals),
-        cmocka_unit_test(test_table_dir),
+        cmocka_unit_test(test_store_open),
         cmocka_unit_test(test_schema_matches_columns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
