@@ -101,6 +101,7 @@ enum {
     L_PROTO_RFEAT = N_LEAVES,
     L_PROTO_WFEAT,
     L_ADD_DV,
+    L_SIDECAR,
     N_READ
 };
 
@@ -233,7 +234,10 @@ sl_err sl__delta_checkpoint_encode(const sl__delta_state *st, sl_buf *out, char 
         slot(&rb, L_MD_PART, 0, 2, NULL_V);
     for (size_t k = 0; k < st->n_partition_columns; k++)
         slot(&rb, L_MD_PART, k ? 1 : 0, 4, str_v(st->partition_columns[k]));
-    map_slots(&rb, L_MD_CONF_KEY, L_MD_CONF_VALUE, 2, EMPTY_KV, 0);
+    /* configuration: the one entry the state keeps */
+    sl_delta_kv retention = {"delta.logRetentionDuration", st->log_retention};
+    map_slots(&rb, L_MD_CONF_KEY, L_MD_CONF_VALUE, 2, st->log_retention ? &retention : EMPTY_KV,
+              st->log_retention ? 1 : 0);
     slot(&rb, L_MD_CREATED, 0, 1, NULL_V);
     row_finish(&rb, runs);
     if ((err = sl_pq_writer_write_levels(pw, runs, errbuf, errlen)))
@@ -327,6 +331,7 @@ static const char *const LEAF_PATHS[N_READ] = {
     "protocol.readerFeatures.*.*",
     "protocol.writerFeatures.*.*",
     "add.deletionVector.storageType",
+    "sidecar.path",
 };
 
 /* Whether the dotted path matches pattern ("*" matches one whole name). */
@@ -426,9 +431,11 @@ static void set_opt(json_t *o, const char *k, json_t *v)
         json_object_set_new(o, k, v);
 }
 
-/* The JSON action line of the current row, appended to out (nothing for a row that holds
- * none of the actions read here). */
-static sl_err row_action(ck_leaf *lv, sl_buf *out)
+/* The JSON action line of the current row, appended to out[0] (metaData), out[1]
+ * (protocol) or out[2] (the rest): applied in that order, the table's rules are checked
+ * before its files, as in the JSON commits of Spark. Nothing for a row that holds none of
+ * the actions read here. */
+static sl_err row_action(ck_leaf *lv, sl_buf out[3])
 {
     json_t *line = NULL, *a = json_object();
     const char *kind = NULL;
@@ -476,6 +483,10 @@ static sl_err row_action(ck_leaf *lv, sl_buf *out)
         set_opt(a, "readerFeatures", list_json(lv, L_PROTO_RFEAT));
         set_opt(a, "writerFeatures", list_json(lv, L_PROTO_WFEAT));
     }
+    if (one(lv, L_SIDECAR)) { /* the files are listed elsewhere: refuse, never miss them */
+        json_decref(a);
+        return SL_ERR_UNSUPPORTED;
+    }
     /* remove rows are tombstones: they change no active file, so they are not applied */
     sl_err err = SL_OK;
     if (kind) {
@@ -485,8 +496,9 @@ static sl_err row_action(ck_leaf *lv, sl_buf *out)
             goto out;
         }
         json_object_set(line, kind, a);
+        sl_buf *o = &out[!strcmp(kind, "metaData") ? 0 : !strcmp(kind, "protocol") ? 1 : 2];
         char *s = json_dumps(line, JSON_COMPACT);
-        if (!s || (err = sl_buf_append(out, s, strlen(s))) || (err = sl_buf_append(out, "\n", 1)))
+        if (!s || (err = sl_buf_append(o, s, strlen(s))) || (err = sl_buf_append(o, "\n", 1)))
             err = err ? err : SL_ERR_NOMEM;
         free(s);
     }
@@ -506,10 +518,11 @@ sl_err sl__delta_checkpoint_decode(const void *data, size_t len, int64_t version
 {
     sl_err err;
     sl_pq_reader_t *pr = NULL;
-    sl_buf lines;
+    sl_buf lines[3];
     ck_leaf lv[N_READ];
     char perr[384];
-    sl_buf_init(&lines, SL__DELTA_MAX_COMMIT_BYTES);
+    for (int k = 0; k < 3; k++)
+        sl_buf_init(&lines[k], SL__DELTA_MAX_COMMIT_BYTES);
     if ((err = sl_pq_reader_open(data, len, NULL, &pr, perr, sizeof perr))) {
         sl_errbuf_set(errbuf, errlen, err, "checkpoint %" PRId64 ": %s", version, perr);
         goto out;
@@ -531,19 +544,217 @@ sl_err sl__delta_checkpoint_decode(const void *data, size_t len, int64_t version
             }
         }
         for (uint64_t r = 0; r < rows; r++)
-            if ((err = row_action(lv, &lines))) {
+            if ((err = row_action(lv, lines))) {
                 sl_errbuf_set(errbuf, errlen, err,
-                              "checkpoint %" PRId64 ": its actions do not fit in %u bytes", version,
-                              SL__DELTA_MAX_COMMIT_BYTES);
+                              err == SL_ERR_UNSUPPORTED
+                                  ? "checkpoint %" PRId64 ": sidecar files (v2 checkpoints) are "
+                                    "not supported"
+                                  : "checkpoint %" PRId64 ": its actions do not fit in %u bytes",
+                              version, SL__DELTA_MAX_COMMIT_BYTES);
                 goto out;
             }
         sl_pq_reader_reset(pr);
     }
     st->version = version - 1;
-    err =
-        sl__delta_state_apply(st, version, lines.data ? lines.data : "", lines.len, errbuf, errlen);
+    if ((err = sl_buf_append(&lines[0], lines[1].data ? lines[1].data : "", lines[1].len)) ||
+        (err = sl_buf_append(&lines[0], lines[2].data ? lines[2].data : "", lines[2].len))) {
+        sl_errbuf_set(errbuf, errlen, err,
+                      "checkpoint %" PRId64 ": its actions do not fit in %u bytes", version,
+                      SL__DELTA_MAX_COMMIT_BYTES);
+        goto out;
+    }
+    err = sl__delta_state_apply(st, version, lines[0].data ? lines[0].data : "", lines[0].len,
+                                errbuf, errlen);
 out:
     sl_pq_reader_free(pr);
-    sl_buf_cleanup(&lines);
+    for (int k = 0; k < 3; k++)
+        sl_buf_cleanup(&lines[k]);
+    return err;
+}
+
+/* ---- on the store: writing, finding and expiring checkpoints ---- */
+
+#define LAST_CHECKPOINT_KEY "_delta_log/_last_checkpoint"
+/* A checkpoint (or _last_checkpoint) larger than this is refused rather than loaded. */
+#define CHECKPOINT_MAX_BYTES ((size_t)1 << 30)
+
+int64_t sl__delta_interval_ms(const char *s)
+{
+    /* "interval N UNIT", as Delta writes durations (CalendarInterval syntax). */
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"millisecond", 1}, {"second", 1000},  {"minute", 60000},
+                 {"hour", 3600000},  {"day", 86400000}, {"week", 604800000}};
+    char unit[32];
+    long long n;
+    int used = 0;
+    if (sscanf(s, " interval %lld %31s %n", &n, unit, &used) != 2 || s[used] != '\0' || n < 0)
+        return -1;
+    size_t ul = strlen(unit);
+    if (ul > 1 && unit[ul - 1] == 's')
+        unit[--ul] = '\0';
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+        if (!strcmp(unit, units[i].unit))
+            return n > INT64_MAX / units[i].ms ? INT64_MAX : (int64_t)n * units[i].ms;
+    return -1;
+}
+
+void sl__delta_checkpoint_key(int64_t version, char out[SL__DELTA_CK_KEY_MAX])
+{
+    snprintf(out, SL__DELTA_CK_KEY_MAX, "_delta_log/%020" PRId64 ".checkpoint.parquet", version);
+}
+
+sl_err sl__delta_checkpoint_put(sl_storage_t *store, const sl__delta_state *st, char *errbuf,
+                                size_t errlen)
+{
+    char key[SL__DELTA_CK_KEY_MAX], detail[400];
+    sl_buf data;
+    sl_err err;
+    sl_buf_init(&data, CHECKPOINT_MAX_BYTES);
+    if ((err = sl__delta_checkpoint_encode(st, &data, detail, sizeof detail))) {
+        sl_errbuf_set(errbuf, errlen, err, "checkpoint %" PRId64 " of \"%s\": %s", st->version,
+                      sl_storage_uri(store), detail);
+        goto out;
+    }
+    /* The checkpoint first, then the hint that points at it: a reader never follows the
+     * hint to a missing file (if it did, it would fall back to listing). Rewriting a
+     * checkpoint of the same version writes the same table, so a plain PUT will do. */
+    sl__delta_checkpoint_key(st->version, key);
+    if ((err = sl_storage_put(store, key, data.data, data.len, errbuf, errlen)))
+        goto out;
+    sl_buf_reset(&data);
+    if ((err = sl_buf_appendf(&data, "{\"version\":%" PRId64 ",\"size\":%zu,\"sizeInBytes\":%zu}",
+                              st->version, st->n_files + st->n_txns + 2, data.len)) ||
+        (err = sl_storage_put(store, LAST_CHECKPOINT_KEY, data.data, data.len, errbuf, errlen)))
+        goto out;
+out:
+    sl_buf_cleanup(&data);
+    return err;
+}
+
+sl_err sl__delta_checkpoint_load(sl_storage_t *store, int64_t version, sl__delta_state *st,
+                                 char *errbuf, size_t errlen)
+{
+    char key[SL__DELTA_CK_KEY_MAX], detail[400];
+    sl_buf data;
+    sl_buf_init(&data, CHECKPOINT_MAX_BYTES);
+    sl__delta_checkpoint_key(version, key);
+    sl_err err = sl_storage_get(store, key, &data, errbuf, errlen);
+    if (!err && (err = sl__delta_checkpoint_decode(data.data, data.len, version, st, detail,
+                                                   sizeof detail)))
+        sl_errbuf_set(errbuf, errlen, err, "table \"%s\": %s", sl_storage_uri(store), detail);
+    sl_buf_cleanup(&data);
+    return err;
+}
+
+sl_err sl__delta_last_checkpoint(sl_storage_t *store, int64_t *version, char *errbuf, size_t errlen)
+{
+    sl_buf data;
+    json_error_t jerr;
+    sl_buf_init(&data, 1 << 20);
+    sl_err err = sl_storage_get(store, LAST_CHECKPOINT_KEY, &data, errbuf, errlen);
+    if (!err) {
+        json_t *o = json_loadb(data.data ? data.data : "", data.len, 0, &jerr);
+        json_t *v = json_object_get(o, "version"), *parts = json_object_get(o, "parts");
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT, "\"%s\" of \"%s\" holds no version",
+                                LAST_CHECKPOINT_KEY, sl_storage_uri(store));
+        else if (parts && !(json_is_integer(parts) && json_integer_value(parts) == 1))
+            err = sl_errbuf_set(errbuf, errlen, SL_ERR_UNSUPPORTED,
+                                "table \"%s\": multi-part checkpoints are not supported",
+                                sl_storage_uri(store));
+        else if (json_object_get(o, "v2Checkpoint"))
+            err = sl_errbuf_set(errbuf, errlen, SL_ERR_UNSUPPORTED,
+                                "table \"%s\": v2 checkpoints are not supported",
+                                sl_storage_uri(store));
+        else
+            *version = json_integer_value(v);
+        json_decref(o);
+    }
+    sl_buf_cleanup(&data);
+    return err;
+}
+
+/* What the expiry listing found: versioned log entries older than the cut. */
+typedef struct expiry {
+    int64_t before; /* versions below this may go (the newest checkpoint) */
+    int64_t cut_ms; /* ... if last modified before this */
+    char (*keys)[SL__DELTA_CK_KEY_MAX];
+    size_t n, cap;
+    sl_err fail;
+} expiry;
+
+static sl_err expiry_entry(void *opaque, const sl_storage_entry *e)
+{
+    expiry *ex = opaque;
+    const char *name = e->key + strlen("_delta_log/");
+    int64_t v = 0;
+    size_t len = strlen(name);
+    if (len < 21 || strchr(name, '/'))
+        return SL_OK;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return SL_OK;
+        v = v * 10 + (name[i] - '0');
+    }
+    bool commit = !strcmp(name + 20, ".json");
+    bool checkpoint =
+        !strncmp(name + 20, ".checkpoint.", 12) && len >= 8 && !strcmp(name + len - 8, ".parquet");
+    if ((!commit && !checkpoint) || v >= ex->before || e->mtime_ms >= ex->cut_ms ||
+        strlen(e->key) >= sizeof ex->keys[0])
+        return SL_OK;
+    if (ex->n == ex->cap) {
+        size_t cap = ex->cap ? ex->cap * 2 : 64;
+        if (cap > SL__DELTA_MAX_VERSIONS)
+            return ex->fail = SL_ERR_TOO_LARGE;
+        void *grown = realloc(ex->keys, cap * sizeof *ex->keys);
+        if (!grown)
+            return ex->fail = SL_ERR_NOMEM;
+        ex->keys = grown;
+        ex->cap = cap;
+    }
+    snprintf(ex->keys[ex->n++], sizeof ex->keys[0], "%s", e->key);
+    return SL_OK;
+}
+
+sl_err sl__delta_log_expire(sl_storage_t *store, int64_t checkpoint_version, int64_t retention_ms,
+                            int64_t now_ms, size_t *removed, char *errbuf, size_t errlen)
+{
+    expiry ex = {.before = checkpoint_version, .cut_ms = now_ms - retention_ms};
+    *removed = 0;
+    sl_err err = sl_storage_list(store, "_delta_log/", NULL, expiry_entry, &ex, errbuf, errlen);
+    if (err && err == ex.fail)
+        err = sl_errbuf_set(errbuf, errlen, err, "table \"%s\": too many log entries to expire",
+                            sl_storage_uri(store));
+    /* Oldest first (the store lists keys in order, and versions are zero-padded), so the
+     * log that remains is always a suffix that starts at or before the checkpoint. */
+    for (size_t i = 0; !err && i < ex.n; i++) {
+        err = sl_storage_delete(store, ex.keys[i], errbuf, errlen);
+        if (err == SL_ERR_NOT_FOUND) /* another writer expired it first */
+            err = SL_OK;
+        else if (!err)
+            ++*removed;
+    }
+    free(ex.keys);
+    return err;
+}
+
+sl_err sl_delta_checkpoint(sl_storage_t *store, int64_t version, int64_t default_retention_ms,
+                           int64_t now_ms, size_t *expired, char *errbuf, size_t errlen)
+{
+    sl_delta_snapshot_t *snap = NULL;
+    *expired = 0;
+    sl_err err = sl_delta_snapshot_load(store, version, &snap, errbuf, errlen);
+    if (err)
+        return err;
+    const sl__delta_state *st = sl__delta_snapshot_state(snap);
+    if ((err = sl__delta_checkpoint_put(store, st, errbuf, errlen)))
+        goto out;
+    int64_t retention = st->log_retention_ms >= 0 ? st->log_retention_ms : default_retention_ms;
+    if (retention >= 0)
+        err = sl__delta_log_expire(store, version, retention, now_ms, expired, errbuf, errlen);
+out:
+    sl_delta_snapshot_free(snap);
     return err;
 }

@@ -44,10 +44,10 @@ static void replay_json(const char *table_dir, int64_t upto, sl__delta_state *st
     char eb[512] = "";
     sl__delta_state_init(st);
     for (int64_t v = 0; v <= upto; v++) {
-        char path[1024], name[SL__DELTA_NAME_MAX];
+        char path[1024], name[SL__DELTA_KEY_MAX];
         size_t len;
-        sl__delta_commit_name(v, name);
-        snprintf(path, sizeof path, "%s/_delta_log/%s", table_dir, name);
+        sl__delta_commit_key(v, name); /* "_delta_log/NNN.json" */
+        snprintf(path, sizeof path, "%s/%s", table_dir, name);
         char *data = read_whole(path, &len);
         if (!data)
             fail_msg("could not read \"%s\"", path);
@@ -123,9 +123,14 @@ static void expect_same(const char *what, const sl__delta_state *a, const sl__de
 
 static void commit_or_fail(const char *dir, int64_t version, const sl_delta_commit *c)
 {
-    char eb[512] = "";
-    if (sl_delta_commit_write(dir, version, c, eb, sizeof eb) != SL_OK)
+    char eb[512] = "", uri[600];
+    sl_storage_t *store;
+    snprintf(uri, sizeof uri, "file://%s", dir);
+    if (sl_storage_open(uri, NULL, &store, eb, sizeof eb))
+        fail_msg("open %s: %s", uri, eb);
+    if (sl_delta_commit_write(store, version, c, eb, sizeof eb) != SL_OK)
         fail_msg("commit %lld: %s", (long long)version, eb);
+    sl_storage_close(store);
 }
 
 static void test_checkpoint_round_trip(void **state)
