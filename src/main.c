@@ -135,6 +135,8 @@ static bool lake_options_from(const sl_config *cfg, sl_lake_sink_options *opts,
     opts->batch_rows = (uint64_t)cfg->lake_batch_rows;
     opts->batch_bytes = (uint64_t)cfg->lake_batch_bytes;
     opts->batch_ms = cfg->lake_batch_interval_ms;
+    opts->checkpoint_interval = cfg->lake_checkpoint_interval; /* checkpoints (issue 6) */
+    opts->log_retention_ms = cfg->lake_log_retention_ms;
     if (!strcmp(cfg->lake_codec, "snappy"))
         opts->codec = SL_PQ_SNAPPY;
     else if (!strcmp(cfg->lake_codec, "zstd"))

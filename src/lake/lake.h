@@ -69,6 +69,11 @@ typedef struct sl_lake_sink_options {
     uint64_t batch_rows;  /* commit when a batch holds this many events; default 100000 */
     uint64_t batch_bytes; /* ... or this many bytes of event JSON; default 64 MiB */
     int64_t batch_ms;     /* ... or its oldest event waited this long; default 5000 */
+    /* Delta checkpoints (issue 6): after every checkpoint_interval-th version (0: never) a
+     * checkpoint is written, then log entries before it older than the table's
+     * delta.logRetentionDuration (else log_retention_ms) are deleted. Defaults 10, 30 d. */
+    int64_t checkpoint_interval;
+    int64_t log_retention_ms;
 } sl_lake_sink_options;
 
 void sl_lake_sink_options_default(sl_lake_sink_options *opts);

@@ -91,6 +91,8 @@ void sl_lake_sink_options_default(sl_lake_sink_options *opts)
     opts->batch_rows = 100000;
     opts->batch_bytes = 64u << 20;
     opts->batch_ms = 5000;
+    opts->checkpoint_interval = 10;
+    opts->log_retention_ms = 30 * 86400000LL;
 }
 
 /* what: a short phrase; detail may be NULL. */
@@ -380,6 +382,25 @@ static landing batch_landed(sl_lake_sink_t *sink)
 }
 
 /* Commits the batch (invariant 2). @thread the sink's */
+/* After version `version` committed: its checkpoint when due, then log expiry. A failure
+ * is logged and the commit stands (a checkpoint is never needed to read the table).
+ * @thread the sink's */
+static void maybe_checkpoint(sl_lake_sink_t *sink, int64_t version)
+{
+    char eb[512] = "";
+    size_t expired;
+    int64_t every = sink->opts.checkpoint_interval;
+    if (every <= 0 || version <= 0 || version % every != 0)
+        return;
+    if (sl_delta_checkpoint(sink->st, version, sink->opts.log_retention_ms, sl_time_now_us() / 1000,
+                            &expired, eb, sizeof eb))
+        sl_diag(SL_DIAG_WARN, "lake checkpoint failed; the table stays readable",
+                "version=%" PRId64 " detail=\"%s\"", version, eb);
+    else
+        sl_diag(SL_DIAG_DEBUG, "lake checkpoint", "version=%" PRId64 " expired=%zu", version,
+                expired);
+}
+
 static void batch_commit(sl_lake_sink_t *sink)
 {
     char eb[512] = "";
@@ -477,6 +498,7 @@ static void batch_commit(sl_lake_sink_t *sink)
     for (size_t i = 0; i < n_files; i++)
         file_release(sink, &sink->files[i], true);
     set_health(sink, true, NULL, NULL);
+    maybe_checkpoint(sink, sink->version);
 offsets:;
     /* After the table (invariant 2): a failure here only makes the next start skip more. */
     sl_log_position pos[1024];
