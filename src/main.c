@@ -24,6 +24,7 @@ static void usage(FILE *out)
           "  pg migrate     create or update the PostgreSQL schema and its partitions\n"
           "  lake history   list the versions of the Delta Lake table\n"
           "  lake optimize  compact the table's small files into larger ones\n"
+          "  lake vacuum    delete the table's files no version within --retain hours uses\n"
           "  config-doc     print docs/configuration.md\n"
           "  help           this text; `sluice COMMAND --help` lists a command's flags\n",
           out);
@@ -151,6 +152,8 @@ static bool lake_options_from(const sl_config *cfg, sl_lake_sink_options *opts,
     opts->batch_rows = (uint64_t)cfg->lake_batch_rows;
     opts->batch_bytes = (uint64_t)cfg->lake_batch_bytes;
     opts->batch_ms = cfg->lake_batch_interval_ms;
+    opts->checkpoint_interval = cfg->lake_checkpoint_interval; /* checkpoints (issue 6) */
+    opts->log_retention_ms = cfg->lake_log_retention_ms;
     opts->target_file_bytes = (uint64_t)cfg->lake_target_file_bytes;
     opts->auto_optimize_files = (size_t)cfg->lake_auto_optimize_files;
     return lake_codec_from(cfg->lake_codec, &opts->codec);
@@ -424,6 +427,29 @@ static int cmd_lake_optimize(int argc, char **argv)
     return rc;
 }
 
+static int cmd_lake_vacuum(int argc, char **argv)
+{
+    sl_config cfg;
+    int rc = config_or_help(&cfg, SL_CMD_LAKE | SL_CMD_LAKE_VACUUM, "lake vacuum", argc, argv);
+    if (rc >= 0)
+        return rc;
+    char errbuf[512];
+    sl_storage_options so;
+    lake_storage_from(&cfg, &so);
+    sl_lake_vacuum_options vo = {
+        .retain_hours = cfg.retain_hours, .dry_run = cfg.dry_run, .force = cfg.force};
+    sl_err err = sl_lake_vacuum(cfg.lake_uri, &so, &vo, stdout, errbuf, sizeof errbuf);
+    rc = 0;
+    if (err) {
+        fprintf(stderr, "sluice lake vacuum: %s\n", errbuf);
+        rc = err == SL_ERR_CONFIG ? 2 : 1;
+    } else if (fflush(stdout) != 0) {
+        rc = 1;
+    }
+    sl_config_cleanup(&cfg);
+    return rc;
+}
+
 static int cmd_pg_migrate(int argc, char **argv)
 {
     sl_config cfg;
@@ -461,6 +487,8 @@ int main(int argc, char **argv)
         return cmd_lake_history(argc - 3, argv + 3);
     if (!strcmp(argv[1], "lake") && argc >= 3 && !strcmp(argv[2], "optimize"))
         return cmd_lake_optimize(argc - 3, argv + 3);
+    if (!strcmp(argv[1], "lake") && argc >= 3 && !strcmp(argv[2], "vacuum"))
+        return cmd_lake_vacuum(argc - 3, argv + 3);
     if (!strcmp(argv[1], "config-doc")) {
         sl_config_print_markdown(stdout);
         return 0;

@@ -142,6 +142,15 @@ static const setting settings[] = {
     {"s3-path-style", "SLUICE_S3_PATH_STYLE", SETTING_BOOL, "false", 0, 0, 0,
      SL_CMD_SERVE | SL_CMD_LAKE, F(s3_path_style),
      "s3:// lake: address ENDPOINT/BUCKET/KEY instead of BUCKET.HOST/KEY (MinIO, moto)"},
+    /* Delta checkpoints and log expiry (issue 6) */
+    {"lake-checkpoint-interval", "SLUICE_LAKE_CHECKPOINT_INTERVAL", SETTING_INT, "10", 0, 1000000,
+     0, SL_CMD_SERVE, F(lake_checkpoint_interval),
+     "the lake sink writes a Parquet checkpoint (and _last_checkpoint) after every N-th commit; "
+     "0 = never"},
+    {"lake-log-retention", "SLUICE_LAKE_LOG_RETENTION", SETTING_DURATION, "30d", 0,
+     3650 * DAY_MS, 1, SL_CMD_SERVE, F(lake_log_retention_ms),
+     "after a checkpoint, log entries before it older than this are deleted, unless the table "
+     "sets delta.logRetentionDuration"},
     {"retain", "SLUICE_RETAIN", SETTING_INT, "168", 0, 87600, 0, SL_CMD_LAKE_VACUUM,
      F(retain_hours),
      "hours of history vacuum keeps readable: files a version of the last HOURS (or the "

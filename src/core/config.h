@@ -66,6 +66,8 @@ typedef struct sl_config {
     char *s3_endpoint;
     char *s3_region;
     bool s3_path_style;
+    int64_t lake_checkpoint_interval; /* Delta checkpoints (issue 6) */
+    int64_t lake_log_retention_ms;
     int64_t retain_hours;
     bool dry_run;
     bool force;

@@ -220,4 +220,18 @@ SL_MUST_CHECK sl_err sl_delta_commit_append(sl_storage_t *st, sl_delta_snapshot_
                                             sl_delta_conflict_cb check, void *opaque, char *errbuf,
                                             size_t errlen);
 
+/* ---- checkpoints and log expiry (checkpoint.c) ----
+ * A checkpoint of version V is _delta_log/V.checkpoint.parquet (the protocol's classic
+ * single-part checkpoint: one action per row in nested columns) plus _delta_log/
+ * _last_checkpoint naming it; sl_delta_snapshot_load starts from it when it can. */
+
+/* Writes the checkpoint of `version` (read through the newest checkpoint before it), then
+ * deletes the log entries (JSON commits, checkpoints) of versions before it last modified
+ * more than the table's delta.logRetentionDuration before now_ms (without that property:
+ * default_retention_ms; negative: keep everything). *expired counts what went. A failure
+ * leaves the table readable: a checkpoint is never needed to read it. */
+SL_MUST_CHECK sl_err sl_delta_checkpoint(sl_storage_t *store, int64_t version,
+                                         int64_t default_retention_ms, int64_t now_ms,
+                                         size_t *expired, char *errbuf, size_t errlen);
+
 #endif

@@ -37,6 +37,10 @@ typedef struct sl__delta_state {
     int64_t rows_with_stats;
     sl__delta_txn *txns;
     size_t n_txns;
+    /* metaData.configuration's delta.logRetentionDuration: the text (NULL when absent)
+     * and in ms (-1 when absent or not understood), for checkpoints and log expiry. */
+    char *log_retention;
+    int64_t log_retention_ms;
     /* What the last applied commit did (for the history). */
     sl_delta_version_info last;
     char operation[128];
@@ -50,11 +54,48 @@ void sl__delta_state_cleanup(sl__delta_state *st);
 SL_MUST_CHECK sl_err sl__delta_state_apply(sl__delta_state *st, int64_t version, const char *data,
                                            size_t len, char *errbuf, size_t errlen);
 
-/* The state a snapshot holds (for commits that apply themselves to it). */
+/* The state a snapshot holds (for commits that apply themselves to it, and checkpoints). */
 sl__delta_state *sl__delta_snapshot_state(sl_delta_snapshot_t *snap);
 
 /* The key of a commit: "_delta_log/%020lld.json". */
 #define SL__DELTA_KEY_MAX 48
 void sl__delta_commit_key(int64_t version, char out[SL__DELTA_KEY_MAX]);
+
+/* ---- checkpoints (checkpoint.c): bytes in, bytes out ---- */
+
+/* Encodes st (protocol, metaData, txns, active files as adds with dataChange false and
+ * stats {"numRecords": N} when known) as a Parquet checkpoint with the Delta protocol's
+ * nested schema, appended to out (its cap bounds the size). */
+SL_MUST_CHECK sl_err sl__delta_checkpoint_encode(const sl__delta_state *st, sl_buf *out,
+                                                 char *errbuf, size_t errlen);
+/* Loads the checkpoint data[0..len) (untrusted; sluice's or another engine's single-part
+ * classic checkpoint) of `version` into st, which must be freshly initialized: its rows
+ * become the JSON actions they stand for, applied as commit `version` (same checks as the
+ * log; remove tombstones are skipped). Errors name the checkpoint's version. */
+SL_MUST_CHECK sl_err sl__delta_checkpoint_decode(const void *data, size_t len, int64_t version,
+                                                 sl__delta_state *st, char *errbuf, size_t errlen);
+
+/* ---- checkpoints on the store (checkpoint.c) ---- */
+
+/* "_delta_log/%020lld.checkpoint.parquet". */
+#define SL__DELTA_CK_KEY_MAX 64
+void sl__delta_checkpoint_key(int64_t version, char out[SL__DELTA_CK_KEY_MAX]);
+/* Milliseconds of a Delta duration ("interval 30 days"); -1 when not understood. */
+int64_t sl__delta_interval_ms(const char *s);
+/* Writes st as the checkpoint of st->version, then _delta_log/_last_checkpoint. */
+SL_MUST_CHECK sl_err sl__delta_checkpoint_put(sl_storage_t *store, const sl__delta_state *st,
+                                              char *errbuf, size_t errlen);
+/* Loads the checkpoint of `version` into st (freshly initialized; unusable on failure). */
+SL_MUST_CHECK sl_err sl__delta_checkpoint_load(sl_storage_t *store, int64_t version,
+                                               sl__delta_state *st, char *errbuf, size_t errlen);
+/* The version _last_checkpoint names: SL_ERR_NOT_FOUND without one, SL_ERR_CORRUPT or
+ * SL_ERR_UNSUPPORTED (multi-part, v2) for one that cannot be followed. */
+SL_MUST_CHECK sl_err sl__delta_last_checkpoint(sl_storage_t *store, int64_t *version, char *errbuf,
+                                               size_t errlen);
+/* Deletes the JSON commits and checkpoints of versions below checkpoint_version (the
+ * newest checkpoint) last modified more than retention_ms before now_ms, oldest first. */
+SL_MUST_CHECK sl_err sl__delta_log_expire(sl_storage_t *store, int64_t checkpoint_version,
+                                          int64_t retention_ms, int64_t now_ms, size_t *removed,
+                                          char *errbuf, size_t errlen);
 
 #endif

@@ -51,6 +51,7 @@ void sl__delta_state_init(sl__delta_state *st)
 {
     memset(st, 0, sizeof *st);
     st->version = -1;
+    st->log_retention_ms = -1;
 }
 
 static void file_free(sl_delta_file *f)
@@ -83,6 +84,7 @@ void sl__delta_state_cleanup(sl__delta_state *st)
     for (size_t i = 0; i < st->n_txns; i++)
         free(st->txns[i].app_id);
     free(st->txns);
+    free(st->log_retention);
     sl__delta_state_init(st);
 }
 
@@ -327,6 +329,11 @@ static sl_err apply_metadata(apply_ctx *ax, json_t *a)
     const char *mode = json_is_object(conf) ? get_string(conf, "delta.columnMapping.mode") : NULL;
     if (mode && strcmp(mode, "none") != 0)
         return fail(ax, SL_ERR_UNSUPPORTED, "the table uses column mapping (mode \"%s\")", mode);
+    const char *retention =
+        json_is_object(conf) ? get_string(conf, "delta.logRetentionDuration") : NULL;
+    char *retention_copy = NULL;
+    if (retention && !(retention_copy = strdup(retention)))
+        return SL_ERR_NOMEM;
     size_t n = json_array_size(pcs);
     char **cols = calloc(n + 1, sizeof *cols);
     char *id_copy = strdup(id);
@@ -355,8 +362,12 @@ static sl_err apply_metadata(apply_ctx *ax, json_t *a)
     st->partition_columns = cols;
     st->n_partition_columns = n;
     st->has_metadata = true;
+    free(st->log_retention);
+    st->log_retention = retention_copy;
+    st->log_retention_ms = retention ? sl__delta_interval_ms(retention) : -1;
     return SL_OK;
 out:
+    free(retention_copy);
     free_strings(cols, n);
     free(id_copy);
     free(schema_copy);

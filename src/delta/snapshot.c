@@ -1,7 +1,7 @@
-/* Reading a table: lists _delta_log/ through the store, checks that the JSON commits form
- * a complete history from version 0 (a history that starts at a checkpoint is refused
- * until checkpoints are read), and replays them, one GET each, into a snapshot or, version
- * by version, into the history. */
+/* Reading a table: starts from the checkpoint _delta_log/_last_checkpoint names (or, listing
+ * _delta_log/ through the store, from version 0 or the newest checkpoint), checks that the
+ * JSON commits after the start are complete, and replays them, one GET each, into a
+ * snapshot or, version by version, into the history. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +37,27 @@ typedef struct log_listing {
     size_t n, cap;
     bool has_checkpoint;
     int64_t first_checkpoint;
+    int64_t *checkpoints; /* versions of single-part checkpoints, ascending */
+    size_t n_checkpoints, cap_checkpoints;
     sl_err fail; /* what stopped the listing from inside the callback */
 } log_listing;
+
+/* Appends v to *arr (growing it by doubling, at most SL__DELTA_MAX_VERSIONS). */
+static sl_err push_version(int64_t **arr, size_t *n, size_t *cap, int64_t v)
+{
+    if (*n == *cap) {
+        if (*cap >= SL__DELTA_MAX_VERSIONS)
+            return SL_ERR_TOO_LARGE;
+        size_t grown_cap = *cap ? *cap * 2 : 64;
+        int64_t *grown = realloc(*arr, grown_cap * sizeof *grown);
+        if (!grown)
+            return SL_ERR_NOMEM;
+        *arr = grown;
+        *cap = grown_cap;
+    }
+    (*arr)[(*n)++] = v;
+    return SL_OK;
+}
 
 static sl_err list_entry(void *opaque, const sl_storage_entry *e)
 {
@@ -51,22 +70,15 @@ static sl_err list_entry(void *opaque, const sl_storage_entry *e)
         ll->has_checkpoint = true;
         if (strcmp(name, "_last_checkpoint") != 0 && v < ll->first_checkpoint)
             ll->first_checkpoint = v;
+        if (versioned_name(name, ".checkpoint.parquet", &v) &&
+            (ll->fail =
+                 push_version(&ll->checkpoints, &ll->n_checkpoints, &ll->cap_checkpoints, v)))
+            return ll->fail;
         return SL_OK;
     }
     if (!versioned_name(name, ".json", &v))
         return SL_OK;
-    if (ll->n == ll->cap) {
-        if (ll->cap >= SL__DELTA_MAX_VERSIONS)
-            return ll->fail = SL_ERR_TOO_LARGE;
-        size_t cap = ll->cap ? ll->cap * 2 : 64;
-        int64_t *grown = realloc(ll->versions, cap * sizeof *grown);
-        if (!grown)
-            return ll->fail = SL_ERR_NOMEM;
-        ll->versions = grown;
-        ll->cap = cap;
-    }
-    ll->versions[ll->n++] = v;
-    return SL_OK;
+    return ll->fail = push_version(&ll->versions, &ll->n, &ll->cap, v);
 }
 
 /* Lists the commits after version `after` (-1: all). */
@@ -86,7 +98,8 @@ static sl_err list_log(sl_storage_t *st, int64_t after, log_listing *ll, char *e
                             sl_storage_uri(st), SL__DELTA_MAX_VERSIONS);
     if (err) {
         free(ll->versions);
-        ll->versions = NULL;
+        free(ll->checkpoints);
+        ll->versions = ll->checkpoints = NULL;
     }
     return err;
 }
@@ -170,17 +183,75 @@ out:
     return err;
 }
 
-/* Replays versions 0..upto, calling cb (if any) after each. */
+/* Loads checkpoint `ck` into st, then the JSON commits after it up to upto (-1: the latest),
+ * calling cb (if any) for the checkpoint's version and each commit after it. The commits
+ * after ck are listed from ck on, which is what makes opening a long table fast. */
+static sl_err from_checkpoint(sl_storage_t *store, int64_t ck, int64_t upto, sl__delta_state *st,
+                              sl_delta_history_cb cb, void *opaque, char *errbuf, size_t errlen)
+{
+    log_listing ll;
+    sl_err err;
+    if ((err = sl__delta_checkpoint_load(store, ck, st, errbuf, errlen)))
+        return err;
+    if ((err = list_log(store, ck, &ll, errbuf, errlen)))
+        return err;
+    size_t n = 0;
+    while (n < ll.n && ll.versions[n] == ck + 1 + (int64_t)n &&
+           (upto < 0 || ll.versions[n] <= upto))
+        n++;
+    if (upto > ck + (int64_t)n)
+        err = sl_errbuf_set(errbuf, errlen, n < ll.n ? SL_ERR_CORRUPT : SL_ERR_NOT_FOUND,
+                            "table \"%s\" has no version %" PRId64 " after checkpoint %" PRId64,
+                            sl_storage_uri(store), upto, ck);
+    else if (n < ll.n && upto < 0)
+        err =
+            sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                          "table \"%s\": version %" PRId64 " is missing (the log jumps to %" PRId64
+                          " after checkpoint %" PRId64 ")",
+                          sl_storage_uri(store), ck + 1 + (int64_t)n, ll.versions[n], ck);
+    else if (cb)
+        err = cb(opaque, &st->last);
+    if (!err)
+        err = apply_versions(store, ll.versions, n, st, cb, opaque, errbuf, errlen);
+    free(ll.versions);
+    free(ll.checkpoints);
+    return err;
+}
+
+/* Replays the table up to upto (-1: the latest), calling cb (if any) after each version.
+ * A snapshot starts from the checkpoint _last_checkpoint names when that works; otherwise
+ * the log is listed: a history from version 0 is replayed whole, else the newest
+ * checkpoint with every commit after it is the start. The history (cb) prefers the JSON
+ * commits from 0 while they are all there. */
 static sl_err replay(sl_storage_t *store, int64_t upto, sl__delta_state *st, sl_delta_history_cb cb,
                      void *opaque, char *errbuf, size_t errlen)
 {
     log_listing ll;
-    sl_err err = list_log(store, -1, &ll, errbuf, errlen);
-    if (err)
+    int64_t hint;
+    sl_err err;
+    if (!cb && sl__delta_last_checkpoint(store, &hint, NULL, 0) == SL_OK &&
+        (upto < 0 || hint <= upto)) {
+        if (from_checkpoint(store, hint, upto, st, NULL, NULL, NULL, 0) == SL_OK)
+            return SL_OK;
+        sl__delta_state_cleanup(st); /* missing, stale or broken: list instead */
+    }
+    if ((err = list_log(store, -1, &ll, errbuf, errlen)))
         return err;
-    if (!(err = check_history(sl_storage_uri(store), &ll, &upto, errbuf, errlen)))
+    bool whole = ll.n > 0 && ll.versions[0] == 0 && ll.versions[ll.n - 1] == (int64_t)ll.n - 1;
+    int64_t latest = ll.n ? ll.versions[ll.n - 1] : -1, target = upto < 0 ? latest : upto;
+    int64_t ck = -1;
+    for (size_t i = ll.n_checkpoints; i-- > 0;)
+        if (ll.checkpoints[i] <= target) {
+            ck = ll.checkpoints[i];
+            break;
+        }
+    if (ck >= 0 && !(whole && cb)) {
+        err = from_checkpoint(store, ck, upto, st, cb, opaque, errbuf, errlen);
+    } else if (!(err = check_history(sl_storage_uri(store), &ll, &upto, errbuf, errlen))) {
         err = apply_versions(store, ll.versions, (size_t)upto + 1, st, cb, opaque, errbuf, errlen);
+    }
     free(ll.versions);
+    free(ll.checkpoints);
     return err;
 }
 

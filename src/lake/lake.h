@@ -74,6 +74,11 @@ typedef struct sl_lake_sink_options {
      * never. Defaults 64 and 128 MiB. */
     size_t auto_optimize_files;
     uint64_t target_file_bytes;
+    /* Delta checkpoints (issue 6): after every checkpoint_interval-th version (0: never) a
+     * checkpoint is written, then log entries before it older than the table's
+     * delta.logRetentionDuration (else log_retention_ms) are deleted. Defaults 10, 30 d. */
+    int64_t checkpoint_interval;
+    int64_t log_retention_ms;
 } sl_lake_sink_options;
 
 void sl_lake_sink_options_default(sl_lake_sink_options *opts);
@@ -130,5 +135,27 @@ typedef struct sl_lake_optimize_result {
 SL_MUST_CHECK sl_err sl_lake_optimize(sl_storage_t *st, sl_delta_snapshot_t *snap,
                                       const sl_lake_optimize_options *opts,
                                       sl_lake_optimize_result *res, char *errbuf, size_t errlen);
+/* ---- sluice lake vacuum ---- */
+
+/* Retention below this needs force: a writer's upload and a reader's version both take
+ * time. */
+#define SL_LAKE_VACUUM_MIN_RETAIN_HOURS 1
+
+typedef struct sl_lake_vacuum_options {
+    int64_t retain_hours; /* keep what versions of the last retain_hours reference */
+    bool dry_run;         /* print what would be deleted, delete nothing */
+    bool force;           /* allow retain_hours under the minimum */
+    int64_t now_ms;       /* 0: the clock */
+} sl_lake_vacuum_options;
+
+/* Deletes the files of the table at table_uri that no version committed in the last
+ * retain_hours (nor the version current when that window opened, nor the latest)
+ * references and that are older than the window, and the store's temporary files older
+ * than it; prints one line per file ("deleted KEY" or "would delete KEY") and a summary.
+ * SL_ERR_CONFIG for a retention under the minimum without force; SL_ERR_UNSUPPORTED for
+ * a table that references files outside itself; the log's and the store's errors. */
+SL_MUST_CHECK sl_err sl_lake_vacuum(const char *table_uri, const sl_storage_options *so,
+                                    const sl_lake_vacuum_options *vo, FILE *out, char *errbuf,
+                                    size_t errlen);
 
 #endif

@@ -7,13 +7,18 @@
  *  1. txn[p] is the last offset of partition p that the table holds (-1: none). A message
  *     at or below it is never written again, whatever the log redelivers.
  *  2. Order of a batch: data files uploaded (visible whole, file:// fsynced) -> Delta
- *     commit (atomic create-if-absent) -> log offsets committed. A kill at any point leaves either
- * a commit holding the whole batch or no commit (files without a commit are never read: they are
- * not in the log); offsets lag the table at worst, and invariant 1 skips what they lag by.
+ *     commit (atomic create-if-absent) -> log offsets committed. A kill at any point
+ *     leaves either a commit holding the whole batch or no commit (files without a commit
+ *     are never read: they are not in the log); offsets lag the table at worst, and
+ *     invariant 1 skips what they lag by.
  *  3. At start, and whenever partitions are assigned, txn[] is read from the table's latest
  *     snapshot and each partition is sought to txn[p] + 1.
- *  4. A batch that cannot be committed is abandoned whole: its files are deleted and its
- *     partitions sought back to txn[p] + 1, so it is read and written again.
+ *  4. A batch that cannot be committed is abandoned whole: its uploads are aborted, its
+ *     stored files deleted, and its partitions sought back to txn[p] + 1, so it is read
+ *     and written again. When the commit's outcome is unknown (a store error, then the
+ *     table unreadable) the stored files stay (the commit may reference them), and no
+ *     batch is committed before the table has been read again: one that overlaps its txn
+ *     (the unknown commit landed) is dropped and read again from there.
  *
  * States of a batch: EMPTY -> FILLING (files open, rows going in) -> COMMITTING ->
  * EMPTY (committed, or abandoned by invariant 4). */
@@ -87,6 +92,8 @@ void sl_lake_sink_options_default(sl_lake_sink_options *opts)
     opts->batch_ms = 5000;
     opts->target_file_bytes = 128u << 20;
     opts->auto_optimize_files = 64;
+    opts->checkpoint_interval = 10;
+    opts->log_retention_ms = 30 * 86400000LL;
 }
 
 /* what: a short phrase; detail may be NULL. */
@@ -183,13 +190,15 @@ static void batch_reset(sl_lake_sink_t *sink)
         sink->batch_first[p] = sink->batch_last[p] = -1;
 }
 
-/* Invariant 4. With the batch empty, everything after txn[p] is missing from the table,
+/* Invariant 4 (keep_stored: the files already uploaded stay, as a commit whose outcome
+ * is unknown may reference them; a vacuum removes them if it does not). With the batch
+ * empty, everything after txn[p] is missing from the table,
  * so every partition goes back there and the rest of the current poll is dropped (it is
  * read again): no message can slip past a partition's new position. */
-static void batch_abandon(sl_lake_sink_t *sink)
+static void batch_abandon(sl_lake_sink_t *sink, bool keep_stored)
 {
     for (size_t i = 0; i < sink->n_files; i++)
-        file_release(sink, &sink->files[i], false);
+        file_release(sink, &sink->files[i], keep_stored);
     for (unsigned p = 0; p < sink->parts; p++)
         (void)seek_partition(sink, p);
     sink->drop_polled = true;
@@ -259,19 +268,51 @@ static sl_err batch_still_ours(void *opaque, const sl_delta_snapshot_t *snap, ch
     return SL_OK;
 }
 
+/* The first partition whose batch offsets the table already holds (txn[] as last read),
+ * or -1: such a batch must not be committed (invariant 1). */
+static int batch_overlap(const sl_lake_sink_t *sink)
+{
+    for (unsigned p = 0; p < sink->parts; p++) {
+        if (sink->batch_first[p] >= 0 && sink->txn[p] >= sink->batch_first[p])
+            return (int)p;
+    }
+    return -1;
+}
+
+typedef enum landing { LANDED, NOT_LANDED, UNKNOWN } landing;
+
 /* After a commit reported a failure: whether it landed anyway (file://: the link succeeded
  * and the directory sync failed; s3://: the PUT was stored and its answer lost). Its files
- * must then stay. */
-static bool batch_landed(sl_lake_sink_t *sink)
+ * must then stay, and must stay too while the table cannot be read to tell. */
+static landing batch_landed(sl_lake_sink_t *sink)
 {
     char eb[512];
     if (refresh_txns(sink, eb, sizeof eb))
-        return false;
+        return UNKNOWN;
     for (unsigned p = 0; p < sink->parts; p++) {
         if (sink->batch_last[p] >= 0 && sink->txn[p] != sink->batch_last[p])
-            return false;
+            return NOT_LANDED;
     }
-    return true;
+    return LANDED;
+}
+
+/* After version `version` committed: its checkpoint when due, then log expiry. A failure
+ * is logged and the commit stands (a checkpoint is never needed to read the table).
+ * @thread the sink's */
+static void maybe_checkpoint(sl_lake_sink_t *sink, int64_t version)
+{
+    char eb[512] = "";
+    size_t expired;
+    int64_t every = sink->opts.checkpoint_interval;
+    if (every <= 0 || version <= 0 || version % every != 0)
+        return;
+    if (sl_delta_checkpoint(sink->st, version, sink->opts.log_retention_ms, sl_time_now_us() / 1000,
+                            &expired, eb, sizeof eb))
+        sl_diag(SL_DIAG_WARN, "lake checkpoint failed; the table stays readable",
+                "version=%" PRId64 " detail=\"%s\"", version, eb);
+    else
+        sl_diag(SL_DIAG_DEBUG, "lake checkpoint", "version=%" PRId64 " expired=%zu", version,
+                expired);
 }
 
 /* Every auto_optimize_files commits (each adds at most one file per date), compacts the
@@ -310,6 +351,7 @@ static void maybe_compact(sl_lake_sink_t *sink)
             "version=%" PRId64 " partitions=%zu files_removed=%" PRIu64 " files_added=%" PRIu64
             " rows=%" PRIu64,
             res.version, res.partitions, res.files_removed, res.files_added, res.rows);
+    maybe_checkpoint(sink, res.version);
 }
 
 /* Commits the batch (invariant 2). @thread the sink's */
@@ -317,6 +359,7 @@ static void batch_commit(sl_lake_sink_t *sink)
 {
     char eb[512] = "";
     sl_err err = SL_OK;
+    bool keep_stored = false; /* on failure: the commit may have landed */
     size_t n_txns = 0;
     sl_delta_add adds[MAX_OPEN_DATES];
     sl_delta_kv pvs[MAX_OPEN_DATES];
@@ -337,6 +380,19 @@ static void batch_commit(sl_lake_sink_t *sink)
         for (size_t i = 0; i < sink->n_files; i++)
             file_release(sink, &sink->files[i], false);
         goto offsets;
+    }
+    /* After a commit whose outcome was unknown the snapshot is gone: read the table first,
+     * and drop a batch it already holds part of (the earlier commit did land). */
+    if (!sink->snap && refresh_txns(sink, eb, sizeof eb))
+        goto fail;
+    int p_in = batch_overlap(sink);
+    if (p_in >= 0) {
+        sl_diag(SL_DIAG_WARN, "lake batch already in the table; dropped and read again",
+                "partition=%d txn=%" PRId64 " batch_first=%" PRId64, p_in, sink->txn[p_in],
+                sink->batch_first[p_in]);
+        batch_abandon(sink, false);
+        set_health(sink, true, NULL, NULL); /* the table reads, and holds those events */
+        goto out;
     }
     txns = calloc(sink->parts, sizeof *txns);
     apps = calloc(sink->parts, sizeof *apps);
@@ -374,7 +430,9 @@ static void batch_commit(sl_lake_sink_t *sink)
         /* The snapshot may be behind or unusable: read the table again. */
         sl_delta_snapshot_free(sink->snap);
         sink->snap = NULL;
-        if (!batch_landed(sink))
+        landing l = batch_landed(sink);
+        keep_stored = l == UNKNOWN;
+        if (l != LANDED)
             goto fail;
         sl_diag(SL_DIAG_WARN, "lake commit reported a failure but landed", "detail=\"%s\"", eb);
     }
@@ -394,6 +452,7 @@ static void batch_commit(sl_lake_sink_t *sink)
     for (size_t i = 0; i < n_files; i++)
         file_release(sink, &sink->files[i], true);
     set_health(sink, true, NULL, NULL);
+    maybe_checkpoint(sink, sink->version);
 offsets:;
     /* After the table (invariant 2): a failure here only makes the next start skip more. */
     sl_log_position pos[1024];
@@ -413,7 +472,7 @@ fail:
     set_health(sink, false, "could not commit to the lake", eb);
     sl_diag(SL_DIAG_ERROR, "lake commit failed; the batch will be written again",
             "rows=%" PRIu64 " detail=\"%s\"", sink->batch_rows, eb);
-    batch_abandon(sink);
+    batch_abandon(sink, keep_stored);
     pause_ms(sink, 1000); /* back off before the batch is read and tried again */
 out:
     for (size_t i = 0; i < MAX_OPEN_DATES; i++)
@@ -472,7 +531,7 @@ static void take_message(sl_lake_sink_t *sink, const sl_log_message *m)
             atomic_fetch_add(&sink->failures_total, 1);
             sl_diag(SL_DIAG_ERROR, "lake sink could not write; the batch will be written again",
                     "detail=\"%s\"", eb);
-            batch_abandon(sink);
+            batch_abandon(sink, false);
             pause_ms(sink, 1000);
             return;
         } else {

@@ -620,7 +620,8 @@ static sl_err read_data_page(chunk_dec *cd, const sl__pq_page_header *ph, const 
         }
     }
     sl_pq_column_data *out = cd->out;
-    uint8_t *reps = (uint8_t *)out->reps + cd->slots, *defs = (uint8_t *)out->defs + cd->slots;
+    uint8_t *reps = out->reps ? (uint8_t *)out->reps + cd->slots : NULL;
+    uint8_t *defs = out->defs ? (uint8_t *)out->defs + cd->slots : NULL;
     if (li->max_rep && (err = decode_levels(cd, reps_p, reps_len, li->max_rep, reps, n)))
         return err;
     if (li->max_def && (err = decode_levels(cd, defs_p, defs_len, li->max_def, defs, n)))

@@ -7,7 +7,10 @@
 - faults: the server unreachable (a proxy that drops every connection) while the sink is
   SIGKILLed and restarted, then the Delta commits answered with 500: no partial commit is
   ever visible, /ready says why, and afterwards every event is in the table exactly once
-  with no unreferenced data file left behind.
+  with no unreferenced data file left behind;
+- `sluice lake vacuum` on s3://: the window keeps young files, --dry-run deletes nothing,
+  --force --retain 0 deletes exactly the removed file and an orphan, and the latest
+  version still reads whole through DuckDB.
 
 Exit 77 (CTest: skipped) when moto is not installed. moto is read directly over HTTP as the
 independent check of what is stored."""
@@ -119,7 +122,8 @@ class Moto:
 
 class Proxy:
     """A TCP-level HTTP proxy in front of moto. mode(method, path) -> None (forward),
-    "drop" (close the connection unanswered, as a server that went away) or (status, body)."""
+    "drop" (close the connection unanswered, as a server that went away), "lost" (forward,
+    then close without the answer) or (status, body)."""
 
     def __init__(self, moto):
         self.moto = moto
@@ -160,7 +164,7 @@ class Proxy:
                 act = self.mode(method, path)
                 if act == "drop":
                     return
-                if act:
+                if act and act != "lost":
                     status, out, rh = act[0], act[1], []
                 else:
                     c = http.client.HTTPConnection("127.0.0.1", self.moto.port, timeout=60)
@@ -168,6 +172,8 @@ class Proxy:
                         k: v for k, v in headers.items() if k.lower() != "connection"})
                     r = c.getresponse()
                     status, out = r.status, r.read()
+                    if act == "lost":
+                        return
                     rh = [(k, v) for k, v in r.getheaders() if k.lower() not in (
                         "content-length", "connection", "transfer-encoding", "server", "date")]
                     c.close()
@@ -294,6 +300,60 @@ def check_same_as_local(moto, tmp):
     checks.check(not stray, f"same: no unreferenced object in the bucket: {stray[:5]}")
 
 
+def vacuum(moto, prefix, *args):
+    p = subprocess.run([SLUICE, "lake", "vacuum", *s3_args(moto, prefix), *args],
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, **CREDS))
+    listed = {line.split(" ", 2)[-1] for line in p.stdout.splitlines()
+              if line.startswith(("deleted ", "would delete ")) and " files (" not in line}
+    return p.returncode, listed, p.stdout + p.stderr
+
+
+def check_vacuum(moto, tmp):
+    """Vacuum on the table check_same_as_local wrote: a version removing one file is added
+    (as a delete would) and an orphan uploaded; moto sets the times, so the window is
+    either 1 hour (everything is younger: nothing goes) or 0 with --force."""
+    prefix = "same/events"
+    down = os.path.join(tmp, "vac0")
+    moto.download(prefix + "/", down)
+    versions = replay(down)
+    latest = versions[-1]["files"]
+    gone = sorted(latest)[0]
+    now_ms = int(time.time() * 1000)
+    commit = [{"commitInfo": {"timestamp": now_ms, "operation": "DELETE",
+                              "operationParameters": {}, "readVersion": len(versions) - 1}},
+              {"remove": {"path": gone, "deletionTimestamp": now_ms, "dataChange": True}}]
+    status, _ = moto.request("PUT", f"/{BUCKET}/{prefix}/_delta_log/%020d.json" % len(versions),
+                             "".join(json.dumps(a) + "\n" for a in commit).encode())
+    checks.check(status == 200, f"vacuum: remove commit stored: {status}")
+    orphan = "event_date=2024-01-15/part-orphan.snappy.parquet"
+    status, _ = moto.request("PUT", f"/{BUCKET}/{prefix}/{orphan}", b"PAR1 not committed")
+    checks.check(status == 200, f"vacuum: orphan stored: {status}")
+    time.sleep(1.1)  # S3 times have whole seconds: be past the orphan's
+    before = set(moto.keys(prefix + "/"))
+
+    rc, listed, out = vacuum(moto, prefix, "--retain", "0")
+    checks.check(rc == 2 and "--force" in out, f"vacuum: --retain 0 refused: {rc} {out}")
+    rc, listed, out = vacuum(moto, prefix, "--retain", "1")
+    checks.check(rc == 0 and not listed and set(moto.keys(prefix + "/")) == before,
+                 f"vacuum: a 1 h window keeps everything young: {out}")
+    want = {urllib.parse.unquote(gone), orphan}
+    rc, listed, out = vacuum(moto, prefix, "--retain", "0", "--force", "--dry-run")
+    checks.check(rc == 0 and listed == want and set(moto.keys(prefix + "/")) == before,
+                 f"vacuum: dry run lists {sorted(listed)} and deletes nothing: {out}")
+    rc, listed, out = vacuum(moto, prefix, "--retain", "0", "--force")
+    after = set(moto.keys(prefix + "/"))
+    checks.check(rc == 0 and listed == want and after == before - {f"{prefix}/{k}" for k in want},
+                 f"vacuum: deleted {sorted(listed)} and only those: {out}")
+    down = os.path.join(tmp, "vac1")
+    moto.download(prefix + "/", down)
+    files, _ = table_files(down)
+    got = rows_of(files)
+    want_rows = sum(json.loads(a["stats"])["numRecords"] for p, a in latest.items() if p != gone)
+    checks.check(len(got) == want_rows and want_rows > 0,
+                 f"vacuum: the latest version reads whole from moto: {len(got)}/{want_rows}")
+
+
 def check_races(moto, tmp):
     racers, each = 4, 15
     uri = f"s3://{BUCKET}/race"
@@ -392,6 +452,30 @@ def check_faults(moto, tmp):
                      f"faults: {fails['n']} refused commits, none visible")
         proxy.mode = lambda m, p: None
         checks.check(wait_rows(direct, 180), "faults: 180 rows once commits go through")
+
+        # A commit stored whose answer is lost, and the store unreadable for a while after
+        # (deletes still pass): the sink cannot tell whether it landed, so it keeps the
+        # files; once it can read the table it drops the batch it re-read, not doubled.
+        lost = {"at": None}
+
+        def lost_answer(method, path):
+            if lost["at"] is None and method == "PUT" and "/_delta_log/" in path:
+                lost["at"] = time.time()
+                return "lost"
+            if lost["at"] is not None and time.time() < lost["at"] + 5 and method != "DELETE":
+                return "drop"
+            return None
+        proxy.mode = lost_answer
+        ids += post(srv, events(60, 5))
+        checks.check(wait_rows(direct, 240, timeout=90), "faults: 240 rows after the lost answer")
+        # The commit did land (moto holds it); the sink finds out once it can read again.
+        deadline = time.time() + 60
+        while time.time() < deadline and not any("already in the table" in line
+                                                  for line in srv.stderr_lines):
+            time.sleep(0.1)
+        checks.check(any("already in the table" in line for line in srv.stderr_lines),
+                     "faults: the re-read batch was found already in the table")
+        proxy.mode = lambda m, p: None
         checks.check(wait_ready(srv, 200)[0], "faults: /ready 200 again")
         status, _, body = srv.request("GET", "/metrics")
         checks.check(b"sluice_lake_failures_total 0" not in body, "faults: failures counted")
@@ -421,6 +505,7 @@ def main():
         status, _ = moto.request("PUT", f"/{BUCKET}")
         checks.check(status == 200, f"bucket created: {status}")
         check_same_as_local(moto, tmp)
+        check_vacuum(moto, tmp)
         check_races(moto, tmp)
         check_faults(moto, tmp)
     finally:

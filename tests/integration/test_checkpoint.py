@@ -1,0 +1,223 @@
+"""Delta checkpoints of the lake sink (issue 6), end to end: `sluice serve` commits small
+batches past several checkpoint intervals; every NNN.checkpoint.parquet it wrote is read by
+DuckDB (read_parquet: the nested add / metaData / protocol / txn structs, the partitionValues
+map, the partitionColumns list) and must hold exactly the table an independent replay of
+the JSON log gives at that version; `_last_checkpoint` names the newest. A copy of the
+table whose JSON history before the newest checkpoint is deleted reads (`sluice lake
+history`) the same as the full replay. With a zero log retention, the commits and
+checkpoints before the newest checkpoint expire and the table still reads: every posted
+event once."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from harness import SLUICE, Checks, Server, event, node_packages
+from lake_helpers import duckdb, file_path, history, replay, rows_of, sql_str
+
+checks = Checks("checkpoint")
+EVERY = 4
+
+
+def post(srv, n, tag):
+    evs = [event(timestamp=f"2024-03-{1 + i % 3:02d}T10:00:00Z", session_id=f"{tag}-{i}")
+           for i in range(n)]
+    status, answer = srv.post(evs)
+    checks.check(status == 200 and answer["accepted"] == n, f"post {tag}: {status} {answer}")
+
+
+def wait_rows(lake_uri, want, timeout=120):
+    deadline = time.time() + timeout
+    rows = None
+    while time.time() < deadline:
+        try:
+            h = history(lake_uri)
+        except RuntimeError:
+            h = []
+        rows = int(h[-1]["rows"]) if h and h[-1]["rows"] != "-" else None
+        if rows == want:
+            return True
+        time.sleep(0.2)
+    print(f"table has {rows} rows, waited for {want}", flush=True)
+    return False
+
+
+def fill(srv, lake_uri, commits, per, tag, start_rows):
+    """One batch per post: `commits` versions of `per` events each."""
+    rows = start_rows
+    for c in range(commits):
+        post(srv, per, f"{tag}{c}")
+        rows += per
+        checks.check(wait_rows(lake_uri, rows), f"{tag}: {rows} rows in the table")
+    return rows
+
+
+def check_checkpoint_file(table, version, versions):
+    """DuckDB reads checkpoint `version`; its actions equal the replay at that version."""
+    path = os.path.join(table, "_delta_log", "%020d.checkpoint.parquet" % version)
+    q = f"read_parquet({sql_str(path)})"
+    res = duckdb([
+        f"SELECT add.path AS path, add.size AS size, add.modificationTime AS mtime, "
+        f"add.dataChange AS dc, add.stats AS stats, "
+        f"to_json(add.partitionValues)::VARCHAR AS pv FROM {q} WHERE add IS NOT NULL",
+        f"SELECT metaData.id AS id, metaData.schemaString AS schema, metaData.format.provider "
+        f"AS provider, to_json(metaData.partitionColumns)::VARCHAR AS pcs FROM {q} "
+        f"WHERE metaData IS NOT NULL",
+        f"SELECT protocol.minReaderVersion AS r, protocol.minWriterVersion AS w FROM {q} "
+        f"WHERE protocol IS NOT NULL",
+        f"SELECT txn.appId AS app, txn.version AS v FROM {q} WHERE txn IS NOT NULL",
+        f"SELECT count(*) AS n FROM {q} WHERE remove IS NOT NULL",
+        f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {q})",
+    ])
+    for r in res:
+        checks.check(not (isinstance(r, dict) and "error" in r), f"checkpoint {version}: {r}")
+    if any(isinstance(r, dict) for r in res):
+        return
+    adds, meta, proto, txns, removes, types = res
+    want = versions[version]["files"]
+    got = {a["path"]: a for a in adds}
+    checks.check(sorted(got) == sorted(want),
+                 f"checkpoint {version}: {len(got)} adds, the replay has {len(want)} files")
+    for p, a in got.items():
+        w = want.get(p)
+        if not w:
+            continue
+        checks.check(int(a["size"]) == w["size"] and int(a["mtime"]) == w["modificationTime"]
+                     and json.loads(a["pv"]) == w["partitionValues"]
+                     and json.loads(a["stats"])["numRecords"] == rows_of(w)
+                     and a["dc"] is False,
+                     f"checkpoint {version}: add {p}: {a} against {w}")
+    # the replay's metaData and protocol (the first commit's), and the txns at the version
+    log0 = os.path.join(table, "_delta_log", "%020d.json" % 0)
+    md = pr = None
+    if os.path.exists(log0):
+        for line in open(log0, encoding="utf-8"):
+            act = json.loads(line)
+            md = act.get("metaData", md)
+            pr = act.get("protocol", pr)
+    if md:
+        checks.check(len(meta) == 1 and meta[0]["id"] == md["id"]
+                     and meta[0]["schema"] == md["schemaString"]
+                     and meta[0]["provider"] == "parquet"
+                     and json.loads(meta[0]["pcs"]) == md["partitionColumns"],
+                     f"checkpoint {version}: metaData {meta}")
+        checks.check(len(proto) == 1 and int(proto[0]["r"]) == pr["minReaderVersion"]
+                     and int(proto[0]["w"]) == pr["minWriterVersion"],
+                     f"checkpoint {version}: protocol {proto}")
+    want_txn = {}
+    for v in range(version + 1):
+        name = os.path.join(table, "_delta_log", "%020d.json" % v)
+        for line in open(name, encoding="utf-8"):
+            act = json.loads(line)
+            if "txn" in act:
+                want_txn[act["txn"]["appId"]] = act["txn"]["version"]
+    checks.check({t["app"]: int(t["v"]) for t in txns} == want_txn,
+                 f"checkpoint {version}: txns {txns}, the log's {want_txn}")
+    checks.check(int(removes[0]["n"]) == 0, f"checkpoint {version}: remove rows {removes}")
+    tmap = {t["column_name"]: t["column_type"] for t in types}
+    checks.check("partitionValues MAP(VARCHAR, VARCHAR)" in tmap.get("add", "")
+                 and "partitionColumns VARCHAR[]" in tmap.get("metaData", "")
+                 and set(tmap) == {"txn", "add", "remove", "metaData", "protocol"},
+                 f"checkpoint {version}: DuckDB sees the schema {tmap}")
+
+
+def main():
+    node_packages()
+    base = tempfile.mkdtemp(prefix="sluice-checkpoint-")
+    try:
+        table = os.path.join(base, "lake")
+        lake_uri = "file://" + table
+        args = ["--lake", lake_uri, "--lake-batch-interval", "100ms", "--lake-batch-rows",
+                "1000", "--lake-checkpoint-interval", str(EVERY)]
+        with Server(log_dir=base, extra_args=args) as srv:
+            rows = fill(srv, lake_uri, 3 * EVERY + 1, 3, "a", 0)
+            checks.check(srv.stop() == 0, "sluice exits 0")
+        versions = replay(table)
+        latest = len(versions) - 1
+        log = os.path.join(table, "_delta_log")
+        cks = sorted(int(n[:20]) for n in os.listdir(log) if n.endswith(".checkpoint.parquet"))
+        checks.check(cks == list(range(EVERY, latest + 1, EVERY)) and len(cks) >= 3,
+                     f"checkpoints {cks} for versions 0..{latest} every {EVERY}")
+        with open(os.path.join(log, "_last_checkpoint"), encoding="utf-8") as f:
+            last = json.load(f)
+        checks.check(cks and last["version"] == cks[-1], f"_last_checkpoint {last}")
+        for v in cks:
+            check_checkpoint_file(table, v, versions)
+
+        # A reader that starts at the checkpoint sees what the full replay sees.
+        h_full = history(lake_uri)
+        copy = os.path.join(base, "copy")
+        shutil.copytree(table, copy)
+        for v in range(cks[-1]):
+            os.unlink(os.path.join(copy, "_delta_log", "%020d.json" % v))
+        h_ck = history("file://" + copy)
+        checks.check([x["version"] for x in h_ck] == list(range(cks[-1], latest + 1)),
+                     f"history from the checkpoint: versions {[x['version'] for x in h_ck]}")
+        for x in h_ck:
+            full = h_full[x["version"]]
+            checks.check(x["files"] == full["files"] and x["rows"] == full["rows"],
+                         f"version {x['version']} from the checkpoint: {x}, full replay {full}")
+        checks.check(h_ck and int(h_ck[-1]["rows"]) == rows,
+                     f"the table from the checkpoint holds {h_ck[-1]['rows'] if h_ck else '?'} "
+                     f"rows, {rows} posted")
+        # _last_checkpoint names a checkpoint that is gone: the listing finds the one
+        # before it, whose later commits are all there.
+        stale = os.path.join(base, "stale")
+        shutil.copytree(table, stale)
+        for v in range(cks[-2]):
+            os.unlink(os.path.join(stale, "_delta_log", "%020d.json" % v))
+        os.unlink(os.path.join(stale, "_delta_log", "%020d.checkpoint.parquet" % cks[-1]))
+        h_stale = history("file://" + stale)
+        checks.check([x["version"] for x in h_stale] == list(range(cks[-2], latest + 1))
+                     and h_stale[-1]["rows"] == h_full[-1]["rows"]
+                     and h_stale[-1]["files"] == h_full[-1]["files"],
+                     f"stale _last_checkpoint: history {h_stale[:1]}..{h_stale[-1:]}")
+        # Neither the JSON history nor a checkpoint to start from: refused, naming why.
+        os.unlink(os.path.join(copy, "_delta_log", "%020d.checkpoint.parquet" % cks[-1]))
+        out = subprocess.run([SLUICE, "lake", "history", "--lake", "file://" + copy],
+                             capture_output=True, text=True, timeout=60)
+        checks.check(out.returncode != 0 and "missing" in out.stderr,
+                     f"history with the JSON history and the checkpoint gone: "
+                     f"{out.returncode} {out.stderr[-300:]}")
+
+        # Expiry: with no retention, the log before the newest checkpoint goes; the table
+        # still reads, every event once.
+        args2 = args + ["--lake-log-retention", "0"]
+        with Server(log_dir=base, extra_args=args2) as srv:
+            rows = fill(srv, lake_uri, EVERY + 1, 3, "b", rows)
+            checks.check(srv.stop() == 0, "sluice (retention 0) exits 0")
+        names = sorted(os.listdir(log))
+        jsons = sorted(int(n[:20]) for n in names if n.endswith(".json") and len(n) == 25)
+        cks2 = sorted(int(n[:20]) for n in names if n.endswith(".checkpoint.parquet"))
+        checks.check(len(cks2) == 1 and jsons and jsons[0] == cks2[0]
+                     and jsons == list(range(cks2[0], jsons[-1] + 1)),
+                     f"after expiry: checkpoints {cks2}, commits {jsons[:3]}..{jsons[-1:]}")
+        h = history(lake_uri)
+        checks.check(h and int(h[-1]["rows"]) == rows and h[0]["version"] == cks2[0],
+                     f"after expiry: history {h[:1]}..{h[-1:]}, {rows} rows posted")
+        # DuckDB counts the rows of the files the checkpoint and later commits list
+        ck_path = os.path.join(log, "%020d.checkpoint.parquet" % cks2[0])
+        res = duckdb([f"SELECT add.path AS p FROM read_parquet({sql_str(ck_path)}) "
+                      f"WHERE add IS NOT NULL"])
+        paths = {r["p"] for r in res[0]} if isinstance(res[0], list) else set()
+        for v in jsons[1:]:
+            for line in open(os.path.join(log, "%020d.json" % v), encoding="utf-8"):
+                act = json.loads(line)
+                if "add" in act:
+                    paths.add(act["add"]["path"])
+        files = [file_path(table, {"path": p}) for p in sorted(paths)]
+        res = duckdb([f"SELECT count(*) AS n, count(DISTINCT session_id) AS s FROM "
+                      f"read_parquet([{', '.join(map(sql_str, files))}])"])
+        checks.check(isinstance(res[0], list) and int(res[0][0]["n"]) == rows
+                     and int(res[0][0]["s"]) == rows,
+                     f"after expiry: DuckDB counts {res[0]} in {len(files)} files, {rows} posted")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return checks.finish()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
