@@ -1,5 +1,5 @@
 /* Writing the log: formatting a commit's actions as JSON lines (commitInfo first, as Spark
- * does, then protocol, metaData, add and txn), the table's schemaString, add stats, and
+ * does, then protocol, metaData, remove, add and txn), the table's schemaString, add stats, and
  * storing a commit as the object _delta_log/NNNNNNNNNNNNNNNNNNNN.json through the store's
  * create-if-absent put (file://: fsynced temporary file link()ed to the name; s3://:
  * If-None-Match: *), so of two writers of one version exactly one wins and a reader never
@@ -130,6 +130,23 @@ static sl_err format_add(const sl_delta_add *a, sl_buf *out)
     return sl_buf_append(out, LIT("}}\n"));
 }
 
+/* extendedFileMetadata: the remove carries partitionValues and size, so a reader of the
+ * tombstone needs no other action to know the file. */
+static sl_err format_remove(const sl_delta_remove *r, sl_buf *out)
+{
+    sl_err err;
+    if ((err = sl_buf_append(out, LIT("{\"remove\":{\"path\":"))) ||
+        (err = append_path(out, r->path)) ||
+        (err = sl_buf_appendf(out,
+                              ",\"deletionTimestamp\":%" PRId64
+                              ",\"dataChange\":%s,\"extendedFileMetadata\":true,"
+                              "\"partitionValues\":",
+                              r->deletion_timestamp_ms, r->data_change ? "true" : "false")) ||
+        (err = append_kv_object(out, r->partition_values, r->n_partition_values)))
+        return err;
+    return sl_buf_appendf(out, ",\"size\":%" PRIu64 "}}\n", r->size);
+}
+
 sl_err sl_delta_commit_format(const sl_delta_commit *c, sl_buf *out, char *errbuf, size_t errlen)
 {
     if (!c->operation || !*c->operation)
@@ -145,11 +162,15 @@ sl_err sl_delta_commit_format(const sl_delta_commit *c, sl_buf *out, char *errbu
     if (c->read_version >= 0 &&
         (err = sl_buf_appendf(out, ",\"readVersion\":%" PRId64, c->read_version)))
         goto fail;
-    /* sluice's commits only add files. */
-    if ((err = sl_buf_append(out, LIT(",\"isBlindAppend\":true,\"engineInfo\":\"sluice\"}}\n"))))
+    if ((err = sl_buf_appendf(out, ",\"isBlindAppend\":%s,\"engineInfo\":\"sluice\"}}\n",
+                              c->n_removes ? "false" : "true")))
         goto fail;
     if (c->create && (err = format_create(c->create, now_ms, out, errbuf, errlen)))
         return err;
+    for (size_t i = 0; i < c->n_removes; i++) {
+        if ((err = format_remove(&c->removes[i], out)))
+            goto fail;
+    }
     for (size_t i = 0; i < c->n_adds; i++) {
         if ((err = format_add(&c->adds[i], out)))
             goto fail;

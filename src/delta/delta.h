@@ -53,6 +53,17 @@ typedef struct sl_delta_add {
     const char *stats; /* JSON text (see sl_delta_stats_*) or NULL */
 } sl_delta_add;
 
+/* A file a commit takes out of the table. Compaction writes data_change false: the rows
+ * stay, in the files the same commit adds. */
+typedef struct sl_delta_remove {
+    const char *path; /* as in sl_delta_add */
+    const sl_delta_kv *partition_values;
+    size_t n_partition_values;
+    uint64_t size;
+    int64_t deletion_timestamp_ms;
+    bool data_change;
+} sl_delta_remove;
+
 typedef struct sl_delta_txn {
     const char *app_id;
     int64_t version;
@@ -60,6 +71,8 @@ typedef struct sl_delta_txn {
 
 typedef struct sl_delta_commit {
     const sl_delta_table_def *create; /* non-NULL: write protocol + metaData (version 0) */
+    const sl_delta_remove *removes; /* a commit with removes is not a blind append */
+    size_t n_removes;
     const sl_delta_add *adds;
     size_t n_adds;
     const sl_delta_txn *txns;
@@ -71,7 +84,8 @@ typedef struct sl_delta_commit {
     int64_t read_version; /* commitInfo.readVersion; -1 = omitted */
 } sl_delta_commit;
 
-/* Formats the commit's JSON lines (protocol, metaData, add..., txn..., commitInfo) into
+/* Formats the commit's JSON lines (commitInfo, protocol, metaData, remove..., add...,
+ * txn...) into
  * out (appended). SL_ERR_INVALID naming the field when the commit breaks a rule (no
  * operation, a path or key that is not UTF-8, a partition column missing from fields). */
 SL_MUST_CHECK sl_err sl_delta_commit_format(const sl_delta_commit *c, sl_buf *out, char *errbuf,

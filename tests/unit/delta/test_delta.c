@@ -245,6 +245,46 @@ static void test_write_and_read_back(void **state)
     assert_true(saw_meta && saw_info);
 }
 
+/* A compaction's commit: removes with dataChange=false take files out, the add that
+ * holds their rows goes in, and the commit is not a blind append. */
+static void test_remove_and_add(void **state)
+{
+    (void)state;
+    char dir[512], eb[512] = "";
+    make_tmp(dir, sizeof dir, "remove");
+    create_table(dir);
+    append(dir, 1, "event_date=2024-01-15/a.parquet", "2024-01-15", 10, NULL, 0);
+    append(dir, 2, "event_date=2024-01-15/b c.parquet", "2024-01-15", 5, NULL, 0);
+    sl_delta_kv pv = {"event_date", "2024-01-15"};
+    sl_delta_remove removes[] = {{"event_date=2024-01-15/a.parquet", &pv, 1, 1234, 1, false},
+                                 {"event_date=2024-01-15/b c.parquet", &pv, 1, 1234, 1, false}};
+    sl_delta_add add = {"event_date=2024-01-15/ab.parquet", &pv, 1, 2000, 2, false,
+                        "{\"numRecords\":15}"};
+    sl_delta_commit c = {.removes = removes,
+                         .n_removes = 2,
+                         .adds = &add,
+                         .n_adds = 1,
+                         .operation = "OPTIMIZE",
+                         .read_version = 2};
+    sl_buf text;
+    sl_buf_init(&text, 1 << 20);
+    assert_int_equal(sl_delta_commit_format(&c, &text, eb, sizeof eb), SL_OK);
+    assert_non_null(strstr(text.data, "\"isBlindAppend\":false"));
+    assert_non_null(strstr(text.data,
+                           "{\"remove\":{\"path\":\"event_date=2024-01-15/b%20c.parquet\","
+                           "\"deletionTimestamp\":1,\"dataChange\":false,\"extendedFileMetadata\""
+                           ":true,\"partitionValues\":{\"event_date\":\"2024-01-15\"},\"size\":1234}}"));
+    sl_buf_cleanup(&text);
+    assert_int_equal(commit_at(dir, 3, &c, eb, sizeof eb), SL_OK);
+    sl_delta_snapshot_t *snap;
+    assert_int_equal(load_at(dir, -1, &snap, eb, sizeof eb), SL_OK);
+    assert_int_equal(sl_delta_snapshot_file_count(snap), 1);
+    const sl_delta_file *f = find_file(snap, "event_date=2024-01-15/ab.parquet");
+    assert_non_null(f);
+    assert_int_equal(f->num_records, 15);
+    sl_delta_snapshot_free(snap);
+}
+
 static sl_err count_versions(void *opaque, const sl_delta_version_info *vi)
 {
     int64_t *rows = opaque;
@@ -766,6 +806,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_and_read_back),
         cmocka_unit_test(test_history),
+        cmocka_unit_test(test_remove_and_add),
         cmocka_unit_test(test_version_taken),
         cmocka_unit_test(test_racing_writers),
         cmocka_unit_test(test_append_conflicts),
