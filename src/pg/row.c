@@ -1,4 +1,5 @@
-/* Log record -> one line of PostgreSQL's COPY text format for the sink's staging table.
+/* Log record -> one line of PostgreSQL's COPY text format for analytics_events, plus the
+ * text of the columns the dedup ids and the rollups need.
  * Records are read as untrusted JSON (another producer may share a Kafka topic): any
  * JSON object is turned into a row, and PostgreSQL judges the values (a row it refuses
  * goes to the dead-letter table), so this file only escapes and formats. */
@@ -10,18 +11,10 @@
 #include "core/time.h"
 #include "pg/pg_int.h"
 
-const char sl__pg_stage_columns[] =
-    "seq, event_id, \"timestamp\", received_at, channel, platform, event_type, "
-    "event_category, resource_id, resource_title, interaction_target, session_id, user_id, "
-    "device_id, user_agent, client_version, interaction_value, interaction_text, metadata";
-
-/* Text fields after received_at, in column order; interaction_value and metadata are
- * written apart. */
-static const char *const text_fields[] = {
-    "channel",     "platform",       "event_type",         "event_category",
-    "resource_id", "resource_title", "interaction_target", "session_id",
-    "user_id",     "device_id",      "user_agent",         "client_version",
-};
+const char sl__pg_copy_columns[] =
+    "event_id, \"timestamp\", received_at, channel, platform, event_type, event_category, "
+    "resource_id, resource_title, interaction_target, session_id, user_id, device_id, "
+    "user_agent, client_version, interaction_value, interaction_text, metadata";
 
 /* COPY text escapes: backslash, and the row and column separators. */
 static sl_err append_escaped(sl_buf *out, const char *s, size_t len)
@@ -55,46 +48,70 @@ static sl_err append_escaped(sl_buf *out, const char *s, size_t len)
     return sl_buf_append(out, s + run, len - run);
 }
 
+/* One row being built: the COPY text, and the side buffer of key texts. */
+typedef struct builder {
+    sl_buf *out, *text;
+} builder;
+
+/* Appends a column's text: escaped to the row and, when key is not NULL, as it is to the
+ * side buffer (key then locates it). */
+static sl_err put_text(builder *b, const char *s, size_t len, sl__pg_text *key)
+{
+    sl_err err = append_escaped(b->out, s, len);
+    if (err || !key)
+        return err;
+    key->off = b->text->len;
+    key->len = len;
+    return sl_buf_append(b->text, s, len);
+}
+
+static sl_err put_null(builder *b, sl__pg_text *key)
+{
+    if (key)
+        *key = (sl__pg_text){0, SL__PG_NULL};
+    return sl_buf_append(b->out, "\\N", 2);
+}
+
 /* A value as its column text: strings as they are, numbers printed, null as \N, and
  * anything else as its JSON text (PostgreSQL then takes or refuses it). */
-static sl_err append_value(sl_buf *out, const json_t *v)
+static sl_err put_value(builder *b, const json_t *v, sl__pg_text *key)
 {
     char num[40];
     int n;
     switch (v ? json_typeof(v) : JSON_NULL) {
     case JSON_NULL:
-        return sl_buf_append(out, "\\N", 2);
+        return put_null(b, key);
     case JSON_STRING:
-        return append_escaped(out, json_string_value(v), json_string_length(v));
+        return put_text(b, json_string_value(v), json_string_length(v), key);
     case JSON_INTEGER:
         n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return sl_buf_append(out, num, (size_t)n);
+        return put_text(b, num, (size_t)n, key);
     case JSON_REAL:
         n = snprintf(num, sizeof num, "%.17g", json_real_value(v));
-        return sl_buf_append(out, num, (size_t)n);
+        return put_text(b, num, (size_t)n, key);
     case JSON_TRUE:
-        return sl_buf_append(out, "true", 4);
+        return put_text(b, "true", 4, key);
     case JSON_FALSE:
-        return sl_buf_append(out, "false", 5);
+        return put_text(b, "false", 5, key);
     default:
         break;
     }
     char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!text)
         return SL_ERR_NOMEM;
-    sl_err err = append_escaped(out, text, strlen(text));
+    sl_err err = put_text(b, text, strlen(text), key);
     free(text);
     return err;
 }
 
-static sl_err append_field(sl_buf *out, const json_t *obj, const char *name)
+static sl_err put_field(builder *b, const json_t *obj, const char *name, sl__pg_text *key)
 {
-    sl_err err = sl_buf_append_char(out, '\t');
-    return err ? err : append_value(out, json_object_get(obj, name));
+    sl_err err = sl_buf_append_char(b->out, '\t');
+    return err ? err : put_value(b, json_object_get(obj, name), key);
 }
 
-sl_err sl__pg_row_append(sl_buf *out, uint32_t seq, const sl_log_message *m, int32_t *day,
-                         char *errbuf, size_t errlen)
+sl_err sl__pg_row_append(sl_buf *out, sl_buf *text, const sl_log_message *m, sl__pg_keys *keys,
+                         int32_t *day, char *errbuf, size_t errlen)
 {
     json_error_t jerr;
     json_t *obj = json_loadb(m->value, m->value_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -105,19 +122,18 @@ sl_err sl__pg_row_append(sl_buf *out, uint32_t seq, const sl_log_message *m, int
         json_decref(obj);
         return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID, "record is not a JSON object");
     }
-    size_t start = out->len;
+    builder b = {out, text};
+    size_t start = out->len, text_start = text->len;
     sl_err err;
-    char text[64];
-    int n = snprintf(text, sizeof text, "%" PRIu32 "\t", seq);
-    if ((err = sl_buf_append(out, text, (size_t)n)))
-        goto out;
+    char num[64];
+    int n;
 
     const json_t *id = json_object_get(obj, "event_id");
     if (json_is_string(id) && json_string_length(id) > 0) {
-        err = append_value(out, id);
+        err = put_value(&b, id, &keys->event_id);
     } else {
-        n = snprintf(text, sizeof text, "sluice:%u:%" PRIu64, m->partition, m->offset);
-        err = sl_buf_append(out, text, (size_t)n);
+        n = snprintf(num, sizeof num, "sluice:%u:%" PRIu64, m->partition, m->offset);
+        err = put_text(&b, num, (size_t)n, &keys->event_id);
     }
     if (err)
         goto out;
@@ -137,22 +153,37 @@ sl_err sl__pg_row_append(sl_buf *out, uint32_t seq, const sl_log_message *m, int
         goto out;
     if (!ts || json_is_null(ts)) {
         *day = sl__pg_day_of_us(m->timestamp_ms * 1000);
-        err = sl_buf_append(out, append_time, append_len);
+        err = put_text(&b, append_time, append_len, &keys->timestamp);
     } else {
-        err = append_value(out, ts);
+        err = put_value(&b, ts, &keys->timestamp);
     }
     if (err || (err = sl_buf_append_char(out, '\t')))
         goto out;
-    err = recv && !json_is_null(recv) ? append_value(out, recv)
-                                      : sl_buf_append(out, append_time, append_len);
+    err = recv && !json_is_null(recv) ? put_value(&b, recv, NULL)
+                                      : put_text(&b, append_time, append_len, NULL);
+    /* Text fields after received_at, in column order, and what the rollups keep of them. */
+    const struct {
+        const char *name;
+        sl__pg_text *key;
+    } fields[] = {
+        {"channel", &keys->channel},
+        {"platform", &keys->platform},
+        {"event_type", &keys->event_type},
+        {"event_category", &keys->event_category},
+        {"resource_id", &keys->resource_id},
+        {"resource_title", NULL},
+        {"interaction_target", NULL},
+        {"session_id", &keys->session_id},
+        {"user_id", &keys->user_id},
+        {"device_id", NULL},
+        {"user_agent", NULL},
+        {"client_version", NULL},
+        {"interaction_value", &keys->interaction_value},
+        {"interaction_text", NULL},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !err; i++)
+        err = put_field(&b, obj, fields[i].name, fields[i].key);
     if (err)
-        goto out;
-    for (size_t i = 0; i < sizeof text_fields / sizeof text_fields[0]; i++) {
-        if ((err = append_field(out, obj, text_fields[i])))
-            goto out;
-    }
-    if ((err = append_field(out, obj, "interaction_value")) ||
-        (err = append_field(out, obj, "interaction_text")))
         goto out;
     const json_t *meta = json_object_get(obj, "metadata");
     if ((err = sl_buf_append_char(out, '\t')))
@@ -177,6 +208,9 @@ out:
         out->len = start;
         if (out->data)
             out->data[start] = '\0';
+        text->len = text_start;
+        if (text->data)
+            text->data[text_start] = '\0';
         if (err == SL_ERR_TOO_LARGE)
             sl_errbuf_set(errbuf, errlen, err, "record does not fit the batch buffer");
     }
