@@ -10,7 +10,8 @@
  *     groups again, so what PostgreSQL made of a text decides the rollup row, never C.
  *     The only key C interprets is a timestamp it reads exactly as PostgreSQL does (RFC
  *     3339, at most microseconds, no leap second): it is keyed by its minute.
- *  2. Memory is bounded: at MAX_GROUPS groups in a table the caller flushes (the upserts
+ *  2. Memory is bounded: at MAX_GROUPS groups in a table (MAX_SKETCHES in the
+ *     distinct one) the caller flushes (the upserts
  *     add and merge, so several flushes in one transaction equal one). */
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,8 +21,9 @@
 #include "core/time.h"
 #include "pg/pg_int.h"
 
-#define MAX_GROUPS 4096
-#define HLL_REGS   1024
+#define MAX_GROUPS   16384 /* minute and resource groups of a flush */
+#define MAX_SKETCHES 1024  /* (minute, channel) sketch pairs, 2 KiB each, of a flush */
+#define HLL_REGS     1024
 
 #define OID_INT4 SL__PG_OID_INT4
 #define OID_INT8 SL__PG_OID_INT8
@@ -364,7 +366,8 @@ void sl__pg_rollup_reset(sl__pg_rollup *r)
 
 bool sl__pg_rollup_full(const sl__pg_rollup *r)
 {
-    return r->minute.n >= MAX_GROUPS || r->resources.n >= MAX_GROUPS || r->distinct.n >= MAX_GROUPS;
+    return r->minute.n >= MAX_GROUPS || r->resources.n >= MAX_GROUPS ||
+           r->distinct.n >= MAX_SKETCHES;
 }
 
 /* Folds a session or user id (varchar(100)) into HyperLogLog registers as the SQL
@@ -509,14 +512,17 @@ static sl_err sketch_row(const table *t, const group *g, const char *what, const
         if ((err = sl__pg_array_text(&arrays[f], s, len)))
             return err;
     }
-    sl_buf_reset(scratch);
+    /* "{r1,r2,...}"; a register holds at most 55, two digits */
+    char literal[HLL_REGS * 3 + 2], *p = literal;
     for (size_t i = 0; i < HLL_REGS; i++) {
-        char num[8];
-        int n = snprintf(num, sizeof num, "%c%u", i ? ',' : '{', regs[i]);
-        if ((err = sl_buf_append(scratch, num, (size_t)n)))
-            return err;
+        *p++ = i ? ',' : '{';
+        if (regs[i] >= 10)
+            *p++ = (char)('0' + regs[i] / 10);
+        *p++ = (char)('0' + regs[i] % 10);
     }
-    if ((err = sl_buf_append_char(scratch, '}')) ||
+    *p++ = '}';
+    sl_buf_reset(scratch);
+    if ((err = sl_buf_append(scratch, literal, (size_t)(p - literal))) ||
         (err = sl__pg_array_text(&arrays[2], what, strlen(what))))
         return err;
     return sl__pg_array_text(&arrays[3], scratch->data, scratch->len);

@@ -1,14 +1,15 @@
 /* Log record -> one line of PostgreSQL's COPY text format for analytics_events, plus the
- * text of the columns the dedup ids and the rollups need.
+ * text of the columns the dedup ids and the rollups need. Records are read with the event
+ * module's simdjson reader (sl_event_record_fields).
  * Records are read as untrusted JSON (another producer may share a Kafka topic): any
  * JSON object is turned into a row, and PostgreSQL judges the values (a row it refuses
  * goes to the dead-letter table), so this file only escapes and formats. */
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/time.h"
+#include "event/event.h"
 #include "pg/pg_int.h"
 
 const char sl__pg_copy_columns[] =
@@ -48,9 +49,41 @@ static sl_err append_escaped(sl_buf *out, const char *s, size_t len)
     return sl_buf_append(out, s + run, len - run);
 }
 
-/* One row being built: the COPY text, and the side buffer of key texts. */
+/* The record's fields, in COPY column order but event_id and timestamp first. */
+enum {
+    F_EVENT_ID,
+    F_TIMESTAMP,
+    F_RECEIVED_AT,
+    F_CHANNEL, /* first of the columns after received_at */
+    F_PLATFORM,
+    F_EVENT_TYPE,
+    F_EVENT_CATEGORY,
+    F_RESOURCE_ID,
+    F_RESOURCE_TITLE,
+    F_INTERACTION_TARGET,
+    F_SESSION_ID,
+    F_USER_ID,
+    F_DEVICE_ID,
+    F_USER_AGENT,
+    F_CLIENT_VERSION,
+    F_INTERACTION_VALUE,
+    F_INTERACTION_TEXT,
+    F_METADATA,
+    N_FIELDS
+};
+
+static const char *const field_names[N_FIELDS] = {
+    "event_id",          "timestamp",        "received_at", "channel",        "platform",
+    "event_type",        "event_category",   "resource_id", "resource_title", "interaction_target",
+    "session_id",        "user_id",          "device_id",   "user_agent",     "client_version",
+    "interaction_value", "interaction_text", "metadata",
+};
+
+/* One row being built: the COPY text, the side buffer of key texts (where the record's
+ * non-string values are written too), and the record's fields. */
 typedef struct builder {
     sl_buf *out, *text;
+    sl_event_field f[N_FIELDS];
 } builder;
 
 /* Appends a column's text: escaped to the row and, when key is not NULL, as it is to the
@@ -65,145 +98,91 @@ static sl_err put_text(builder *b, const char *s, size_t len, sl__pg_text *key)
     return sl_buf_append(b->text, s, len);
 }
 
-static sl_err put_null(builder *b, sl__pg_text *key)
+/* A field as its column text: null as \N, a string as it is, anything else as the text
+ * the record reader wrote (PostgreSQL then takes or refuses it). */
+static sl_err put_field(builder *b, size_t i, sl__pg_text *key)
 {
-    if (key)
-        *key = (sl__pg_text){0, SL__PG_NULL};
-    return sl_buf_append(b->out, "\\N", 2);
-}
-
-/* A value as its column text: strings as they are, numbers printed, null as \N, and
- * anything else as its JSON text (PostgreSQL then takes or refuses it). */
-static sl_err put_value(builder *b, const json_t *v, sl__pg_text *key)
-{
-    char num[40];
-    int n;
-    switch (v ? json_typeof(v) : JSON_NULL) {
-    case JSON_NULL:
-        return put_null(b, key);
-    case JSON_STRING:
-        return put_text(b, json_string_value(v), json_string_length(v), key);
-    case JSON_INTEGER:
-        n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return put_text(b, num, (size_t)n, key);
-    case JSON_REAL:
-        n = snprintf(num, sizeof num, "%.17g", json_real_value(v));
-        return put_text(b, num, (size_t)n, key);
-    case JSON_TRUE:
-        return put_text(b, "true", 4, key);
-    case JSON_FALSE:
-        return put_text(b, "false", 5, key);
-    default:
-        break;
+    const sl_event_field *f = &b->f[i];
+    if (f->kind == SL_EVENT_FIELD_ABSENT) {
+        if (key)
+            *key = (sl__pg_text){0, SL__PG_NULL};
+        return sl_buf_append(b->out, "\\N", 2);
     }
-    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!text)
-        return SL_ERR_NOMEM;
-    sl_err err = put_text(b, text, strlen(text), key);
-    free(text);
-    return err;
-}
-
-static sl_err put_field(builder *b, const json_t *obj, const char *name, sl__pg_text *key)
-{
-    sl_err err = sl_buf_append_char(b->out, '\t');
-    return err ? err : put_value(b, json_object_get(obj, name), key);
+    if (f->kind == SL_EVENT_FIELD_STRING)
+        return put_text(b, f->text, f->len, key);
+    if (key)
+        *key = (sl__pg_text){f->off, f->len}; /* already in the side buffer */
+    return append_escaped(b->out, b->text->data + f->off, f->len);
 }
 
 sl_err sl__pg_row_append(sl_buf *out, sl_buf *text, const sl_log_message *m, sl__pg_keys *keys,
                          int32_t *day, char *errbuf, size_t errlen)
 {
-    json_error_t jerr;
-    json_t *obj = json_loadb(m->value, m->value_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!obj)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
-                             "record is not JSON: %s at character %d", jerr.text, jerr.position);
-    if (!json_is_object(obj)) {
-        json_decref(obj);
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID, "record is not a JSON object");
-    }
-    builder b = {out, text};
+    builder b = {.out = out, .text = text};
     size_t start = out->len, text_start = text->len;
-    sl_err err;
+    sl_err err = sl_event_record_fields(m->value, m->value_len, field_names, N_FIELDS, b.f, text,
+                                        errbuf, errlen);
+    if (err)
+        goto out;
     char num[64];
     int n;
-
-    const json_t *id = json_object_get(obj, "event_id");
-    if (json_is_string(id) && json_string_length(id) > 0) {
-        err = put_value(&b, id, &keys->event_id);
+    if (b.f[F_EVENT_ID].kind == SL_EVENT_FIELD_STRING && b.f[F_EVENT_ID].len > 0) {
+        err = put_field(&b, F_EVENT_ID, &keys->event_id);
     } else {
         n = snprintf(num, sizeof num, "sluice:%u:%" PRIu64, m->partition, m->offset);
         err = put_text(&b, num, (size_t)n, &keys->event_id);
     }
-    if (err)
+    if (err || (err = sl_buf_append_char(out, '\t')))
         goto out;
 
-    const json_t *recv = json_object_get(obj, "received_at");
     char append_time[SL_TIME_RFC3339_MAX];
     size_t append_len = sl_time_format_rfc3339(m->timestamp_ms * 1000, append_time);
-    const json_t *ts = json_object_get(obj, "timestamp");
-    if (!ts || json_is_null(ts))
-        ts = recv;
-    *day = SL__PG_NO_DAY;
+    size_t ts = b.f[F_TIMESTAMP].kind != SL_EVENT_FIELD_ABSENT ? F_TIMESTAMP : F_RECEIVED_AT;
     int64_t us;
-    if (json_is_string(ts) &&
-        sl_time_parse_rfc3339(json_string_value(ts), json_string_length(ts), &us) == SL_OK)
-        *day = sl__pg_day_of_us(us);
-    if ((err = sl_buf_append_char(out, '\t')))
-        goto out;
-    if (!ts || json_is_null(ts)) {
+    *day = SL__PG_NO_DAY;
+    if (b.f[ts].kind == SL_EVENT_FIELD_ABSENT) {
         *day = sl__pg_day_of_us(m->timestamp_ms * 1000);
         err = put_text(&b, append_time, append_len, &keys->timestamp);
     } else {
-        err = put_value(&b, ts, &keys->timestamp);
+        if (b.f[ts].kind == SL_EVENT_FIELD_STRING &&
+            sl_time_parse_rfc3339(b.f[ts].text, b.f[ts].len, &us) == SL_OK)
+            *day = sl__pg_day_of_us(us);
+        err = put_field(&b, ts, &keys->timestamp);
     }
     if (err || (err = sl_buf_append_char(out, '\t')))
         goto out;
-    err = recv && !json_is_null(recv) ? put_value(&b, recv, NULL)
-                                      : put_text(&b, append_time, append_len, NULL);
-    /* Text fields after received_at, in column order, and what the rollups keep of them. */
-    const struct {
-        const char *name;
-        sl__pg_text *key;
-    } fields[] = {
-        {"channel", &keys->channel},
-        {"platform", &keys->platform},
-        {"event_type", &keys->event_type},
-        {"event_category", &keys->event_category},
-        {"resource_id", &keys->resource_id},
-        {"resource_title", NULL},
-        {"interaction_target", NULL},
-        {"session_id", &keys->session_id},
-        {"user_id", &keys->user_id},
-        {"device_id", NULL},
-        {"user_agent", NULL},
-        {"client_version", NULL},
-        {"interaction_value", &keys->interaction_value},
-        {"interaction_text", NULL},
+    err = b.f[F_RECEIVED_AT].kind != SL_EVENT_FIELD_ABSENT
+              ? put_field(&b, F_RECEIVED_AT, NULL)
+              : put_text(&b, append_time, append_len, NULL);
+    /* The columns after received_at, and what the rollups keep of them. */
+    sl__pg_text *const key_of[N_FIELDS] = {
+        [F_CHANNEL] = &keys->channel,         [F_PLATFORM] = &keys->platform,
+        [F_EVENT_TYPE] = &keys->event_type,   [F_EVENT_CATEGORY] = &keys->event_category,
+        [F_RESOURCE_ID] = &keys->resource_id, [F_SESSION_ID] = &keys->session_id,
+        [F_USER_ID] = &keys->user_id,         [F_INTERACTION_VALUE] = &keys->interaction_value,
     };
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !err; i++)
-        err = put_field(&b, obj, fields[i].name, fields[i].key);
-    if (err)
-        goto out;
-    const json_t *meta = json_object_get(obj, "metadata");
-    if ((err = sl_buf_append_char(out, '\t')))
+    for (size_t i = F_CHANNEL; i < F_METADATA && !err; i++) {
+        if (!(err = sl_buf_append_char(out, '\t')))
+            err = put_field(&b, i, key_of[i]);
+    }
+    if (err || (err = sl_buf_append_char(out, '\t')))
         goto out;
     /* metadata is jsonb: a string there is a JSON string, not the column's text. */
-    if (!meta || json_is_null(meta)) {
+    const sl_event_field *meta = &b.f[F_METADATA];
+    if (meta->kind == SL_EVENT_FIELD_ABSENT) {
         err = sl_buf_append(out, "{}", 2);
+    } else if (meta->kind == SL_EVENT_FIELD_STRING) {
+        size_t at = text->len;
+        if (!(err = sl_buf_append_json_string(text, meta->text, meta->len)))
+            err = append_escaped(out, text->data + at, text->len - at);
+        text->len = at;
+        text->data[at] = '\0';
     } else {
-        char *mtext = json_dumps(meta, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!mtext) {
-            err = SL_ERR_NOMEM;
-            goto out;
-        }
-        err = append_escaped(out, mtext, strlen(mtext));
-        free(mtext);
+        err = put_field(&b, F_METADATA, NULL);
     }
     if (!err)
         err = sl_buf_append_char(out, '\n');
 out:
-    json_decref(obj);
     if (err) {
         out->len = start;
         if (out->data)

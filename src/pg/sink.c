@@ -604,7 +604,7 @@ static sl_err write_dead_letters(sl_pg_sink_t *sink, char *errbuf, size_t errlen
 {
     for (size_t i = 0; i < sink->n_dead; i++) {
         const held *h = &sink->msgs[sink->dead[i].msg];
-        /* The reason may quote the record's own bytes (jansson does), which need not be
+        /* The reason may quote the record's own bytes (a duplicate key), which need not be
          * UTF-8; PostgreSQL would refuse it and the batch could never commit. Keep ASCII. */
         for (char *c = sink->dead[i].error; *c; c++) {
             if ((unsigned char)*c >= 0x80 || (unsigned char)*c < 0x20)
@@ -938,8 +938,8 @@ sl_err sl_pg_sink_start(const sl_pg_sink_options *opts, sl_log_t *log, sl_pg_sin
     sl_buf_init(&sink->values, opts->batch_bytes);
     /* escaping can double a value, and each row adds its seq and separators */
     sl_buf_init(&sink->copy, 2 * opts->batch_bytes + 64 * opts->batch_rows);
-    /* the keys are some of the values, and a number's text is at most 40 bytes */
-    sl_buf_init(&sink->text, opts->batch_bytes + 64 * opts->batch_rows);
+    /* the keys and the records' other non-string values, as long as the COPY text at most */
+    sl_buf_init(&sink->text, 2 * opts->batch_bytes + 64 * opts->batch_rows);
     sl__pg_array_init(&sink->ids, SL__PG_OID_TEXT);
     sl__pg_array_init(&sink->times, SL__PG_OID_TEXT);
     sl_buf_init(&sink->ids_param, SL__PG_PARAM_MAX);
