@@ -1,20 +1,20 @@
 /* The per-minute rollups of a batch, computed in C from the rows PostgreSQL stored and
- * upserted as one small statement: counts by channel, platform, event type and category;
+ * upserted by one statement: counts by channel, platform, event type and category;
  * counts by channel and resource; HyperLogLog sketches of sessions and users per channel
  * (registers from PostgreSQL's own hashtextextended, reimplemented here, so a sketch made
- * here merges with one made in SQL). docs/internals/pg.md describes the tables.
+ * here merges with one made in SQL). Also the binary array parameters the sink sends.
+ * docs/internals/pg.md describes the tables.
  *
  * Invariants:
  *  1. A group's key holds the texts of the row's columns exactly as COPY handed them to
  *     PostgreSQL; the statement casts them as the columns do (timestamptz, varchar(n)) and
  *     groups again, so what PostgreSQL made of a text decides the rollup row, never C.
- *     The only key C interprets is a timestamp it reads exactly as PostgreSQL does (RFC
- *     3339, at most microseconds, no leap second): it is keyed by its minute.
- *  2. Memory is bounded: at MAX_GROUPS groups in a table (MAX_SKETCHES in the
- *     distinct one) the caller flushes (the upserts
- *     add and merge, so several flushes in one transaction equal one). */
-#include <inttypes.h>
-#include <stdio.h>
+ *     C interprets only what it reads exactly as PostgreSQL does: a timestamp in RFC 3339
+ *     with at most microseconds and no leap second is keyed by its minute, and a session
+ *     or user id is hashed as varchar(100) stores it (trailing spaces past the limit cut).
+ *  2. Memory is bounded: at MAX_GROUPS groups in a table (MAX_SKETCHES in the distinct
+ *     one) the caller flushes (the upserts add and merge, so several flushes in one
+ *     transaction equal one). */
 #include <stdlib.h>
 #include <string.h>
 
