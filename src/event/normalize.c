@@ -176,7 +176,7 @@ static sl_err append_str_or_null(sl_buf *b, const char *s, size_t len)
  * reals in the shortest round-trip form (0.1, not 0.10000000000000001, and 3.0 as 3, as
  * the reference stack's JSON.stringify; PostgreSQL's jsonb would keep the extra digits).
  * Recursion is bounded: validate.c has checked the nesting against max_depth. */
-static sl_err append_value(sl_buf *b, sl__json v)
+sl_err sl__event_append_json(sl_buf *b, sl__json v)
 {
     sl_err err;
     sl__json_iter it;
@@ -209,7 +209,7 @@ static sl_err append_value(sl_buf *b, sl__json v)
                 return err;
             first = false;
             if ((err = sl_buf_append_json_string(b, s, len)) ||
-                (err = sl_buf_append_char(b, ':')) || (err = append_value(b, child)))
+                (err = sl_buf_append_char(b, ':')) || (err = sl__event_append_json(b, child)))
                 return err;
         }
         return sl_buf_append_char(b, '}');
@@ -220,7 +220,8 @@ static sl_err append_value(sl_buf *b, sl__json v)
         bool first = true;
         it = sl__json_iter_of(v);
         while (sl__json_arr_next(&it, &child)) {
-            if ((!first && (err = sl_buf_append_char(b, ','))) || (err = append_value(b, child)))
+            if ((!first && (err = sl_buf_append_char(b, ','))) ||
+                (err = sl__event_append_json(b, child)))
                 return err;
             first = false;
         }
@@ -238,7 +239,7 @@ static sl_err append_metadata(sl_buf *b, const sl__event *ev)
     bool empty = true;
     bool has_mid = !sl__json_none(ev->message_id_extra);
     if (!sl__json_none(ev->metadata) && sl__json_size(ev->metadata) > 0) {
-        if ((err = append_value(b, ev->metadata)))
+        if ((err = sl__event_append_json(b, ev->metadata)))
             return err;
         if (ev->n_unknown == 0 && !has_mid)
             return SL_OK;
@@ -263,7 +264,7 @@ static sl_err append_metadata(sl_buf *b, const sl__event *ev)
             return err;
         empty = false;
         if ((err = sl_buf_append_json_string(b, key, klen)) || (err = sl_buf_append_char(b, ':')) ||
-            (err = append_value(b, v)))
+            (err = sl__event_append_json(b, v)))
             return err;
     }
     return sl_buf_append_char(b, '}');
@@ -288,7 +289,7 @@ static sl_err write_event(const sl__event *ev, const sl__event_request *req, sl_
         if (i == SL__STR_INTERACTION_TEXT) {
             if ((err = sl_buf_append(b, LIT(",\"interaction_value\":"))))
                 return err;
-            err = !sl__json_none(ev->value) ? append_value(b, ev->value)
+            err = !sl__json_none(ev->value) ? sl__event_append_json(b, ev->value)
                                             : sl_buf_append(b, LIT("null"));
             if (err)
                 return err;
