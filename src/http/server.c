@@ -351,7 +351,7 @@ sl_err sl_http_server_start(const sl_http_options *opts, sl_log_t *log, sl_http_
     }
     /* With epoll libmicrohttpd takes a suspended connection out of its set and puts it
      * back on resume (two epoll_ctl per request) and, edge-triggered, reads until EAGAIN
-     * (one more recvfrom): a durable single event costs about 7.5 system calls, against
+     * (one more recvfrom): a durable single event costs about 7.3 system calls, against
      * 3.8 with poll() (strace -c, docs/benchmarks.md). But poll() scans every connection
      * of a worker at each wake-up: with 1,000 idle connections beside 64 busy ones it
      * cost twice the CPU per request of epoll, so a crowd of idle clients could starve
