@@ -283,6 +283,7 @@ static int cmd_serve(int argc, char **argv)
         .ingest = roles & ROLE_API,
         .components = components,
         .n_components = n_components,
+        .use_poll = cfg.http_poll, /* ingest speed (branch ingestspeed) */
     };
     if (sl_http_server_start(&ho, log, &srv, errbuf, sizeof errbuf)) {
         sl_diag(SL_DIAG_ERROR, "could not start the HTTP server", "detail=\"%s\"", errbuf);

@@ -174,6 +174,10 @@ static const setting settings[] = {
      F(from_beginning), "with --group: start at the oldest event, not the committed offset"},
     {"max", "SLUICE_MAX", SETTING_INT, "0", 0, INT64_MAX, 0, SL_CMD_LOG_READ, F(max_messages),
      "stop after this many events; 0 = all"},
+    /* ingest speed (branch ingestspeed) */
+    {"http-poll", "SLUICE_HTTP_POLL", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_SERVE, F(http_poll),
+     "HTTP workers wait with poll() instead of epoll: fewer system calls per request up to "
+     "about a hundred connections per thread, dearer past that (docs/benchmarks.md)"},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])

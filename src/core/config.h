@@ -79,6 +79,8 @@ typedef struct sl_config {
     char *group;
     bool from_beginning;
     int64_t max_messages;
+    /* ingest speed (branch ingestspeed) */
+    bool http_poll;
 } sl_config;
 
 /* Fills cfg for `command` from the defaults, then the environment, then argv (the words
