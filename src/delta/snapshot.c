@@ -63,7 +63,7 @@ static sl_err list_entry(void *opaque, const sl_storage_entry *e)
 {
     log_listing *ll = opaque;
     const char *name = e->key + strlen(LOG_PREFIX);
-    int64_t v;
+    int64_t v = -1;
     if (strchr(name, '/'))
         return SL_OK; /* a sub-folder's object (not part of this protocol version) */
     if (versioned_name(name, NULL, &v) || !strcmp(name, "_last_checkpoint")) {

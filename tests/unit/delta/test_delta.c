@@ -30,7 +30,7 @@ static char tmp_root[256];
 /* The delta calls take a store; these open file://dir around one call. */
 static sl_storage_t *open_dir(const char *dir)
 {
-    char uri[600], eb[256];
+    char uri[640], eb[256];
     sl_storage_t *st;
     snprintf(uri, sizeof uri, "file://%s", dir);
     if (sl_storage_open(uri, NULL, &st, eb, sizeof eb))
