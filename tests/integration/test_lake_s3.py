@@ -292,6 +292,10 @@ def check_same_as_local(moto, tmp):
     h = history(s3[1], extra=s3[2:], env=CREDS)
     checks.check(len(h) == len(s3_versions) and h[-1]["files"] == len(s3_files),
                  f"same: lake history on s3:// agrees with the downloaded log: {h[-1]}")
+    # The same through the variables instead of the flags.
+    h_env = history(s3[1], env=dict(CREDS, SLUICE_S3_ENDPOINT=moto.endpoint,
+                                    SLUICE_S3_PATH_STYLE="true", SLUICE_S3_REGION="eu-west-1"))
+    checks.check(h_env == h, "same: SLUICE_S3_* variables work as the flags")
     # Nothing but the log and referenced data files (no temporary or orphan objects).
     referenced = {urllib.parse.unquote(a["path"]) for v in s3_versions for a in v["files"].values()}
     stray = [k for k in moto.keys("same/events/")
