@@ -5,7 +5,8 @@
  *
  * Invariants:
  *  1. Kept: every file active in any version from v0 to the latest, where v0 is the last
- *     version committed at or before now - retain (version 0 when none is): the table as
+ *     version committed at or before now - retain (else the oldest the log still has: 0,
+ *     or the checkpoint it starts at after older entries expired): the table as
  *     of any time inside the window can be read. Those are active(v0), active(latest)
  *     and the files removed after v0, which were active just before their remove.
  *  2. Deleted only what is older (mtime) than now - retain as well, so a file a writer
@@ -60,8 +61,10 @@ static bool strv_has(const strv *s, const char *str)
     return bsearch(&str, s->v, s->n, sizeof *s->v, cmp_str) != NULL;
 }
 
-/* Pass 1: each version's commit time and whether it removes files. */
+/* Pass 1: each version's commit time and whether it removes files, from `first` (0, or
+ * the checkpoint a history starts at once older log entries expired). */
 typedef struct version_log {
+    int64_t first;
     int64_t *ts;
     bool *removes;
     size_t n;
@@ -70,8 +73,10 @@ typedef struct version_log {
 static sl_err note_version(void *opaque, const sl_delta_version_info *vi)
 {
     version_log *vl = opaque;
-    if ((size_t)vi->version != vl->n)
-        return SL_ERR_INTERNAL;
+    if (vl->n == 0)
+        vl->first = vi->version;
+    if (vi->version != vl->first + (int64_t)vl->n)
+        return SL_ERR_INTERNAL;       /* the history skipped a version */
     if ((vl->n & (vl->n - 1)) == 0) { /* 0, 1, 2, 4, ...: grow to twice */
         size_t cap = vl->n ? vl->n * 2 : 1;
         int64_t *ts = realloc(vl->ts, cap * sizeof *ts);
@@ -117,7 +122,7 @@ static sl_err keep_active(keeper *k)
 static sl_err keep_before_removes(void *opaque, const sl_delta_version_info *vi)
 {
     keeper *k = opaque;
-    size_t next = (size_t)vi->version + 1;
+    size_t next = (size_t)(vi->version + 1 - k->vl->first);
     if (next >= k->vl->n || k->vl->removes[next])
         return keep_active(k);
     return SL_OK;
@@ -175,12 +180,16 @@ sl_err sl_lake_vacuum(const char *table_uri, const sl_storage_options *so,
     sl_err err = sl_lake_store_open(table_uri, so, &st, errbuf, errlen);
     if (err)
         return err;
-    if ((err = sl_delta_history(st, note_version, &vl, errbuf, errlen)))
+    if ((err = sl_delta_history(st, note_version, &vl, errbuf, errlen))) {
+        if (err == SL_ERR_NOMEM || err == SL_ERR_INTERNAL)
+            sl_errbuf_set(errbuf, errlen, err, "table \"%s\": %s", table_uri,
+                          err == SL_ERR_NOMEM ? "out of memory" : "its history skips a version");
         goto out;
-    int64_t v0 = 0;
-    for (size_t v = 0; v < vl.n; v++) {
-        if (vl.ts[v] >= 0 && vl.ts[v] <= cutoff)
-            v0 = (int64_t)v; /* a version without commitInfo time counts as recent */
+    }
+    int64_t v0 = vl.first;
+    for (size_t i = 0; i < vl.n; i++) {
+        if (vl.ts[i] >= 0 && vl.ts[i] <= cutoff)
+            v0 = vl.first + (int64_t)i; /* a version without commitInfo time counts as recent */
     }
     k.vl = &vl;
     if ((err = sl_delta_snapshot_load(st, v0, &k.snap, errbuf, errlen)))
