@@ -438,7 +438,11 @@ static int cmd_lake_vacuum(int argc, char **argv)
     sl_storage_options so;
     lake_storage_from(&cfg, &so);
     sl_lake_vacuum_options vo = {
-        .retain_hours = cfg.retain_hours, .dry_run = cfg.dry_run, .force = cfg.force};
+        .retain_hours = cfg.retain_hours,
+        .dry_run = cfg.dry_run,
+        .force = cfg.force,
+        .progress = isatty(STDERR_FILENO) ? stderr : NULL,
+    };
     sl_err err = sl_lake_vacuum(cfg.lake_uri, &so, &vo, stdout, errbuf, sizeof errbuf);
     rc = 0;
     if (err) {

@@ -146,6 +146,7 @@ typedef struct sl_lake_vacuum_options {
     bool dry_run;         /* print what would be deleted, delete nothing */
     bool force;           /* allow retain_hours under the minimum */
     int64_t now_ms;       /* 0: the clock */
+    FILE *progress;       /* a terminal to show progress on, or NULL */
 } sl_lake_vacuum_options;
 
 /* Deletes the files of the table at table_uri that no version committed in the last

@@ -14,6 +14,7 @@
  *  3. Keys with a segment starting with '_' or '.' (the log, other engines' hidden data)
  *     are never touched, but for the store's own temporary files (invariant 2 holds). */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,22 @@ static bool strv_has(const strv *s, const char *str)
 
 /* Pass 1: each version's commit time and whether it removes files, from `first` (0, or
  * the checkpoint a history starts at once older log entries expired). */
+/* A progress line on a terminal (vo->progress), rewritten in place. */
+static void show_progress(FILE *p, const char *fmt, ...) SL_PRINTF(2, 3);
+static void show_progress(FILE *p, const char *fmt, ...)
+{
+    if (!p)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("\r\033[Kvacuum: ", p);
+    vfprintf(p, fmt, ap);
+    va_end(ap);
+    fflush(p);
+}
+
 typedef struct version_log {
+    FILE *progress;
     int64_t first;
     int64_t *ts;
     bool *removes;
@@ -90,6 +106,8 @@ static sl_err note_version(void *opaque, const sl_delta_version_info *vi)
     vl->ts[vl->n] = vi->timestamp_ms;
     vl->removes[vl->n] = vi->files_removed > 0;
     vl->n++;
+    if (vl->n % 100 == 0)
+        show_progress(vl->progress, "reading the log: version %" PRId64, vi->version);
     return SL_OK;
 }
 
@@ -174,7 +192,7 @@ sl_err sl_lake_vacuum(const char *table_uri, const sl_storage_options *so,
     int64_t now_ms = vo->now_ms ? vo->now_ms : sl_time_now_us() / 1000;
     int64_t cutoff = now_ms - vo->retain_hours * HOUR_MS;
     sl_storage_t *st = NULL;
-    version_log vl = {0};
+    version_log vl = {.progress = vo->progress};
     keeper k = {0};
     sweep sw = {.keep = &k.keep, .cutoff_ms = cutoff};
     sl_err err = sl_lake_store_open(table_uri, so, &st, errbuf, errlen);
@@ -207,6 +225,7 @@ sl_err sl_lake_vacuum(const char *table_uri, const sl_storage_options *so,
         goto out;
     }
     qsort(k.keep.v, k.keep.n, sizeof *k.keep.v, cmp_str);
+    show_progress(vo->progress, "listing the table's files");
     if ((err = sl_storage_list(st, "", NULL, consider, &sw, errbuf, errlen)))
         goto out;
     sw.temporary = true;
@@ -216,8 +235,15 @@ sl_err sl_lake_vacuum(const char *table_uri, const sl_storage_options *so,
         const char *key = sw.doomed.v[i];
         if (!vo->dry_run && (err = sl_storage_delete(st, key, errbuf, errlen)))
             goto out;
+        if (vo->progress)
+            fputs("\r\033[K", vo->progress); /* the line below takes the progress line's place */
         fprintf(out, "%s %s\n", vo->dry_run ? "would delete" : "deleted", key);
+        fflush(out);
+        show_progress(vo->progress, "%zu of %zu files %s", i + 1, sw.doomed.n,
+                      vo->dry_run ? "listed" : "deleted");
     }
+    if (vo->progress)
+        fputs("\r\033[K", vo->progress);
     fprintf(out,
             "%s %zu files (%" PRIu64 " bytes) not referenced by versions %" PRId64 "-%" PRId64
             " (since %" PRId64 " hours ago) and older than that; %" PRIu64

@@ -118,6 +118,13 @@ def main():
                                                  f"{sorted(want)}: {out}")
         checks.check(all(os.path.exists(os.path.join(table, k)) for k in want),
                      "the dry run deleted nothing")
+        # On a terminal (script(1) gives it one) the run shows its progress in place.
+        p = subprocess.run(["script", "-qec", f"{SLUICE} lake vacuum --lake {lake} --retain 2"
+                            " --dry-run", "/dev/null"], capture_output=True, text=True,
+                           timeout=120)
+        checks.check(p.returncode == 0 and f"vacuum: {len(want)} of {len(want)} files listed"
+                     in p.stdout and all(k in p.stdout for k in want),
+                     f"a dry run on a terminal shows progress: {p.returncode} {p.stdout!r}")
         rc, listed, out = vacuum(lake, "--retain", "2")
         checks.check(rc == 0 and listed == want, f"vacuum deleted {sorted(listed)}: {out}")
         checks.check(not any(os.path.exists(os.path.join(table, k)) for k in want),
