@@ -4,6 +4,7 @@
 # Reports requests/s, latency percentiles, server CPU per request, peak RSS, and
 # instructions per request under callgrind. Usage: bench/ingest.sh [seconds] [connections]
 # Needs a release build in build/ (make build) and wrk, nginx, valgrind (make deps).
+# sluice takes its settings from the environment too: SLUICE_HTTP_POLL=1 measures --http-poll.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
@@ -17,9 +18,11 @@ cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 hwm_kb() { awk '/VmHWM/{print $2}' "/proc/$1/status"; }
 # Peak anonymous memory (heap, stacks) sampled every 100 ms: VmHWM also counts the pages of
 # the log's memory-mapped file, which are page cache the kernel can drop, not our memory.
-sample_anon() { local max=0 v; while kill -0 "$1" 2>/dev/null; do
-  v=$(awk '/RssAnon/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0); [ "${v:-0}" -gt "$max" ] && max=$v
-  echo "$max" > "$2"; sleep 0.1; done; }
+# The peak of file-backed RSS (the binary, its libraries, mapped LMDB pages) goes to FILE.file.
+sample_anon() { local max=0 fmax=0 v f; while kill -0 "$1" 2>/dev/null; do
+  read -r v f < <(awk '/RssAnon/{a=$2} /RssFile/{f=$2} END{print a+0, f+0}' "/proc/$1/status" 2>/dev/null || echo "0 0")
+  [ "${v:-0}" -gt "$max" ] && max=$v; [ "${f:-0}" -gt "$fmax" ] && fmax=$f
+  echo "$max" > "$2"; echo "$fmax" > "$2.file"; sleep 0.1; done; }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
 # run_wrk NAME "PIDS" PORT BATCH KIND: one wrk run against a server whose processes are
@@ -70,6 +73,7 @@ echo
 cat "$OUT/rows"
 echo
 echo "sluice stored $STORED events in $COMMITS durable commits ($(python3 -c "print(f'{$STORED/max($COMMITS,1):.1f}')") events per fsync group)."
+echo "sluice's peaks sampled every 100 ms over both runs: RssAnon $(( $(cat "$OUT/anon.$SPID") / 1024 )) MB, RssFile $(( $(cat "$OUT/anon.$SPID.file") / 1024 )) MB (its binary and libraries, and LMDB pages mapped)."
 
 # --- instructions per request under callgrind (no hardware counters here) ---
 if [ "${CALLGRIND:-1}" = 1 ] && command -v valgrind >/dev/null; then

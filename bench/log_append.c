@@ -225,6 +225,19 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
+/* The process's peak RSS so far (VmHWM: the log's mapped LMDB pages count) and its
+ * anonymous part now: run one mode per process to read a mode's own peak. */
+static void print_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6) || !strncmp(line, "RssAnon:", 8))
+            printf("  %s", line);
+    if (f)
+        fclose(f);
+}
+
 static double run(const char *name, void *(*fn)(void *), unsigned threads, double secs)
 {
     char dir[] = "/tmp/sluice-bench-XXXXXX";
@@ -266,6 +279,7 @@ static double run(const char *name, void *(*fn)(void *), unsigned threads, doubl
            (unsigned long)st.commits_total,
            st.commits_total ? (double)st.appended_total / (double)st.commits_total : 0.0,
            (unsigned long)atomic_load(&failed));
+    print_peak_rss();
     free(th);
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return rate;

@@ -122,14 +122,30 @@ def reset(pg):
     pg.query("CHECKPOINT")
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process so far, from /proc (steadier than wall time
+    on a shared machine)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def sink_run(pg, log_uri, n):
+    """Wall seconds of a sink run, and the CPU seconds of sluice and of its PostgreSQL
+    backend over it."""
     t0 = time.monotonic()
     s = Sluice(["--roles", "pg-sink", "--log", log_uri, "--pg", pg.uri])
+    backend = None
     while int(pg.value("SELECT coalesce(sum(next_offset), 0) FROM sluice_offsets")) < n:
+        if backend is None:
+            backend = pg.value("SELECT pid FROM pg_stat_activity"
+                               " WHERE application_name = 'sluice-pg-sink'") or None
         time.sleep(0.05)
     dt = time.monotonic() - t0
+    cpu_sluice = cpu_seconds(s.proc.pid)
+    cpu_pg = cpu_seconds(int(backend)) if backend else float("nan")
     s.stop()
-    return dt
+    return dt, cpu_sluice, cpu_pg
 
 
 def server_copy(pg, path, n):
@@ -159,10 +175,12 @@ def throughput(pg, work, n, rnd, out):
         reset(pg)
         ref = server_copy(pg, path, n)
         reset(pg)
-        sink = sink_run(pg, log_uri, n)
+        sink, cpu_sluice, cpu_pg = sink_run(pg, log_uri, n)
         results.append((ref, sink))
         out(f"round {round_ + 1}: server COPY {n / ref:,.0f} rows/s ({ref:.2f} s), "
-            f"sink {n / sink:,.0f} rows/s ({sink:.2f} s), ratio {ref / sink:.0%}")
+            f"sink {n / sink:,.0f} rows/s ({sink:.2f} s), ratio {ref / sink:.0%}; "
+            f"CPU per row: sluice {cpu_sluice / n * 1e6:.1f} us, its postgres backend "
+            f"{cpu_pg / n * 1e6:.1f} us; load {open('/proc/loadavg').read().split()[0]}")
     return path, size, results
 
 

@@ -1,10 +1,12 @@
 /* sluice's command line: picks the command, loads its settings, and calls into the
  * modules. Kept thin: everything that does work lives in src/<module>/. */
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "core/diag.h"
@@ -17,12 +19,14 @@ static void usage(FILE *out)
 {
     fputs("usage: sluice COMMAND [FLAGS]\n\n"
           "commands:\n"
-          "  serve        run the ingest API on the durable log\n"
-          "  log read     print events stored in the log as JSON lines\n"
-          "  pg migrate   create or update the PostgreSQL schema and its partitions\n"
-          "  lake history list the versions of the Delta Lake table\n"
-          "  config-doc   print docs/configuration.md\n"
-          "  help         this text; `sluice COMMAND --help` lists a command's flags\n",
+          "  serve          run the ingest API on the durable log\n"
+          "  log read       print events stored in the log as JSON lines\n"
+          "  pg migrate     create or update the PostgreSQL schema and its partitions\n"
+          "  lake history   list the versions of the Delta Lake table\n"
+          "  lake optimize  compact the table's small files into larger ones\n"
+          "  lake vacuum    delete the table's files no version within --retain hours uses\n"
+          "  config-doc     print docs/configuration.md\n"
+          "  help           this text; `sluice COMMAND --help` lists a command's flags\n",
           out);
 }
 
@@ -121,8 +125,22 @@ static void lake_storage_from(const sl_config *cfg, sl_storage_options *so)
     so->path_style = cfg->s3_path_style;
 }
 
+/* --lake-codec as a codec; false when it names none. */
+static bool lake_codec_from(const char *name, sl_pq_codec *codec)
+{
+    if (!strcmp(name, "snappy"))
+        *codec = SL_PQ_SNAPPY;
+    else if (!strcmp(name, "zstd"))
+        *codec = SL_PQ_ZSTD;
+    else if (!strcmp(name, "none"))
+        *codec = SL_PQ_UNCOMPRESSED;
+    else
+        return false;
+    return true;
+}
+
 /* The lake sink's options from the settings (so receives the store's, which opts points
- * to); false (with a message) on a bad codec. */
+ * to); false on a bad codec. */
 static bool lake_options_from(const sl_config *cfg, sl_lake_sink_options *opts,
                               sl_storage_options *so)
 {
@@ -136,15 +154,9 @@ static bool lake_options_from(const sl_config *cfg, sl_lake_sink_options *opts,
     opts->batch_ms = cfg->lake_batch_interval_ms;
     opts->checkpoint_interval = cfg->lake_checkpoint_interval; /* checkpoints (issue 6) */
     opts->log_retention_ms = cfg->lake_log_retention_ms;
-    if (!strcmp(cfg->lake_codec, "snappy"))
-        opts->codec = SL_PQ_SNAPPY;
-    else if (!strcmp(cfg->lake_codec, "zstd"))
-        opts->codec = SL_PQ_ZSTD;
-    else if (!strcmp(cfg->lake_codec, "none"))
-        opts->codec = SL_PQ_UNCOMPRESSED;
-    else
-        return false;
-    return true;
+    opts->target_file_bytes = (uint64_t)cfg->lake_target_file_bytes;
+    opts->auto_optimize_files = (size_t)cfg->lake_auto_optimize_files;
+    return lake_codec_from(cfg->lake_codec, &opts->codec);
 }
 
 /* Many keep-alive clients need many descriptors; take what the hard limit allows. */
@@ -271,6 +283,7 @@ static int cmd_serve(int argc, char **argv)
         .ingest = roles & ROLE_API,
         .components = components,
         .n_components = n_components,
+        .use_poll = cfg.http_poll, /* ingest speed (branch ingestspeed) */
     };
     if (sl_http_server_start(&ho, log, &srv, errbuf, sizeof errbuf)) {
         sl_diag(SL_DIAG_ERROR, "could not start the HTTP server", "detail=\"%s\"", errbuf);
@@ -371,6 +384,73 @@ static int cmd_lake_history(int argc, char **argv)
     return rc;
 }
 
+static int cmd_lake_optimize(int argc, char **argv)
+{
+    sl_config cfg;
+    int rc = config_or_help(&cfg, SL_CMD_LAKE | SL_CMD_LAKE_OPTIMIZE, "lake optimize", argc, argv);
+    if (rc >= 0)
+        return rc;
+    char errbuf[512];
+    sl_storage_options so;
+    lake_storage_from(&cfg, &so);
+    sl_lake_optimize_options oo;
+    sl_lake_optimize_options_default(&oo);
+    oo.target_file_bytes = (uint64_t)cfg.lake_target_file_bytes;
+    oo.partition = cfg.partition;
+    oo.zstd_level = (int)cfg.lake_zstd_level;
+    oo.progress = isatty(STDERR_FILENO) ? stderr : NULL;
+    sl_storage_t *st = NULL;
+    sl_delta_snapshot_t *snap = NULL;
+    sl_lake_optimize_result res;
+    rc = 1;
+    if (!lake_codec_from(cfg.lake_codec, &oo.codec)) {
+        fprintf(stderr, "sluice lake optimize: --lake-codec: \"%s\" is not snappy, zstd or none\n",
+                cfg.lake_codec);
+        rc = 2;
+    } else if (sl_lake_store_open(cfg.lake_uri, &so, &st, errbuf, sizeof errbuf) ||
+               sl_delta_snapshot_load(st, -1, &snap, errbuf, sizeof errbuf) ||
+               sl_lake_optimize(st, snap, &oo, &res, errbuf, sizeof errbuf)) {
+        fprintf(stderr, "sluice lake optimize: %s\n", errbuf);
+    } else if (res.version < 0) {
+        printf("nothing to compact: no partition has %zu files under %" PRId64 " bytes\n",
+               oo.min_files, cfg.lake_target_file_bytes);
+        rc = 0;
+    } else {
+        printf("version %" PRId64 ": %zu partitions, %" PRIu64 " files (%" PRIu64
+               " bytes) rewritten into %" PRIu64 " (%" PRIu64 " bytes), %" PRIu64 " rows\n",
+               res.version, res.partitions, res.files_removed, res.bytes_removed,
+               res.files_added, res.bytes_added, res.rows);
+        rc = fflush(stdout) == 0 ? 0 : 1;
+    }
+    sl_delta_snapshot_free(snap);
+    sl_storage_close(st);
+    sl_config_cleanup(&cfg);
+    return rc;
+}
+
+static int cmd_lake_vacuum(int argc, char **argv)
+{
+    sl_config cfg;
+    int rc = config_or_help(&cfg, SL_CMD_LAKE | SL_CMD_LAKE_VACUUM, "lake vacuum", argc, argv);
+    if (rc >= 0)
+        return rc;
+    char errbuf[512];
+    sl_storage_options so;
+    lake_storage_from(&cfg, &so);
+    sl_lake_vacuum_options vo = {
+        .retain_hours = cfg.retain_hours, .dry_run = cfg.dry_run, .force = cfg.force};
+    sl_err err = sl_lake_vacuum(cfg.lake_uri, &so, &vo, stdout, errbuf, sizeof errbuf);
+    rc = 0;
+    if (err) {
+        fprintf(stderr, "sluice lake vacuum: %s\n", errbuf);
+        rc = err == SL_ERR_CONFIG ? 2 : 1;
+    } else if (fflush(stdout) != 0) {
+        rc = 1;
+    }
+    sl_config_cleanup(&cfg);
+    return rc;
+}
+
 static int cmd_pg_migrate(int argc, char **argv)
 {
     sl_config cfg;
@@ -406,6 +486,10 @@ int main(int argc, char **argv)
         return cmd_pg_migrate(argc - 3, argv + 3);
     if (!strcmp(argv[1], "lake") && argc >= 3 && !strcmp(argv[2], "history"))
         return cmd_lake_history(argc - 3, argv + 3);
+    if (!strcmp(argv[1], "lake") && argc >= 3 && !strcmp(argv[2], "optimize"))
+        return cmd_lake_optimize(argc - 3, argv + 3);
+    if (!strcmp(argv[1], "lake") && argc >= 3 && !strcmp(argv[2], "vacuum"))
+        return cmd_lake_vacuum(argc - 3, argv + 3);
     if (!strcmp(argv[1], "config-doc")) {
         sl_config_print_markdown(stdout);
         return 0;

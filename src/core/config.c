@@ -117,9 +117,11 @@ static const setting settings[] = {
      SL_CMD_SERVE | SL_CMD_LAKE, F(lake_uri),
      "the Delta Lake table of the lake-sink role: file://DIR or s3://BUCKET/PREFIX (created "
      "when absent)"},
-    {"lake-codec", "SLUICE_LAKE_CODEC", SETTING_STRING, "snappy", 0, 0, 0, SL_CMD_SERVE,
+    {"lake-codec", "SLUICE_LAKE_CODEC", SETTING_STRING, "snappy", 0, 0, 0,
+     SL_CMD_SERVE | SL_CMD_LAKE_OPTIMIZE,
      F(lake_codec), "compression of the lake's Parquet files: snappy, zstd or none"},
-    {"lake-zstd-level", "SLUICE_LAKE_ZSTD_LEVEL", SETTING_INT, "3", 1, 22, 0, SL_CMD_SERVE,
+    {"lake-zstd-level", "SLUICE_LAKE_ZSTD_LEVEL", SETTING_INT, "3", 1, 22, 0,
+     SL_CMD_SERVE | SL_CMD_LAKE_OPTIMIZE,
      F(lake_zstd_level), "zstd level of the lake's Parquet files (with --lake-codec zstd)"},
     {"lake-batch-rows", "SLUICE_LAKE_BATCH_ROWS", SETTING_INT, "100000", 1, 10000000, 0,
      SL_CMD_SERVE, F(lake_batch_rows), "the lake sink commits once a batch holds this many events"},
@@ -157,12 +159,25 @@ static const setting settings[] = {
      F(dry_run), "vacuum: list what would be deleted, delete nothing"},
     {"force", "SLUICE_FORCE", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_LAKE_VACUUM, F(force),
      "vacuum: allow --retain under 1 hour (a reader or writer of an older version may fail)"},
+    /* compaction: `sluice lake optimize` and the sink's (issue 6) */
+    {"lake-target-file-size", "SLUICE_LAKE_TARGET_FILE_SIZE", SETTING_SIZE, "128M", 1 * MiB,
+     4 * GiB, 0, SL_CMD_SERVE | SL_CMD_LAKE_OPTIMIZE, F(lake_target_file_bytes),
+     "compaction rewrites the lake's files under this size into files of about this size"},
+    {"lake-auto-optimize-files", "SLUICE_LAKE_AUTO_OPTIMIZE_FILES", SETTING_INT, "64", 0, 100000,
+     0, SL_CMD_SERVE, F(lake_auto_optimize_files),
+     "the lake sink compacts a date partition once it holds this many small files; 0 = never"},
+    {"partition", "SLUICE_PARTITION", SETTING_STRING, "", 0, 0, 0, SL_CMD_LAKE_OPTIMIZE,
+     F(partition), "optimize: only this date partition (YYYY-MM-DD); empty = every partition"},
     {"group", "SLUICE_GROUP", SETTING_STRING, "", 0, 0, 0, SL_CMD_LOG_READ, F(group),
      "consumer group whose offsets are read and committed; empty = none"},
     {"from-beginning", "SLUICE_FROM_BEGINNING", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_LOG_READ,
      F(from_beginning), "with --group: start at the oldest event, not the committed offset"},
     {"max", "SLUICE_MAX", SETTING_INT, "0", 0, INT64_MAX, 0, SL_CMD_LOG_READ, F(max_messages),
      "stop after this many events; 0 = all"},
+    /* ingest speed (branch ingestspeed) */
+    {"http-poll", "SLUICE_HTTP_POLL", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_SERVE, F(http_poll),
+     "HTTP workers wait with poll() instead of epoll: fewer system calls per request up to "
+     "about a hundred connections per thread, dearer past that (docs/benchmarks.md)"},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
@@ -440,6 +455,7 @@ void sl_config_print_markdown(FILE *out)
         } cmd_names[] = {{SL_CMD_SERVE, "serve"}, {SL_CMD_LOG_READ, "log read"},
                          {SL_CMD_LAKE, "lake"},
                          {SL_CMD_LAKE_VACUUM, "lake vacuum"},
+                         {SL_CMD_LAKE_OPTIMIZE, "lake optimize"},
                          {SL_CMD_PG_MIGRATE, "pg migrate"}};
         for (size_t k = 0; k < sizeof cmd_names / sizeof cmd_names[0]; k++) {
             if (s->commands & cmd_names[k].bit)

@@ -18,6 +18,7 @@ enum {
     SL_CMD_PG_MIGRATE = 1u << 2,
     SL_CMD_LAKE = 1u << 4, /* sluice lake ... (issue 5); bits 2-3 left to other commands */
     SL_CMD_LAKE_VACUUM = 1u << 6, /* sluice lake vacuum only (issue 6) */
+    SL_CMD_LAKE_OPTIMIZE = 1u << 8, /* sluice lake optimize only (issue 6) */
 };
 
 typedef struct sl_config {
@@ -70,10 +71,16 @@ typedef struct sl_config {
     int64_t retain_hours;
     bool dry_run;
     bool force;
+    /* compaction: `sluice lake optimize` and the sink's (issue 6) */
+    int64_t lake_target_file_bytes;
+    int64_t lake_auto_optimize_files;
+    char *partition;
     /* log read */
     char *group;
     bool from_beginning;
     int64_t max_messages;
+    /* ingest speed (branch ingestspeed) */
+    bool http_poll;
 } sl_config;
 
 /* Fills cfg for `command` from the defaults, then the environment, then argv (the words

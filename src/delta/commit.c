@@ -1,5 +1,5 @@
 /* Writing the log: formatting a commit's actions as JSON lines (commitInfo first, as Spark
- * does, then protocol, metaData, add and txn), the table's schemaString, add stats, and
+ * does, then protocol, metaData, remove, add and txn), the table's schemaString, add stats, and
  * storing a commit as the object _delta_log/NNNNNNNNNNNNNNNNNNNN.json through the store's
  * create-if-absent put (file://: fsynced temporary file link()ed to the name; s3://:
  * If-None-Match: *), so of two writers of one version exactly one wins and a reader never
@@ -130,6 +130,23 @@ static sl_err format_add(const sl_delta_add *a, sl_buf *out)
     return sl_buf_append(out, LIT("}}\n"));
 }
 
+/* extendedFileMetadata: the remove carries partitionValues and size, so a reader of the
+ * tombstone needs no other action to know the file. */
+static sl_err format_remove(const sl_delta_remove *r, sl_buf *out)
+{
+    sl_err err;
+    if ((err = sl_buf_append(out, LIT("{\"remove\":{\"path\":"))) ||
+        (err = append_path(out, r->path)) ||
+        (err = sl_buf_appendf(out,
+                              ",\"deletionTimestamp\":%" PRId64
+                              ",\"dataChange\":%s,\"extendedFileMetadata\":true,"
+                              "\"partitionValues\":",
+                              r->deletion_timestamp_ms, r->data_change ? "true" : "false")) ||
+        (err = append_kv_object(out, r->partition_values, r->n_partition_values)))
+        return err;
+    return sl_buf_appendf(out, ",\"size\":%" PRIu64 "}}\n", r->size);
+}
+
 sl_err sl_delta_commit_format(const sl_delta_commit *c, sl_buf *out, char *errbuf, size_t errlen)
 {
     if (!c->operation || !*c->operation)
@@ -145,11 +162,15 @@ sl_err sl_delta_commit_format(const sl_delta_commit *c, sl_buf *out, char *errbu
     if (c->read_version >= 0 &&
         (err = sl_buf_appendf(out, ",\"readVersion\":%" PRId64, c->read_version)))
         goto fail;
-    /* sluice's commits only add files. */
-    if ((err = sl_buf_append(out, LIT(",\"isBlindAppend\":true,\"engineInfo\":\"sluice\"}}\n"))))
+    if ((err = sl_buf_appendf(out, ",\"isBlindAppend\":%s,\"engineInfo\":\"sluice\"}}\n",
+                              c->n_removes ? "false" : "true")))
         goto fail;
     if (c->create && (err = format_create(c->create, now_ms, out, errbuf, errlen)))
         return err;
+    for (size_t i = 0; i < c->n_removes; i++) {
+        if ((err = format_remove(&c->removes[i], out)))
+            goto fail;
+    }
     for (size_t i = 0; i < c->n_adds; i++) {
         if ((err = format_add(&c->adds[i], out)))
             goto fail;
@@ -304,5 +325,84 @@ sl_err sl_delta_commit_write(sl_storage_t *st, int64_t version, const sl_delta_c
     if (!err)
         err = sl_delta_log_put(st, version, data.data, data.len, errbuf, errlen);
     sl_buf_cleanup(&data);
+    return err;
+}
+
+/* ---- appending beside other writers ---- */
+
+/* What a blind append depends on: protocol, table id, schema, partition columns. */
+static sl_err shape_of(const sl__delta_state *ds, sl_buf *out)
+{
+    sl_buf_reset(out);
+    sl_err err = sl_buf_appendf(out, "%d/%d\n%s\n%s\n", ds->min_reader, ds->min_writer,
+                                ds->table_id ? ds->table_id : "",
+                                ds->schema_string ? ds->schema_string : "");
+    for (size_t i = 0; !err && i < ds->n_partition_columns; i++)
+        err = sl_buf_appendf(out, "%s\n", ds->partition_columns[i]);
+    return err;
+}
+
+sl_err sl_delta_commit_append(sl_storage_t *st, sl_delta_snapshot_t *snap, sl_delta_commit *c,
+                              unsigned max_attempts, sl_delta_conflict_cb check, void *opaque,
+                              char *errbuf, size_t errlen)
+{
+    sl__delta_state *ds = sl__delta_snapshot_state(snap);
+    if (c->create)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID, "an append cannot create a table");
+    sl_buf data, before, after;
+    sl_buf_init(&data, SL__DELTA_MAX_COMMIT_BYTES);
+    sl_buf_init(&before, SL__DELTA_MAX_COMMIT_BYTES);
+    sl_buf_init(&after, SL__DELTA_MAX_COMMIT_BYTES);
+    sl_err err;
+    for (unsigned attempt = 1;; attempt++) {
+        int64_t v = ds->version + 1;
+        c->read_version = ds->version;
+        sl_buf_reset(&data);
+        if ((err = sl_delta_commit_format(c, &data, errbuf, errlen)))
+            goto out;
+        err = sl_delta_log_put(st, v, data.data, data.len, errbuf, errlen);
+        if (!err) {
+            char detail[400];
+            if ((err = sl__delta_state_apply(ds, v, data.data, data.len, detail, sizeof detail)))
+                err = sl_errbuf_set(errbuf, errlen, err,
+                                    "version %" PRId64 " is committed but could not be applied to "
+                                    "the snapshot: %s",
+                                    v, detail);
+            goto out;
+        }
+        if (err != SL_ERR_EXISTS)
+            goto out;
+        if (attempt >= max_attempts) {
+            err = sl_errbuf_set(errbuf, errlen, SL_ERR_EXISTS,
+                                "table \"%s\": other writers took %u versions in a row (the "
+                                "last %" PRId64 "); giving up",
+                                sl_storage_uri(st), attempt, v);
+            goto out;
+        }
+        if ((err = shape_of(ds, &before)) ||
+            (err = sl_delta_snapshot_update(st, snap, NULL, NULL, errbuf, errlen)) ||
+            (err = shape_of(ds, &after)))
+            goto out;
+        if (ds->version < v) {
+            err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                                "table \"%s\": version %" PRId64 " is taken but does not read "
+                                "back as a commit",
+                                sl_storage_uri(st), v);
+            goto out;
+        }
+        if (strcmp(before.data, after.data) != 0) {
+            err = sl_errbuf_set(errbuf, errlen, SL_ERR_EXISTS,
+                                "table \"%s\": another writer changed its protocol or metadata "
+                                "(by version %" PRId64 "); the append no longer applies",
+                                sl_storage_uri(st), ds->version);
+            goto out;
+        }
+        if (check && (err = check(opaque, snap, errbuf, errlen)))
+            goto out;
+    }
+out:
+    sl_buf_cleanup(&data);
+    sl_buf_cleanup(&before);
+    sl_buf_cleanup(&after);
     return err;
 }

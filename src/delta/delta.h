@@ -53,6 +53,17 @@ typedef struct sl_delta_add {
     const char *stats; /* JSON text (see sl_delta_stats_*) or NULL */
 } sl_delta_add;
 
+/* A file a commit takes out of the table. Compaction writes data_change false: the rows
+ * stay, in the files the same commit adds. */
+typedef struct sl_delta_remove {
+    const char *path; /* as in sl_delta_add */
+    const sl_delta_kv *partition_values;
+    size_t n_partition_values;
+    uint64_t size;
+    int64_t deletion_timestamp_ms;
+    bool data_change;
+} sl_delta_remove;
+
 typedef struct sl_delta_txn {
     const char *app_id;
     int64_t version;
@@ -60,6 +71,8 @@ typedef struct sl_delta_txn {
 
 typedef struct sl_delta_commit {
     const sl_delta_table_def *create; /* non-NULL: write protocol + metaData (version 0) */
+    const sl_delta_remove *removes; /* a commit with removes is not a blind append */
+    size_t n_removes;
     const sl_delta_add *adds;
     size_t n_adds;
     const sl_delta_txn *txns;
@@ -71,7 +84,8 @@ typedef struct sl_delta_commit {
     int64_t read_version; /* commitInfo.readVersion; -1 = omitted */
 } sl_delta_commit;
 
-/* Formats the commit's JSON lines (protocol, metaData, add..., txn..., commitInfo) into
+/* Formats the commit's JSON lines (commitInfo, protocol, metaData, remove..., add...,
+ * txn...) into
  * out (appended). SL_ERR_INVALID naming the field when the commit breaks a rule (no
  * operation, a path or key that is not UTF-8, a partition column missing from fields). */
 SL_MUST_CHECK sl_err sl_delta_commit_format(const sl_delta_commit *c, sl_buf *out, char *errbuf,
@@ -147,7 +161,6 @@ SL_MUST_CHECK sl_err sl_delta_snapshot_load(sl_storage_t *st, int64_t version,
                                             sl_delta_snapshot_t **snap, char *errbuf,
                                             size_t errlen);
 void sl_delta_snapshot_free(sl_delta_snapshot_t *snap);
-
 int64_t sl_delta_snapshot_version(const sl_delta_snapshot_t *snap);
 void sl_delta_snapshot_protocol(const sl_delta_snapshot_t *snap, int *min_reader, int *min_writer);
 const char *sl_delta_snapshot_table_id(const sl_delta_snapshot_t *snap);
@@ -178,6 +191,36 @@ typedef sl_err (*sl_delta_history_cb)(void *opaque, const sl_delta_version_info 
 /* Replays the whole history, calling cb after each version. Errors as snapshot_load. */
 SL_MUST_CHECK sl_err sl_delta_history(sl_storage_t *st, sl_delta_history_cb cb, void *opaque,
                                       char *errbuf, size_t errlen);
+
+/* ---- keeping up with other writers ---- */
+
+/* Brings snap to the table's latest version by applying only the commits after its own:
+ * one listing that starts after its version, one GET per new commit; cb (may be NULL) is
+ * called after each, as for sl_delta_history. Errors as snapshot_load; after one, snap is
+ * unusable: free it and load it again. */
+SL_MUST_CHECK sl_err sl_delta_snapshot_update(sl_storage_t *st, sl_delta_snapshot_t *snap,
+                                              sl_delta_history_cb cb, void *opaque, char *errbuf,
+                                              size_t errlen);
+
+/* Decides, after other writers took the version an append wanted, whether the append may
+ * go on at the next version. snap is up to date (their commits applied). SL_OK: retry;
+ * anything else stops sl_delta_commit_append, which returns that code and message. */
+typedef sl_err (*sl_delta_conflict_cb)(void *opaque, const sl_delta_snapshot_t *snap, char *errbuf,
+                                       size_t errlen);
+
+/* Appends c (no create) as the version after snap's, the Delta way for blind appends:
+ * c->read_version is set to snap's version and the commit put if absent; when another
+ * writer took that version, snap is brought up to date (sl_delta_snapshot_update) and
+ * the append retries at the next version, unless (a) one of the new commits changed the
+ * table's protocol or metaData, (b) `check` (may be NULL) refuses, or (c) max_attempts
+ * puts were taken: SL_ERR_EXISTS (or check's code) naming why. A taken version that does
+ * not read back as a commit is SL_ERR_CORRUPT. On SL_OK snap is at the new version with c
+ * applied. After any other error snap may be behind or unusable: free it and load it
+ * again (a store error may also hide a commit that landed). */
+SL_MUST_CHECK sl_err sl_delta_commit_append(sl_storage_t *st, sl_delta_snapshot_t *snap,
+                                            sl_delta_commit *c, unsigned max_attempts,
+                                            sl_delta_conflict_cb check, void *opaque, char *errbuf,
+                                            size_t errlen);
 
 /* ---- checkpoints and log expiry (checkpoint.c) ----
  * A checkpoint of version V is _delta_log/V.checkpoint.parquet (the protocol's classic

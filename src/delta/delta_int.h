@@ -54,6 +54,9 @@ void sl__delta_state_cleanup(sl__delta_state *st);
 SL_MUST_CHECK sl_err sl__delta_state_apply(sl__delta_state *st, int64_t version, const char *data,
                                            size_t len, char *errbuf, size_t errlen);
 
+/* The state a snapshot holds (for commits that apply themselves to it, and checkpoints). */
+sl__delta_state *sl__delta_snapshot_state(sl_delta_snapshot_t *snap);
+
 /* The key of a commit: "_delta_log/%020lld.json". */
 #define SL__DELTA_KEY_MAX 48
 void sl__delta_commit_key(int64_t version, char out[SL__DELTA_KEY_MAX]);
@@ -94,7 +97,5 @@ SL_MUST_CHECK sl_err sl__delta_last_checkpoint(sl_storage_t *store, int64_t *ver
 SL_MUST_CHECK sl_err sl__delta_log_expire(sl_storage_t *store, int64_t checkpoint_version,
                                           int64_t retention_ms, int64_t now_ms, size_t *removed,
                                           char *errbuf, size_t errlen);
-/* The state behind a snapshot (snapshot.c). */
-const sl__delta_state *sl__delta_snapshot_state(const sl_delta_snapshot_t *snap);
 
 #endif

@@ -63,7 +63,7 @@ static sl_err list_entry(void *opaque, const sl_storage_entry *e)
 {
     log_listing *ll = opaque;
     const char *name = e->key + strlen(LOG_PREFIX);
-    int64_t v;
+    int64_t v = -1;
     if (strchr(name, '/'))
         return SL_OK; /* a sub-folder's object (not part of this protocol version) */
     if (versioned_name(name, NULL, &v) || !strcmp(name, "_last_checkpoint")) {
@@ -273,17 +273,38 @@ sl_err sl_delta_snapshot_load(sl_storage_t *store, int64_t version, sl_delta_sna
     return SL_OK;
 }
 
+sl_err sl_delta_snapshot_update(sl_storage_t *store, sl_delta_snapshot_t *snap,
+                                sl_delta_history_cb cb, void *opaque, char *errbuf, size_t errlen)
+{
+    log_listing ll;
+    int64_t from = snap->st.version;
+    sl_err err = list_log(store, from, &ll, errbuf, errlen);
+    if (err)
+        return err;
+    for (size_t i = 0; i < ll.n && !err; i++) {
+        if (ll.versions[i] != from + 1 + (int64_t)i)
+            err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                                "table \"%s\": version %" PRId64 " is missing (the log jumps "
+                                "to %" PRId64 ")",
+                                sl_storage_uri(store), from + 1 + (int64_t)i, ll.versions[i]);
+    }
+    if (!err)
+        err = apply_versions(store, ll.versions, ll.n, &snap->st, cb, opaque, errbuf, errlen);
+    free(ll.versions);
+    return err;
+}
+
+sl__delta_state *sl__delta_snapshot_state(sl_delta_snapshot_t *snap)
+{
+    return &snap->st;
+}
+
 void sl_delta_snapshot_free(sl_delta_snapshot_t *snap)
 {
     if (!snap)
         return;
     sl__delta_state_cleanup(&snap->st);
     free(snap);
-}
-
-const sl__delta_state *sl__delta_snapshot_state(const sl_delta_snapshot_t *snap)
-{
-    return &snap->st;
 }
 
 sl_err sl_delta_history(sl_storage_t *store, sl_delta_history_cb cb, void *opaque, char *errbuf,

@@ -335,7 +335,7 @@ static sl_err read_envelope(sl__json root, sl__event_request *req, sl_event_reas
 /* Whether the body may hold a \u0000 escape: every "\u0000" is found (and some escaped
  * backslashes followed by "u0000" too, which the exact check in json.c then clears).
  * memchr rather than memmem, which costs more than the parse of a typical event. */
-static bool may_have_nul(const char *body, size_t len)
+bool sl__event_may_have_nul(const char *body, size_t len)
 {
     const char *p = body, *end = body + len;
     while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
@@ -430,7 +430,7 @@ sl_err sl_event_parse_body(const char *body, size_t len, const sl_event_context 
      * from broken JSON. */
     st = sl__json_parse(body, len, &doc, &why);
     if (st == SL__JSON_OK)
-        st = sl__json_check(&doc, may_have_nul(body, len), &dup, &dup_len);
+        st = sl__json_check(&doc, sl__event_may_have_nul(body, len), &dup, &dup_len);
     if (st != SL__JSON_OK)
         return parse_error(body, len, st, why, dup, dup_len, reason, errbuf, errlen);
     root = sl__json_root(&doc);

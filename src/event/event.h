@@ -101,4 +101,33 @@ SL_MUST_CHECK sl_err sl_event_parse_body(const char *body, size_t len, const sl_
                                          const sl_event_limits *lim, sl_event_batch *batch,
                                          sl_event_reason *reason, char *errbuf, size_t errlen);
 
+/* ---- Reading a record back from the log (for the sinks) ---- */
+
+/* A top-level field of a record as text: a string unescaped; a number, true or false as
+ * the normalized event writes them; an object or array as compact JSON. */
+typedef enum sl_event_field_kind {
+    SL_EVENT_FIELD_ABSENT, /* not in the record, or null: text is NULL */
+    SL_EVENT_FIELD_STRING,
+    SL_EVENT_FIELD_OTHER,
+} sl_event_field_kind;
+
+typedef struct sl_event_field {
+    sl_event_field_kind kind;
+    const char *text; /* a string's bytes */
+    size_t off;       /* any other value's text, in scratch */
+    size_t len;
+} sl_event_field;
+
+#define SL_EVENT_FIELDS_MAX 64
+
+/* Parses a record (any bytes: another producer may share the log) that must be a JSON
+ * object and reads the fields names[0..n) (n at most SL_EVENT_FIELDS_MAX) into out[0..n).
+ * Strings point into the calling thread's parser, valid until its next call; other texts
+ * are appended to scratch and located by off (their text is NULL). SL_ERR_INVALID (errbuf: "record
+ * is not JSON: ...", or "record is not a JSON object") for anything else, including a key twice in
+ * one object, \u0000 in a string and an integer over 64 bits. @thread any */
+SL_MUST_CHECK sl_err sl_event_record_fields(const char *json, size_t len, const char *const *names,
+                                            size_t n, sl_event_field *out, sl_buf *scratch,
+                                            char *errbuf, size_t errlen);
+
 #endif

@@ -114,6 +114,13 @@ size_t sl__event_format_double(char out[SL__DOUBLE_SIZE], double d);
 /* Appends s (any bytes) as a JSON string, replacing invalid UTF-8 with U+FFFD. */
 SL_MUST_CHECK sl_err sl__event_append_lossy(sl_buf *b, const char *s, size_t len);
 
+/* Whether body may hold "\u0000" (sl__json_check then looks for NUL in strings). */
+bool sl__event_may_have_nul(const char *body, size_t len);
+
+/* Appends any JSON value, compact, with the fixed fields' string and number writers
+ * (normalize.c). Its nesting must have been checked. */
+SL_MUST_CHECK sl_err sl__event_append_json(sl_buf *b, sl__json v);
+
 /* Whether s[0..len) is valid UTF-8 (RFC 3629: no overlongs, surrogates or > U+10FFFF). */
 bool sl__event_utf8_valid(const char *s, size_t len);
 

@@ -349,8 +349,17 @@ sl_err sl_http_server_start(const sl_http_options *opts, sl_log_t *log, sl_http_
         free(srv);
         return SL_ERR_NOMEM;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    /* With epoll libmicrohttpd takes a suspended connection out of its set and puts it
+     * back on resume (two epoll_ctl per request) and, edge-triggered, reads until EAGAIN
+     * (one more recvfrom): a durable single event costs about 7.3 system calls, against
+     * 3.8 with poll() (strace -c, docs/benchmarks.md). But poll() scans every connection
+     * of a worker at each wake-up: with 1,000 idle connections beside 64 busy ones it
+     * cost twice the CPU per request of epoll, so a crowd of idle clients could starve
+     * the server. epoll stays the default; --http-poll is for a known small number of
+     * connections (behind a balancer). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO |
+                     (opts->use_poll ? MHD_USE_POLL : MHD_USE_EPOLL);
     if (is_v6)
         flags |= MHD_USE_IPv6;
     /* The per-connection pool (headers, read buffer, answer) is zeroed by libmicrohttpd at

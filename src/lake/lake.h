@@ -69,6 +69,11 @@ typedef struct sl_lake_sink_options {
     uint64_t batch_rows;  /* commit when a batch holds this many events; default 100000 */
     uint64_t batch_bytes; /* ... or this many bytes of event JSON; default 64 MiB */
     int64_t batch_ms;     /* ... or its oldest event waited this long; default 5000 */
+    /* Compaction between batches (sl_lake_optimize): every auto_optimize_files commits,
+     * the partitions with that many files under target_file_bytes are compacted; 0 =
+     * never. Defaults 64 and 128 MiB. */
+    size_t auto_optimize_files;
+    uint64_t target_file_bytes;
     /* Delta checkpoints (issue 6): after every checkpoint_interval-th version (0: never) a
      * checkpoint is written, then log entries before it older than the table's
      * delta.logRetentionDuration (else log_retention_ms) are deleted. Defaults 10, 30 d. */
@@ -96,5 +101,61 @@ void sl_lake_sink_component(sl_lake_sink_t *sink, sl_component *out);
  * the operation (last, as it may hold spaces). Rows are "-" where an add has no stats. */
 SL_MUST_CHECK sl_err sl_lake_history_print(const char *table_uri, const sl_storage_options *so,
                                            FILE *out, char *errbuf, size_t errlen);
+
+/* ---- compaction: sluice lake optimize ---- */
+
+typedef struct sl_lake_optimize_options {
+    /* Files under this size are rewritten, several into one of up to this size; default
+     * 128 MiB. It also caps the memory of a run (one source file is held whole). */
+    uint64_t target_file_bytes;
+    size_t min_files;      /* a partition is compacted once it has this many small files
+                              (at least 2); default 2 */
+    const char *partition; /* only this date partition (YYYY-MM-DD); NULL or "": all */
+    sl_pq_codec codec;     /* of the new files; default SL_PQ_SNAPPY */
+    int zstd_level;        /* default 3 */
+    FILE *progress;        /* a terminal to show progress on, or NULL */
+} sl_lake_optimize_options;
+
+void sl_lake_optimize_options_default(sl_lake_optimize_options *opts);
+
+typedef struct sl_lake_optimize_result {
+    int64_t version; /* the version committed; -1 when no partition needed compaction */
+    size_t partitions;
+    uint64_t files_removed, files_added, bytes_removed, bytes_added, rows;
+} sl_lake_optimize_result;
+
+/* Compacts the table in st from snap (its latest state; it moves to the new version):
+ * each qualifying partition's small files are rewritten into larger ones, and one commit
+ * (operation OPTIMIZE) removes them and adds the new files, with dataChange=false, so
+ * every version holds every row once. Blind appends by other writers meanwhile are fine;
+ * if another writer removed one of the files first, nothing is committed (SL_ERR_EXISTS).
+ * Files sluice did not write (other columns or types) are refused (SL_ERR_UNSUPPORTED),
+ * a file whose rows disagree with its stats is SL_ERR_CORRUPT; the store's errors
+ * otherwise. After an error snap may be behind or unusable: load it again. */
+SL_MUST_CHECK sl_err sl_lake_optimize(sl_storage_t *st, sl_delta_snapshot_t *snap,
+                                      const sl_lake_optimize_options *opts,
+                                      sl_lake_optimize_result *res, char *errbuf, size_t errlen);
+/* ---- sluice lake vacuum ---- */
+
+/* Retention below this needs force: a writer's upload and a reader's version both take
+ * time. */
+#define SL_LAKE_VACUUM_MIN_RETAIN_HOURS 1
+
+typedef struct sl_lake_vacuum_options {
+    int64_t retain_hours; /* keep what versions of the last retain_hours reference */
+    bool dry_run;         /* print what would be deleted, delete nothing */
+    bool force;           /* allow retain_hours under the minimum */
+    int64_t now_ms;       /* 0: the clock */
+} sl_lake_vacuum_options;
+
+/* Deletes the files of the table at table_uri that no version committed in the last
+ * retain_hours (nor the version current when that window opened, nor the latest)
+ * references and that are older than the window, and the store's temporary files older
+ * than it; prints one line per file ("deleted KEY" or "would delete KEY") and a summary.
+ * SL_ERR_CONFIG for a retention under the minimum without force; SL_ERR_UNSUPPORTED for
+ * a table that references files outside itself; the log's and the store's errors. */
+SL_MUST_CHECK sl_err sl_lake_vacuum(const char *table_uri, const sl_storage_options *so,
+                                    const sl_lake_vacuum_options *vo, FILE *out, char *errbuf,
+                                    size_t errlen);
 
 #endif

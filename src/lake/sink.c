@@ -1,18 +1,24 @@
 /* The lake-sink role: one thread polls the log (consumer group sluice-lake), turns each
  * event into a row of a Parquet file of its date partition, and commits each batch to the
  * Delta table as one version whose txn actions record the last log offset per partition.
+ * Between batches it compacts partitions whose small files piled up (optimize.c).
  *
  * Invariants:
  *  1. txn[p] is the last offset of partition p that the table holds (-1: none). A message
  *     at or below it is never written again, whatever the log redelivers.
  *  2. Order of a batch: data files uploaded (visible whole, file:// fsynced) -> Delta
- *     commit (atomic create-if-absent) -> log offsets committed. A kill at any point leaves either
- * a commit holding the whole batch or no commit (files without a commit are never read: they are
- * not in the log); offsets lag the table at worst, and invariant 1 skips what they lag by.
+ *     commit (atomic create-if-absent) -> log offsets committed. A kill at any point
+ *     leaves either a commit holding the whole batch or no commit (files without a commit
+ *     are never read: they are not in the log); offsets lag the table at worst, and
+ *     invariant 1 skips what they lag by.
  *  3. At start, and whenever partitions are assigned, txn[] is read from the table's latest
  *     snapshot and each partition is sought to txn[p] + 1.
- *  4. A batch that cannot be committed is abandoned whole: its files are deleted and its
- *     partitions sought back to txn[p] + 1, so it is read and written again.
+ *  4. A batch that cannot be committed is abandoned whole: its uploads are aborted, its
+ *     stored files deleted, and its partitions sought back to txn[p] + 1, so it is read
+ *     and written again. When the commit's outcome is unknown (a store error, then the
+ *     table unreadable) the stored files stay (the commit may reference them), and no
+ *     batch is committed before the table has been read again: one that overlaps its txn
+ *     (the unknown commit landed) is dropped and read again from there.
  *
  * States of a batch: EMPTY -> FILLING (files open, rows going in) -> COMMITTING ->
  * EMPTY (committed, or abandoned by invariant 4). */
@@ -26,8 +32,7 @@
 
 #include "core/diag.h"
 #include "core/time.h"
-#include "core/uuid.h"
-#include "lake/lake.h"
+#include "lake/lake_int.h"
 
 #define POLL_MAX       1024
 #define MAX_OPEN_DATES 64 /* date partitions one batch may hold before it is committed */
@@ -37,10 +42,7 @@
 
 typedef struct date_file {
     int32_t day;
-    char rel_path[96];
-    sl_storage_upload_t *up; /* NULL once committed (the object then exists) */
-    bool stored;             /* the upload was committed: the object must be deleted to undo */
-    sl_pq_writer_t *pw;
+    sl__lake_file file;
 } date_file;
 
 struct sl_lake_sink_t {
@@ -51,9 +53,10 @@ struct sl_lake_sink_t {
     sl_log_t *log;
     sl_log_consumer_t *consumer;
     unsigned parts;
-    int64_t version;      /* the table version last read or written */
-    int64_t *txn;         /* invariant 1 */
-    int64_t *batch_first; /* per partition: first offset in the batch; -1 none */
+    sl_delta_snapshot_t *snap; /* the table as last read or written; NULL: read it again */
+    int64_t version;           /* snap's version */
+    int64_t *txn;              /* invariant 1 */
+    int64_t *batch_first;      /* per partition: first offset in the batch; -1 none */
     int64_t *batch_last;
     bool *pending_seek; /* assigned before the consumer handle existed (embedded open) */
     date_file files[MAX_OPEN_DATES];
@@ -62,6 +65,7 @@ struct sl_lake_sink_t {
     int64_t batch_start_ns;
     sl_lake_row row;
     bool drop_polled; /* a batch was abandoned: the rest of the poll is read again */
+    size_t commits_since_compaction;
     sl_log_message msgs[POLL_MAX];
     pthread_t thread;
     bool thread_started;
@@ -69,6 +73,7 @@ struct sl_lake_sink_t {
     /* metrics, read by HTTP threads */
     atomic_uint_fast64_t events_total, commits_total, files_total, bytes_total;
     atomic_uint_fast64_t skipped_total, failures_total, conflicts_total, batch_rows_now;
+    atomic_uint_fast64_t compactions_total, compaction_failures_total;
     atomic_int_fast64_t table_version, last_commit_ms;
     pthread_mutex_t mu;
     bool healthy;  /* @locks mu: false after a failed commit or poll until one succeeds */
@@ -85,6 +90,8 @@ void sl_lake_sink_options_default(sl_lake_sink_options *opts)
     opts->batch_rows = 100000;
     opts->batch_bytes = 64u << 20;
     opts->batch_ms = 5000;
+    opts->target_file_bytes = 128u << 20;
+    opts->auto_optimize_files = 64;
     opts->checkpoint_interval = 10;
     opts->log_retention_ms = 30 * 86400000LL;
 }
@@ -108,37 +115,34 @@ static void pause_ms(sl_lake_sink_t *sink, int ms)
     }
 }
 
-static const char *codec_infix(sl_pq_codec codec)
-{
-    switch (codec) {
-    case SL_PQ_SNAPPY:
-        return ".snappy";
-    case SL_PQ_ZSTD:
-        return ".zstd";
-    case SL_PQ_UNCOMPRESSED:
-        return "";
-    }
-    return "";
-}
-
 /* ---- the table's txn versions (invariant 3) ---- */
 
-/* Reads the latest snapshot: version and txn[] of every partition. */
-static sl_err refresh_txns(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
+/* txn[] of every partition from the snapshot. */
+static void txns_from(sl_lake_sink_t *sink, const sl_delta_snapshot_t *snap)
 {
-    sl_delta_snapshot_t *snap;
-    sl_err err = sl_delta_snapshot_load(sink->st, -1, &snap, errbuf, errlen);
-    if (err)
-        return err;
-    sink->version = sl_delta_snapshot_version(snap);
-    atomic_store(&sink->table_version, sink->version);
     for (unsigned p = 0; p < sink->parts; p++) {
         char app[32];
         int64_t v;
         snprintf(app, sizeof app, APP_ID_FMT, p);
         sink->txn[p] = sl_delta_snapshot_txn(snap, app, &v) == SL_OK ? v : -1;
     }
-    sl_delta_snapshot_free(snap);
+}
+
+/* Brings the snapshot to the table's latest version (only the commits after it; all of
+ * them when there is none, or the last update failed), then version and txn[]. */
+static sl_err refresh_txns(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
+{
+    sl_err err = SL_OK;
+    if (sink->snap &&
+        (err = sl_delta_snapshot_update(sink->st, sink->snap, NULL, NULL, errbuf, errlen))) {
+        sl_delta_snapshot_free(sink->snap);
+        sink->snap = NULL;
+    }
+    if (!sink->snap && (err = sl_delta_snapshot_load(sink->st, -1, &sink->snap, errbuf, errlen)))
+        return err;
+    sink->version = sl_delta_snapshot_version(sink->snap);
+    atomic_store(&sink->table_version, sink->version);
+    txns_from(sink, sink->snap);
     return SL_OK;
 }
 
@@ -170,17 +174,10 @@ static void on_assign(void *opaque, const unsigned *partitions, size_t n)
 
 /* ---- a batch ---- */
 
-/* Frees a file of the batch; keep = false also removes it from the store (an upload not
- * committed is aborted; a committed one is deleted, as no commit will reference it). */
+/* Frees a file of the batch (keep = false: and removes it from the store). */
 static void file_release(sl_lake_sink_t *sink, date_file *f, bool keep)
 {
-    char eb[512];
-    sl_pq_writer_free(f->pw);
-    sl_storage_upload_free(f->up);
-    if (f->stored && !keep && sl_storage_delete(sink->st, f->rel_path, eb, sizeof eb))
-        sl_diag(SL_DIAG_WARN, "lake sink could not delete a file no commit references",
-                "path=\"%s\" detail=\"%s\"", f->rel_path, eb);
-    memset(f, 0, sizeof *f);
+    sl__lake_file_release(sink->st, &f->file, keep);
 }
 
 static void batch_reset(sl_lake_sink_t *sink)
@@ -193,13 +190,15 @@ static void batch_reset(sl_lake_sink_t *sink)
         sink->batch_first[p] = sink->batch_last[p] = -1;
 }
 
-/* Invariant 4. With the batch empty, everything after txn[p] is missing from the table,
+/* Invariant 4 (keep_stored: the files already uploaded stay, as a commit whose outcome
+ * is unknown may reference them; a vacuum removes them if it does not). With the batch
+ * empty, everything after txn[p] is missing from the table,
  * so every partition goes back there and the rest of the current poll is dropped (it is
  * read again): no message can slip past a partition's new position. */
-static void batch_abandon(sl_lake_sink_t *sink)
+static void batch_abandon(sl_lake_sink_t *sink, bool keep_stored)
 {
     for (size_t i = 0; i < sink->n_files; i++)
-        file_release(sink, &sink->files[i], false);
+        file_release(sink, &sink->files[i], keep_stored);
     for (unsigned p = 0; p < sink->parts; p++)
         (void)seek_partition(sink, p);
     sink->drop_polled = true;
@@ -218,130 +217,85 @@ static sl_err file_for_day(sl_lake_sink_t *sink, int32_t day, date_file **out, c
     if (sink->n_files == MAX_OPEN_DATES)
         return SL_ERR_BUSY; /* the caller commits the batch first */
     date_file *f = &sink->files[sink->n_files];
-    memset(f, 0, sizeof *f);
     f->day = day;
-    char date[11], id[SL_UUID_STR_LEN + 1];
+    char date[11];
     sl_lake_format_date(day, date);
-    sl_uuid_v7(id);
-    snprintf(f->rel_path, sizeof f->rel_path, "event_date=%s/part-%s%s.parquet", date, id,
-             codec_infix(sink->opts.codec));
-    sl_err err = sl_storage_upload_new(sink->st, f->rel_path, &f->up, errbuf, errlen);
-    if (err)
-        return err;
-    sink->n_files++; /* from here file_release cleans it up */
     sl_pq_writer_options po;
     sl_pq_writer_options_default(&po);
     po.codec = sink->opts.codec;
     po.zstd_level = sink->opts.zstd_level;
-    if ((err = sl_pq_writer_new(sl_lake_columns, SL_LAKE_N_COLUMNS, &po,
-                                sl_storage_upload_stream(f->up), &f->pw, errbuf, errlen)))
+    sl_err err = sl__lake_file_open(sink->st, date, &po, &f->file, errbuf, errlen);
+    if (err)
         return err;
+    sink->n_files++; /* from here file_release cleans it up */
     *out = f;
     return SL_OK;
 }
 
-static void stats_of(const sl_pq_file_info *info, sl_delta_column_stats *cols)
-{
-    for (size_t c = 0; c < SL_LAKE_N_COLUMNS; c++) {
-        const sl_pq_column *col = &sl_lake_columns[c];
-        const sl_pq_column_stats *s = &info->columns[c];
-        sl_delta_column_stats *d = &cols[c];
-        memset(d, 0, sizeof *d);
-        d->name = col->name;
-        d->null_count = s->null_count;
-        if (!s->has_min_max)
-            continue;
-        switch (col->type) {
-        case SL_PQ_BYTE_ARRAY:
-            d->kind = SL_DELTA_STAT_STRING;
-            d->min.s = s->min.v.bytes.ptr;
-            d->min.len = s->min.v.bytes.len;
-            d->max.s = s->max.v.bytes.ptr;
-            d->max.len = s->max.v.bytes.len;
-            break;
-        case SL_PQ_INT64:
-            d->kind = SL_DELTA_STAT_TIMESTAMP;
-            d->min.i = s->min.v.i64;
-            d->max.i = s->max.v.i64;
-            break;
-        case SL_PQ_DOUBLE:
-            d->kind = SL_DELTA_STAT_DOUBLE;
-            d->min.d = s->min.v.f64;
-            d->max.d = s->max.v.f64;
-            break;
-        default:
-            break;
-        }
-    }
-}
-
 /* Finishes every file of the batch and describes it as an add (stats into stats[i]). */
 static sl_err finish_files(sl_lake_sink_t *sink, sl_delta_add *adds, sl_delta_kv *pvs,
-                           char (*dates)[11], sl_buf *stats, char *errbuf, size_t errlen)
+                           sl_buf *stats, char *errbuf, size_t errlen)
 {
-    int64_t now_ms = sl_time_now_us() / 1000;
     for (size_t i = 0; i < sink->n_files; i++) {
-        date_file *f = &sink->files[i];
-        sl_pq_file_info info;
-        sl_err err = sl_pq_writer_finish(f->pw, &info, errbuf, errlen);
+        sl_err err = sl__lake_file_finish(&sink->files[i].file, true, &stats[i], &pvs[i],
+                                          &adds[i], NULL, errbuf, errlen);
         if (err)
             return err;
-        sl_delta_column_stats cols[SL_LAKE_N_COLUMNS];
-        stats_of(&info, cols);
-        if ((err = sl_delta_stats_format(&stats[i], info.rows, cols, SL_LAKE_N_COLUMNS)))
-            return sl_errbuf_set(errbuf, errlen, err, "could not format the stats of \"%s\"",
-                                 f->rel_path);
-        err = sl_storage_upload_commit(f->up, errbuf, errlen);
-        sl_storage_upload_free(f->up);
-        f->up = NULL;
-        if (err)
-            return err;
-        f->stored = true;
-        sl_lake_format_date(f->day, dates[i]);
-        pvs[i] = (sl_delta_kv){"event_date", dates[i]};
-        adds[i] = (sl_delta_add){
-            .path = f->rel_path,
-            .partition_values = &pvs[i],
-            .n_partition_values = 1,
-            .size = info.file_bytes,
-            .modification_time_ms = now_ms,
-            .data_change = true,
-            .stats = stats[i].data,
-        };
-        atomic_fetch_add(&sink->bytes_total, info.file_bytes);
+        atomic_fetch_add(&sink->bytes_total, adds[i].size);
     }
     return SL_OK;
 }
 
-/* Another writer took the version: re-read the table. If it committed offsets of this
- * batch (a second sink on the same partitions), the batch is abandoned; else retry. */
-static bool batch_still_ours(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
+/* Other writers took the version (sl_delta_commit_append brought snap up to date): if
+ * one committed offsets of this batch (a second sink on the same partitions), the batch
+ * must not be committed again; other appends do not conflict with it. */
+static sl_err batch_still_ours(void *opaque, const sl_delta_snapshot_t *snap, char *errbuf,
+                               size_t errlen)
 {
-    if (refresh_txns(sink, errbuf, errlen))
-        return false;
+    sl_lake_sink_t *sink = opaque;
+    atomic_fetch_add(&sink->conflicts_total, 1);
+    txns_from(sink, snap);
     for (unsigned p = 0; p < sink->parts; p++) {
         if (sink->batch_first[p] >= 0 && sink->txn[p] >= sink->batch_first[p])
-            return false;
+            return sl_errbuf_set(errbuf, errlen, SL_ERR_EXISTS,
+                                 "version %" PRId64 " already holds partition %u up to offset "
+                                 "%" PRId64 ", which this batch holds too: it is dropped and "
+                                 "read again from there",
+                                 sl_delta_snapshot_version(snap), p, sink->txn[p]);
     }
-    return true;
+    sl_diag(SL_DIAG_INFO, "lake commit conflict: other writers appended, retrying",
+            "version=%" PRId64, sl_delta_snapshot_version(snap) + 1);
+    return SL_OK;
 }
+
+/* The first partition whose batch offsets the table already holds (txn[] as last read),
+ * or -1: such a batch must not be committed (invariant 1). */
+static int batch_overlap(const sl_lake_sink_t *sink)
+{
+    for (unsigned p = 0; p < sink->parts; p++) {
+        if (sink->batch_first[p] >= 0 && sink->txn[p] >= sink->batch_first[p])
+            return (int)p;
+    }
+    return -1;
+}
+
+typedef enum landing { LANDED, NOT_LANDED, UNKNOWN } landing;
 
 /* After a commit reported a failure: whether it landed anyway (file://: the link succeeded
  * and the directory sync failed; s3://: the PUT was stored and its answer lost). Its files
- * must then stay. */
-static bool batch_landed(sl_lake_sink_t *sink)
+ * must then stay, and must stay too while the table cannot be read to tell. */
+static landing batch_landed(sl_lake_sink_t *sink)
 {
     char eb[512];
     if (refresh_txns(sink, eb, sizeof eb))
-        return false;
+        return UNKNOWN;
     for (unsigned p = 0; p < sink->parts; p++) {
         if (sink->batch_last[p] >= 0 && sink->txn[p] != sink->batch_last[p])
-            return false;
+            return NOT_LANDED;
     }
-    return true;
+    return LANDED;
 }
 
-/* Commits the batch (invariant 2). @thread the sink's */
 /* After version `version` committed: its checkpoint when due, then log expiry. A failure
  * is logged and the commit stands (a checkpoint is never needed to read the table).
  * @thread the sink's */
@@ -361,14 +315,54 @@ static void maybe_checkpoint(sl_lake_sink_t *sink, int64_t version)
                 expired);
 }
 
+/* Every auto_optimize_files commits (each adds at most one file per date), compacts the
+ * partitions that have that many small files, between two batches. A failure costs
+ * nothing but the attempt: the table and the batch are untouched. @thread the sink's */
+static void maybe_compact(sl_lake_sink_t *sink)
+{
+    if (!sink->opts.auto_optimize_files ||
+        sink->commits_since_compaction < sink->opts.auto_optimize_files)
+        return;
+    sink->commits_since_compaction = 0;
+    char eb[512];
+    sl_lake_optimize_options oo;
+    sl_lake_optimize_options_default(&oo);
+    oo.target_file_bytes = sink->opts.target_file_bytes;
+    oo.min_files = sink->opts.auto_optimize_files;
+    oo.codec = sink->opts.codec;
+    oo.zstd_level = sink->opts.zstd_level;
+    sl_lake_optimize_result res;
+    sl_err err = refresh_txns(sink, eb, sizeof eb);
+    if (!err)
+        err = sl_lake_optimize(sink->st, sink->snap, &oo, &res, eb, sizeof eb);
+    if (err) {
+        atomic_fetch_add(&sink->compaction_failures_total, 1);
+        sl_diag(SL_DIAG_WARN, "lake compaction failed", "detail=\"%s\"", eb);
+        sl_delta_snapshot_free(sink->snap); /* behind or unusable: read it again */
+        sink->snap = NULL;
+        return;
+    }
+    if (res.version < 0)
+        return;
+    sink->version = res.version;
+    atomic_store(&sink->table_version, sink->version);
+    atomic_fetch_add(&sink->compactions_total, 1);
+    sl_diag(SL_DIAG_INFO, "lake compaction",
+            "version=%" PRId64 " partitions=%zu files_removed=%" PRIu64 " files_added=%" PRIu64
+            " rows=%" PRIu64,
+            res.version, res.partitions, res.files_removed, res.files_added, res.rows);
+    maybe_checkpoint(sink, res.version);
+}
+
+/* Commits the batch (invariant 2). @thread the sink's */
 static void batch_commit(sl_lake_sink_t *sink)
 {
     char eb[512] = "";
     sl_err err = SL_OK;
+    bool keep_stored = false; /* on failure: the commit may have landed */
     size_t n_txns = 0;
     sl_delta_add adds[MAX_OPEN_DATES];
     sl_delta_kv pvs[MAX_OPEN_DATES];
-    char dates[MAX_OPEN_DATES][11];
     sl_buf stats[MAX_OPEN_DATES];
     sl_delta_txn *txns = NULL;
     char(*apps)[32] = NULL;
@@ -387,13 +381,26 @@ static void batch_commit(sl_lake_sink_t *sink)
             file_release(sink, &sink->files[i], false);
         goto offsets;
     }
+    /* After a commit whose outcome was unknown the snapshot is gone: read the table first,
+     * and drop a batch it already holds part of (the earlier commit did land). */
+    if (!sink->snap && refresh_txns(sink, eb, sizeof eb))
+        goto fail;
+    int p_in = batch_overlap(sink);
+    if (p_in >= 0) {
+        sl_diag(SL_DIAG_WARN, "lake batch already in the table; dropped and read again",
+                "partition=%d txn=%" PRId64 " batch_first=%" PRId64, p_in, sink->txn[p_in],
+                sink->batch_first[p_in]);
+        batch_abandon(sink, false);
+        set_health(sink, true, NULL, NULL); /* the table reads, and holds those events */
+        goto out;
+    }
     txns = calloc(sink->parts, sizeof *txns);
     apps = calloc(sink->parts, sizeof *apps);
     if (!txns || !apps) {
         err = sl_errbuf_set(eb, sizeof eb, SL_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if ((err = finish_files(sink, adds, pvs, dates, stats, eb, sizeof eb)))
+    if ((err = finish_files(sink, adds, pvs, stats, eb, sizeof eb)))
         goto fail;
     for (unsigned p = 0; p < sink->parts; p++) {
         if (sink->batch_last[p] < 0)
@@ -412,30 +419,24 @@ static void batch_commit(sl_lake_sink_t *sink)
         .operation_parameters = params,
         .n_operation_parameters = 2,
     };
-    for (unsigned attempt = 1;; attempt++) {
-        int64_t want = sink->version + 1;
-        c.read_version = sink->version;
-        err = sl_delta_commit_write(sink->st, want, &c, eb, sizeof eb);
-        if (err != SL_ERR_EXISTS)
-            break;
-        atomic_fetch_add(&sink->conflicts_total, 1);
-        sl_diag(SL_DIAG_WARN, "lake commit conflict", "attempt=%u detail=\"%s\"", attempt, eb);
-        if (attempt == MAX_COMMIT_ATTEMPTS || !batch_still_ours(sink, eb, sizeof eb))
-            goto fail;
-        if (sink->version < want) {
-            /* Taken, yet not in the table: something that is not a commit holds the name. */
-            sl_errbuf_set(eb, sizeof eb, SL_ERR_CORRUPT,
-                          "version %" PRId64 " of \"%s\" is taken but is not a readable commit",
-                          want, sink->table_uri);
-            goto fail;
-        }
+    err = sl_delta_commit_append(sink->st, sink->snap, &c, MAX_COMMIT_ATTEMPTS, batch_still_ours,
+                                 sink, eb, sizeof eb);
+    if (err == SL_ERR_EXISTS) {
+        sink->version = sl_delta_snapshot_version(sink->snap);
+        sl_diag(SL_DIAG_WARN, "lake commit conflict", "detail=\"%s\"", eb);
+        goto fail; /* invariant 4 seeks each partition to the table's txn + 1 */
     }
-    if (err && !batch_landed(sink))
-        goto fail;
-    if (err)
+    if (err) {
+        /* The snapshot may be behind or unusable: read the table again. */
+        sl_delta_snapshot_free(sink->snap);
+        sink->snap = NULL;
+        landing l = batch_landed(sink);
+        keep_stored = l == UNKNOWN;
+        if (l != LANDED)
+            goto fail;
         sl_diag(SL_DIAG_WARN, "lake commit reported a failure but landed", "detail=\"%s\"", eb);
-    else
-        sink->version++;
+    }
+    sink->version = sl_delta_snapshot_version(sink->snap);
     for (unsigned p = 0; p < sink->parts; p++) {
         if (sink->batch_last[p] >= 0)
             sink->txn[p] = sink->batch_last[p];
@@ -443,6 +444,7 @@ static void batch_commit(sl_lake_sink_t *sink)
     atomic_store(&sink->table_version, sink->version);
     atomic_store(&sink->last_commit_ms, sl_time_now_us() / 1000);
     atomic_fetch_add(&sink->commits_total, 1);
+    sink->commits_since_compaction++;
     atomic_fetch_add(&sink->files_total, n_files);
     atomic_fetch_add(&sink->events_total, sink->batch_rows);
     sl_diag(SL_DIAG_DEBUG, "lake commit", "version=%" PRId64 " files=%zu rows=%" PRIu64,
@@ -463,13 +465,14 @@ offsets:;
         sl_diag(SL_DIAG_WARN, "lake sink could not commit log offsets", "detail=\"%s\"",
                 sl_log_consumer_errmsg(sink->consumer));
     batch_reset(sink);
+    maybe_compact(sink);
     goto out;
 fail:
     atomic_fetch_add(&sink->failures_total, 1);
     set_health(sink, false, "could not commit to the lake", eb);
     sl_diag(SL_DIAG_ERROR, "lake commit failed; the batch will be written again",
             "rows=%" PRIu64 " detail=\"%s\"", sink->batch_rows, eb);
-    batch_abandon(sink);
+    batch_abandon(sink, keep_stored);
     pause_ms(sink, 1000); /* back off before the batch is read and tried again */
 out:
     for (size_t i = 0; i < MAX_OPEN_DATES; i++)
@@ -517,7 +520,7 @@ static void take_message(sl_lake_sink_t *sink, const sl_log_message *m)
             err = file_for_day(sink, sink->row.event_date, &f, eb, sizeof eb);
         }
         if (!err)
-            err = sl_pq_writer_write_row(f->pw, sink->row.values, eb, sizeof eb);
+            err = sl_pq_writer_write_row(f->file.pw, sink->row.values, eb, sizeof eb);
         if (err == SL_ERR_INVALID) {
             /* The writer refused this row alone (nothing half-written). */
             atomic_fetch_add(&sink->skipped_total, 1);
@@ -528,7 +531,7 @@ static void take_message(sl_lake_sink_t *sink, const sl_log_message *m)
             atomic_fetch_add(&sink->failures_total, 1);
             sl_diag(SL_DIAG_ERROR, "lake sink could not write; the batch will be written again",
                     "detail=\"%s\"", eb);
-            batch_abandon(sink);
+            batch_abandon(sink, false);
             pause_ms(sink, 1000);
             return;
         } else {
@@ -578,7 +581,8 @@ static void *sink_main(void *arg)
 
 /* ---- start and stop ---- */
 
-/* Opens the table, creating it when there is none; refuses one sluice cannot append to. */
+/* Opens the table, creating it when there is none; refuses one sluice cannot append to.
+ * Keeps its snapshot in sink->snap. */
 static sl_err open_table(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
 {
     sl_delta_snapshot_t *snap = NULL;
@@ -614,7 +618,10 @@ static sl_err open_table(sl_lake_sink_t *sink, char *errbuf, size_t errlen)
                             sink->table_uri);
     }
     sl_buf_cleanup(&want);
-    sl_delta_snapshot_free(snap);
+    if (err)
+        sl_delta_snapshot_free(snap);
+    else
+        sink->snap = snap; /* refresh_txns goes on from here */
     return err;
 }
 
@@ -623,6 +630,7 @@ static void sink_free(sl_lake_sink_t *sink)
     if (!sink)
         return;
     sl_log_consumer_close(sink->consumer);
+    sl_delta_snapshot_free(sink->snap);
     sl_lake_row_cleanup(&sink->row);
     free(sink->txn);
     free(sink->batch_first);
@@ -742,6 +750,10 @@ static sl_err write_metrics(void *opaque, sl_buf *out)
         M(conflicts_total, "sluice_lake_conflicts_total", "counter",
           "commits that found their version taken by another writer"),
         M(batch_rows_now, "sluice_lake_batch_rows", "gauge", "events in the open batch"),
+        M(compactions_total, "sluice_lake_compactions_total", "counter",
+          "OPTIMIZE commits the sink made to compact small files"),
+        M(compaction_failures_total, "sluice_lake_compaction_failures_total", "counter",
+          "compactions that failed (nothing committed; tried again later)"),
 #undef M
     };
     sl_err err = SL_OK;

@@ -315,6 +315,49 @@ static unit_sums sum_units(wunit *units)
     return t;
 }
 
+/* LMDB reads pages through its read-only shared map, and copy-on-write reads the old
+ * version of every page it rewrites, so over time the whole written file becomes mapped
+ * into this process and counts in its RSS, though it is only page cache. Dropping the
+ * mappings (not the cached data: the map is file-backed and LMDB writes with pwrite, so
+ * no mapped page is dirty) keeps RSS to what the process really holds; a later read
+ * faults the page back from the cache. Done each second and by the apply that passes
+ * TRIM_EVERY_BYTES of records since the last time, whichever thread applies (batches are
+ * applied by the writer, and only trimming each second let a batch run map 200+ MB), so
+ * a burst maps at most about that much (measured in docs/benchmarks.md).
+ * @locks apply_mu */
+#define TRIM_EVERY_BYTES ((uint64_t)32 << 20)
+
+static void release_mapped_pages(emb_log *lg)
+{
+    /* LMDB reports its map's address only for MDB_FIXEDMAP, so find data.mdb's mapping. */
+    if (!lg->map_addr && !lg->map_lookup_failed) {
+        char path[PATH_MAX + 16], line[PATH_MAX + 128];
+        FILE *f = fopen("/proc/self/maps", "r");
+        lg->map_lookup_failed = true;
+        if (f && realpath(lg->le->dir, path)) {
+            size_t n = strlen(path);
+            snprintf(path + n, sizeof path - n, "/data.mdb");
+            while (fgets(line, sizeof line, f)) {
+                unsigned long lo, hi;
+                char *file = strchr(line, '/');
+                if (!file || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+                    continue;
+                file[strcspn(file, "\n")] = '\0';
+                if (strcmp(file, path) == 0 && hi - lo > lg->map_len) {
+                    lg->map_addr = (void *)lo;
+                    lg->map_len = hi - lo;
+                    lg->map_lookup_failed = false;
+                }
+            }
+        }
+        if (f)
+            fclose(f);
+    }
+    if (lg->map_addr)
+        madvise(lg->map_addr, lg->map_len, MADV_DONTNEED);
+    lg->bytes_since_trim = 0;
+}
+
 /* Stores one unit's records, at the partitions and offsets the WAL gave them, with
  * MDB_APPEND (keys only grow, so pages fill completely and no search is needed) and
  * MDB_RESERVE (the value is written in place, once). A record below the partition's next
@@ -348,6 +391,7 @@ static int write_unit(emb_log *lg, MDB_txn *txn, const wunit *u, bool *touched)
         ps->records++;
         ps->bytes += r->key_len + r->value_len;
         lg->total_bytes += r->key_len + r->value_len;
+        lg->bytes_since_trim += v.mv_size;
         if (ps->first_ts == INT64_MAX)
             ps->first_ts = r->ts;
         touched[r->part] = true;
@@ -421,6 +465,8 @@ bool sl__log_emb_apply(emb_log *lg, wunit *units, char *detail, size_t dlen)
 done:
     if (txn)
         mdb_txn_abort(txn);
+    if (lg->bytes_since_trim > TRIM_EVERY_BYTES)
+        release_mapped_pages(lg);
     if (rc == 0) {
         memcpy(lg->ps, lg->scratch, parts * sizeof *lg->ps);
         sl__log_emb_publish_stats(lg);
@@ -442,47 +488,6 @@ done:
     return false;
 }
 
-/* LMDB reads pages through its read-only shared map, and copy-on-write reads the old
- * version of every page it rewrites, so over time the whole written file becomes mapped
- * into this process and counts in its RSS, though it is only page cache. Dropping the
- * mappings (not the cached data: the map is file-backed and LMDB writes with pwrite, so
- * no mapped page is dirty) keeps RSS to what the process really holds; a later read
- * faults the page back from the cache. Done each second and after every TRIM_EVERY_BYTES
- * committed, so a burst maps at most about that much (measured in docs/benchmarks.md).
- * @thread writer */
-#define TRIM_EVERY_BYTES ((uint64_t)32 << 20)
-
-static void release_mapped_pages(emb_log *lg)
-{
-    /* LMDB reports its map's address only for MDB_FIXEDMAP, so find data.mdb's mapping. */
-    if (!lg->map_addr && !lg->map_lookup_failed) {
-        char path[PATH_MAX + 16], line[PATH_MAX + 128];
-        FILE *f = fopen("/proc/self/maps", "r");
-        lg->map_lookup_failed = true;
-        if (f && realpath(lg->le->dir, path)) {
-            size_t n = strlen(path);
-            snprintf(path + n, sizeof path - n, "/data.mdb");
-            while (fgets(line, sizeof line, f)) {
-                unsigned long lo, hi;
-                char *file = strchr(line, '/');
-                if (!file || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
-                    continue;
-                file[strcspn(file, "\n")] = '\0';
-                if (strcmp(file, path) == 0 && hi - lo > lg->map_len) {
-                    lg->map_addr = (void *)lo;
-                    lg->map_len = hi - lo;
-                    lg->map_lookup_failed = false;
-                }
-            }
-        }
-        if (f)
-            fclose(f);
-    }
-    if (lg->map_addr)
-        madvise(lg->map_addr, lg->map_len, MADV_DONTNEED);
-    atomic_store(&lg->bytes_since_trim, 0);
-}
-
 /* Retention when idle, map trimming, stale reader slots. @thread applier */
 static void housekeeping(emb_log *lg)
 {
@@ -494,8 +499,8 @@ static void housekeeping(emb_log *lg)
     pthread_mutex_lock(&lg->apply_mu);
     if (retention_due(lg, lg->ps, now_ms()))
         (void)sl__log_emb_apply(lg, NULL, detail, sizeof detail);
-    pthread_mutex_unlock(&lg->apply_mu);
     release_mapped_pages(lg);
+    pthread_mutex_unlock(&lg->apply_mu);
     if (mono >= lg->next_reader_check_ns) {
         lg->next_reader_check_ns = mono + READER_CHECK_NS;
         int dead = 0;
@@ -691,7 +696,6 @@ static void log_group(emb_log *lg, wunit *units)
         u->cb(u->opaque, SL_OK, NULL);
     release_bytes(lg, size);
     if (direct) {
-        atomic_fetch_add(&lg->bytes_since_trim, size);
         while (units) {
             wunit *next = units->next;
             free(units);
@@ -831,7 +835,6 @@ void *sl__log_emb_applier_main(void *arg)
             pthread_cond_broadcast(&le->cond);
             pthread_mutex_unlock(&le->mu);
             if (done) {
-                atomic_fetch_add(&lg->bytes_since_trim, size);
                 while (units) {
                     wunit *next = units->next;
                     free(units);
@@ -839,8 +842,6 @@ void *sl__log_emb_applier_main(void *arg)
                 }
             }
         }
-        if (atomic_load(&lg->bytes_since_trim) > TRIM_EVERY_BYTES)
-            release_mapped_pages(lg);
         housekeeping(lg);
     }
     return NULL;

@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/buf.h"
@@ -15,17 +16,76 @@
 /* Days since 1970-01-01 of no day (a timestamp the sink could not read). */
 #define SL__PG_NO_DAY INT32_MIN
 
-/* Appends to out one line of COPY text for the staging table (sl__pg_stage_columns): seq,
- * then the event's fields read from the record's JSON. A missing event_id becomes
- * "sluice:<partition>:<offset>" (stable across replays); a missing timestamp becomes
- * received_at, else the record's append time. *day is the UTC day of the timestamp or
- * SL__PG_NO_DAY. SL_ERR_INVALID (detail in errbuf, out unchanged) when the record is not
- * a JSON object; values PostgreSQL may refuse are left for it to judge. */
-SL_MUST_CHECK sl_err sl__pg_row_append(sl_buf *out, uint32_t seq, const sl_log_message *m,
-                                       int32_t *day, char *errbuf, size_t errlen);
+/* A column's text as PostgreSQL reads it (COPY escapes undone), at off in a side buffer;
+ * len is SL__PG_NULL for NULL. */
+#define SL__PG_NULL SIZE_MAX
+typedef struct sl__pg_text {
+    size_t off, len;
+} sl__pg_text;
 
-/* Columns of the staging table, in COPY order. */
-extern const char sl__pg_stage_columns[];
+/* The columns of a row that the dedup ids and the rollups need. */
+typedef struct sl__pg_keys {
+    sl__pg_text event_id, timestamp, channel, platform, event_type, event_category, resource_id,
+        session_id, user_id, interaction_value;
+} sl__pg_keys;
+
+/* Appends to out one line of COPY text for analytics_events (sl__pg_copy_columns), the
+ * event's fields read from the record's JSON, and to text the columns keys locates. A
+ * missing event_id becomes "sluice:<partition>:<offset>" (stable across replays); a
+ * missing timestamp becomes received_at, else the record's append time. *day is the UTC
+ * day of the timestamp or SL__PG_NO_DAY. SL_ERR_INVALID (detail in errbuf, out and text
+ * unchanged) when the record is not a JSON object; values PostgreSQL may refuse are left
+ * for it to judge. */
+SL_MUST_CHECK sl_err sl__pg_row_append(sl_buf *out, sl_buf *text, const sl_log_message *m,
+                                       sl__pg_keys *keys, int32_t *day, char *errbuf,
+                                       size_t errlen);
+
+/* Columns of analytics_events that the COPY rows fill, in order. */
+extern const char sl__pg_copy_columns[];
+
+/* PostgreSQL takes no value over 1 GB: the cap of a parameter and of what builds one. */
+#define SL__PG_PARAM_MAX ((size_t)1 << 30)
+
+/* A one-dimensional array parameter in PostgreSQL's binary format, built element by
+ * element (rollup.c). Element type oids from PostgreSQL's pg_type.h: */
+#define SL__PG_OID_INT8 20
+#define SL__PG_OID_INT4 23
+#define SL__PG_OID_TEXT 25
+typedef struct sl__pg_array {
+    sl_buf body; /* the elements so far */
+    size_t n;
+    bool nulls;
+    uint32_t oid;
+} sl__pg_array;
+
+void sl__pg_array_init(sl__pg_array *a, uint32_t oid);
+void sl__pg_array_cleanup(sl__pg_array *a);
+void sl__pg_array_reset(sl__pg_array *a);
+/* A text element; s NULL for a null one. */
+SL_MUST_CHECK sl_err sl__pg_array_text(sl__pg_array *a, const char *s, size_t len);
+/* An int4 or int8 element, as the array's oid says. */
+SL_MUST_CHECK sl_err sl__pg_array_int(sl__pg_array *a, int64_t v);
+/* The whole parameter value into out (emptied first), to send with format 1. */
+SL_MUST_CHECK sl_err sl__pg_array_finish(const sl__pg_array *a, sl_buf *out);
+
+/* A batch's rollups (rollup.c): the rows PostgreSQL stored, grouped in C and upserted
+ * in one statement per flush. */
+typedef struct sl__pg_rollup sl__pg_rollup;
+
+SL_MUST_CHECK sl_err sl__pg_rollup_new(sl__pg_rollup **out);
+void sl__pg_rollup_free(sl__pg_rollup *r);
+/* Forgets what it holds (a transaction that will not commit). */
+void sl__pg_rollup_reset(sl__pg_rollup *r);
+/* Whether it must be flushed before the next add (its groups are bounded). */
+bool sl__pg_rollup_full(const sl__pg_rollup *r);
+/* Counts one stored row; keys locate its columns in text. */
+SL_MUST_CHECK sl_err sl__pg_rollup_add(sl__pg_rollup *r, const char *text, const sl__pg_keys *k);
+/* Upserts what it holds into the three rollup tables in the open transaction and
+ * empties it. SL_ERR_IO with PostgreSQL's message when that fails. */
+SL_MUST_CHECK sl_err sl__pg_rollup_flush(sl__pg_rollup *r, PGconn *conn, char *errbuf,
+                                         size_t errlen);
+/* PostgreSQL's hashtextextended(text, 0) of a deterministic collation, for the sketches. */
+uint64_t sl__pg_hash_text(const char *s, size_t len);
 
 /* "YYYYMMDD" of a day since the epoch, into out[9]. */
 void sl__pg_day_format(int32_t day, char out[9]);

@@ -1,27 +1,21 @@
-/* Log record -> one line of PostgreSQL's COPY text format for the sink's staging table.
+/* Log record -> one line of PostgreSQL's COPY text format for analytics_events, plus the
+ * text of the columns the dedup ids and the rollups need. Records are read with the event
+ * module's simdjson reader (sl_event_record_fields).
  * Records are read as untrusted JSON (another producer may share a Kafka topic): any
  * JSON object is turned into a row, and PostgreSQL judges the values (a row it refuses
  * goes to the dead-letter table), so this file only escapes and formats. */
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/time.h"
+#include "event/event.h"
 #include "pg/pg_int.h"
 
-const char sl__pg_stage_columns[] =
-    "seq, event_id, \"timestamp\", received_at, channel, platform, event_type, "
-    "event_category, resource_id, resource_title, interaction_target, session_id, user_id, "
-    "device_id, user_agent, client_version, interaction_value, interaction_text, metadata";
-
-/* Text fields after received_at, in column order; interaction_value and metadata are
- * written apart. */
-static const char *const text_fields[] = {
-    "channel",     "platform",       "event_type",         "event_category",
-    "resource_id", "resource_title", "interaction_target", "session_id",
-    "user_id",     "device_id",      "user_agent",         "client_version",
-};
+const char sl__pg_copy_columns[] =
+    "event_id, \"timestamp\", received_at, channel, platform, event_type, event_category, "
+    "resource_id, resource_title, interaction_target, session_id, user_id, device_id, "
+    "user_agent, client_version, interaction_value, interaction_text, metadata";
 
 /* COPY text escapes: backslash, and the row and column separators. */
 static sl_err append_escaped(sl_buf *out, const char *s, size_t len)
@@ -55,128 +49,147 @@ static sl_err append_escaped(sl_buf *out, const char *s, size_t len)
     return sl_buf_append(out, s + run, len - run);
 }
 
-/* A value as its column text: strings as they are, numbers printed, null as \N, and
- * anything else as its JSON text (PostgreSQL then takes or refuses it). */
-static sl_err append_value(sl_buf *out, const json_t *v)
+/* The record's fields, in COPY column order but event_id and timestamp first. */
+enum {
+    F_EVENT_ID,
+    F_TIMESTAMP,
+    F_RECEIVED_AT,
+    F_CHANNEL, /* first of the columns after received_at */
+    F_PLATFORM,
+    F_EVENT_TYPE,
+    F_EVENT_CATEGORY,
+    F_RESOURCE_ID,
+    F_RESOURCE_TITLE,
+    F_INTERACTION_TARGET,
+    F_SESSION_ID,
+    F_USER_ID,
+    F_DEVICE_ID,
+    F_USER_AGENT,
+    F_CLIENT_VERSION,
+    F_INTERACTION_VALUE,
+    F_INTERACTION_TEXT,
+    F_METADATA,
+    N_FIELDS
+};
+
+static const char *const field_names[N_FIELDS] = {
+    "event_id",          "timestamp",        "received_at", "channel",        "platform",
+    "event_type",        "event_category",   "resource_id", "resource_title", "interaction_target",
+    "session_id",        "user_id",          "device_id",   "user_agent",     "client_version",
+    "interaction_value", "interaction_text", "metadata",
+};
+
+/* One row being built: the COPY text, the side buffer of key texts (where the record's
+ * non-string values are written too), and the record's fields. */
+typedef struct builder {
+    sl_buf *out, *text;
+    sl_event_field f[N_FIELDS];
+} builder;
+
+/* Appends a column's text: escaped to the row and, when key is not NULL, as it is to the
+ * side buffer (key then locates it). */
+static sl_err put_text(builder *b, const char *s, size_t len, sl__pg_text *key)
 {
-    char num[40];
-    int n;
-    switch (v ? json_typeof(v) : JSON_NULL) {
-    case JSON_NULL:
-        return sl_buf_append(out, "\\N", 2);
-    case JSON_STRING:
-        return append_escaped(out, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-        n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return sl_buf_append(out, num, (size_t)n);
-    case JSON_REAL:
-        n = snprintf(num, sizeof num, "%.17g", json_real_value(v));
-        return sl_buf_append(out, num, (size_t)n);
-    case JSON_TRUE:
-        return sl_buf_append(out, "true", 4);
-    case JSON_FALSE:
-        return sl_buf_append(out, "false", 5);
-    default:
-        break;
-    }
-    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!text)
-        return SL_ERR_NOMEM;
-    sl_err err = append_escaped(out, text, strlen(text));
-    free(text);
-    return err;
+    sl_err err = append_escaped(b->out, s, len);
+    if (err || !key)
+        return err;
+    key->off = b->text->len;
+    key->len = len;
+    return sl_buf_append(b->text, s, len);
 }
 
-static sl_err append_field(sl_buf *out, const json_t *obj, const char *name)
+/* A field as its column text: null as \N, a string as it is, anything else as the text
+ * the record reader wrote (PostgreSQL then takes or refuses it). */
+static sl_err put_field(builder *b, size_t i, sl__pg_text *key)
 {
-    sl_err err = sl_buf_append_char(out, '\t');
-    return err ? err : append_value(out, json_object_get(obj, name));
+    const sl_event_field *f = &b->f[i];
+    if (f->kind == SL_EVENT_FIELD_ABSENT) {
+        if (key)
+            *key = (sl__pg_text){0, SL__PG_NULL};
+        return sl_buf_append(b->out, "\\N", 2);
+    }
+    if (f->kind == SL_EVENT_FIELD_STRING)
+        return put_text(b, f->text, f->len, key);
+    if (key)
+        *key = (sl__pg_text){f->off, f->len}; /* already in the side buffer */
+    return append_escaped(b->out, b->text->data + f->off, f->len);
 }
 
-sl_err sl__pg_row_append(sl_buf *out, uint32_t seq, const sl_log_message *m, int32_t *day,
-                         char *errbuf, size_t errlen)
+sl_err sl__pg_row_append(sl_buf *out, sl_buf *text, const sl_log_message *m, sl__pg_keys *keys,
+                         int32_t *day, char *errbuf, size_t errlen)
 {
-    json_error_t jerr;
-    json_t *obj = json_loadb(m->value, m->value_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!obj)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
-                             "record is not JSON: %s at character %d", jerr.text, jerr.position);
-    if (!json_is_object(obj)) {
-        json_decref(obj);
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID, "record is not a JSON object");
-    }
-    size_t start = out->len;
-    sl_err err;
-    char text[64];
-    int n = snprintf(text, sizeof text, "%" PRIu32 "\t", seq);
-    if ((err = sl_buf_append(out, text, (size_t)n)))
-        goto out;
-
-    const json_t *id = json_object_get(obj, "event_id");
-    if (json_is_string(id) && json_string_length(id) > 0) {
-        err = append_value(out, id);
-    } else {
-        n = snprintf(text, sizeof text, "sluice:%u:%" PRIu64, m->partition, m->offset);
-        err = sl_buf_append(out, text, (size_t)n);
-    }
+    builder b = {.out = out, .text = text};
+    size_t start = out->len, text_start = text->len;
+    sl_err err = sl_event_record_fields(m->value, m->value_len, field_names, N_FIELDS, b.f, text,
+                                        errbuf, errlen);
     if (err)
         goto out;
-
-    const json_t *recv = json_object_get(obj, "received_at");
-    char append_time[SL_TIME_RFC3339_MAX];
-    size_t append_len = sl_time_format_rfc3339(m->timestamp_ms * 1000, append_time);
-    const json_t *ts = json_object_get(obj, "timestamp");
-    if (!ts || json_is_null(ts))
-        ts = recv;
-    *day = SL__PG_NO_DAY;
-    int64_t us;
-    if (json_is_string(ts) &&
-        sl_time_parse_rfc3339(json_string_value(ts), json_string_length(ts), &us) == SL_OK)
-        *day = sl__pg_day_of_us(us);
-    if ((err = sl_buf_append_char(out, '\t')))
-        goto out;
-    if (!ts || json_is_null(ts)) {
-        *day = sl__pg_day_of_us(m->timestamp_ms * 1000);
-        err = sl_buf_append(out, append_time, append_len);
+    char num[64];
+    int n;
+    if (b.f[F_EVENT_ID].kind == SL_EVENT_FIELD_STRING && b.f[F_EVENT_ID].len > 0) {
+        err = put_field(&b, F_EVENT_ID, &keys->event_id);
     } else {
-        err = append_value(out, ts);
+        n = snprintf(num, sizeof num, "sluice:%u:%" PRIu64, m->partition, m->offset);
+        err = put_text(&b, num, (size_t)n, &keys->event_id);
     }
     if (err || (err = sl_buf_append_char(out, '\t')))
         goto out;
-    err = recv && !json_is_null(recv) ? append_value(out, recv)
-                                      : sl_buf_append(out, append_time, append_len);
-    if (err)
-        goto out;
-    for (size_t i = 0; i < sizeof text_fields / sizeof text_fields[0]; i++) {
-        if ((err = append_field(out, obj, text_fields[i])))
-            goto out;
+
+    char append_time[SL_TIME_RFC3339_MAX];
+    size_t append_len = sl_time_format_rfc3339(m->timestamp_ms * 1000, append_time);
+    size_t ts = b.f[F_TIMESTAMP].kind != SL_EVENT_FIELD_ABSENT ? F_TIMESTAMP : F_RECEIVED_AT;
+    int64_t us;
+    *day = SL__PG_NO_DAY;
+    if (b.f[ts].kind == SL_EVENT_FIELD_ABSENT) {
+        *day = sl__pg_day_of_us(m->timestamp_ms * 1000);
+        err = put_text(&b, append_time, append_len, &keys->timestamp);
+    } else {
+        if (b.f[ts].kind == SL_EVENT_FIELD_STRING &&
+            sl_time_parse_rfc3339(b.f[ts].text, b.f[ts].len, &us) == SL_OK)
+            *day = sl__pg_day_of_us(us);
+        err = put_field(&b, ts, &keys->timestamp);
     }
-    if ((err = append_field(out, obj, "interaction_value")) ||
-        (err = append_field(out, obj, "interaction_text")))
+    if (err || (err = sl_buf_append_char(out, '\t')))
         goto out;
-    const json_t *meta = json_object_get(obj, "metadata");
-    if ((err = sl_buf_append_char(out, '\t')))
+    err = b.f[F_RECEIVED_AT].kind != SL_EVENT_FIELD_ABSENT
+              ? put_field(&b, F_RECEIVED_AT, NULL)
+              : put_text(&b, append_time, append_len, NULL);
+    /* The columns after received_at, and what the rollups keep of them. */
+    sl__pg_text *const key_of[N_FIELDS] = {
+        [F_CHANNEL] = &keys->channel,         [F_PLATFORM] = &keys->platform,
+        [F_EVENT_TYPE] = &keys->event_type,   [F_EVENT_CATEGORY] = &keys->event_category,
+        [F_RESOURCE_ID] = &keys->resource_id, [F_SESSION_ID] = &keys->session_id,
+        [F_USER_ID] = &keys->user_id,         [F_INTERACTION_VALUE] = &keys->interaction_value,
+    };
+    for (size_t i = F_CHANNEL; i < F_METADATA && !err; i++) {
+        if (!(err = sl_buf_append_char(out, '\t')))
+            err = put_field(&b, i, key_of[i]);
+    }
+    if (err || (err = sl_buf_append_char(out, '\t')))
         goto out;
     /* metadata is jsonb: a string there is a JSON string, not the column's text. */
-    if (!meta || json_is_null(meta)) {
+    const sl_event_field *meta = &b.f[F_METADATA];
+    if (meta->kind == SL_EVENT_FIELD_ABSENT) {
         err = sl_buf_append(out, "{}", 2);
+    } else if (meta->kind == SL_EVENT_FIELD_STRING) {
+        size_t at = text->len;
+        if (!(err = sl_buf_append_json_string(text, meta->text, meta->len)))
+            err = append_escaped(out, text->data + at, text->len - at);
+        text->len = at;
+        text->data[at] = '\0';
     } else {
-        char *mtext = json_dumps(meta, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!mtext) {
-            err = SL_ERR_NOMEM;
-            goto out;
-        }
-        err = append_escaped(out, mtext, strlen(mtext));
-        free(mtext);
+        err = put_field(&b, F_METADATA, NULL);
     }
     if (!err)
         err = sl_buf_append_char(out, '\n');
 out:
-    json_decref(obj);
     if (err) {
         out->len = start;
         if (out->data)
             out->data[start] = '\0';
+        text->len = text_start;
+        if (text->data)
+            text->data[text_start] = '\0';
         if (err == SL_ERR_TOO_LARGE)
             sl_errbuf_set(errbuf, errlen, err, "record does not fit the batch buffer");
     }

@@ -1,7 +1,9 @@
 /* The pg sink: one thread that polls the log as consumer group "sluice-pg", gathers a
- * batch (by rows, bytes and time), and writes it to PostgreSQL in one transaction: COPY
- * into a temporary staging table, then one statement that dedups by event_id, inserts
- * the new rows and updates the rollups, then the offsets in sluice_offsets, then COMMIT.
+ * batch (by rows, bytes and time), and writes it to PostgreSQL in one transaction: one
+ * statement inserts the batch's event ids into sluice_event_ids and answers which were
+ * already there, COPY puts the other rows straight into analytics_events, one statement
+ * upserts the rollups computed here from those rows (rollup.c), then the offsets in
+ * sluice_offsets, then COMMIT.
  *
  * Invariants:
  *  1. PostgreSQL is the only record of progress: next[p] is the offset after the last
@@ -52,10 +54,13 @@ typedef struct held {
 /* Bytes of a record too large for a batch kept for its dead letter. */
 #define OVERSIZE_KEEP 4096
 
-/* A row of the current attempt: a held message and its slice of the COPY text. */
+/* A row of the current attempt: a held message, its slice of the COPY text, its keys
+ * in sink->text, and whether it is already stored (its event_id was) or went in now. */
 typedef struct row {
     size_t msg;
     size_t off, len;
+    sl__pg_keys keys;
+    bool stored_before, inserted;
 } row;
 
 typedef struct dead {
@@ -83,10 +88,14 @@ struct sl_pg_sink {
     bool *rewound;    /* per partition, during one gather */
     int64_t first_ns; /* when the batch's first message arrived */
     sl_buf copy;
+    sl_buf text; /* the rows' key texts (sl__pg_keys) */
     row *rows;
     size_t n_rows;
     dead *dead;
     size_t n_dead;
+    sl__pg_rollup *rollup;
+    sl__pg_array ids, times; /* parameters of the id statement */
+    sl_buf ids_param, times_param;
     uint32_t *id_slots;     /* open addressing over the batch's event ids: row index + 1 */
     size_t n_id_slots;      /* a power of two, at least twice batch_rows */
     size_t n_repeats;       /* rows of this attempt dropped as repeats of an earlier row */
@@ -283,28 +292,15 @@ static sl_err connect_pg(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
                             PQerrorMessage(sink->conn));
         goto out;
     }
-    char stage[1024];
-    snprintf(
-        stage, sizeof stage,
-        "CREATE TEMP TABLE sluice_stage (seq integer, event_id text COLLATE \"C\", \"timestamp\" "
-        "timestamptz, received_at timestamptz, channel varchar(50), platform "
-        "varchar(100), event_type varchar(100), event_category varchar(100), resource_id "
-        "varchar(500), resource_title varchar(200), interaction_target varchar(200), "
-        "session_id varchar(100), user_id varchar(100), device_id varchar(100), user_agent "
-        "text, client_version varchar(50), interaction_value numeric, interaction_text "
-        "text, metadata jsonb) ON COMMIT DELETE ROWS");
-    /* work_mem: a batch's rollup sorts and hashes stay in memory (4 MB spilled to disk).
-     * synchronous_commit off: a crash of PostgreSQL may lose the last commits, but rows,
-     * rollups, ids and offsets of a transaction are lost together, every connection drops,
-     * and the resync after reconnecting reads those events from the log again
-     * (invariant 1), so no fsync wait is needed per batch. */
+    /* work_mem: the id statement hashes the batch's new ids in memory (4 MB would spill
+     * a large batch to disk). synchronous_commit stays on: a batch is durable in
+     * PostgreSQL before the sink moves past it. */
     if ((err = sl__pg_exec(sink->conn,
                            "SET client_min_messages = warning; SET timezone = 'UTC'; "
-                           "SET work_mem = '64MB'; SET synchronous_commit = off",
+                           "SET work_mem = '64MB'",
                            errbuf, errlen)) ||
         (err = sl__pg_migrate_conn(sink->conn, errbuf, errlen)) ||
-        (err = maintain(sink, errbuf, errlen)) ||
-        (err = sl__pg_exec(sink->conn, stage, errbuf, errlen)))
+        (err = maintain(sink, errbuf, errlen)))
         goto out;
     err = resync(sink, errbuf, errlen);
 out:
@@ -331,17 +327,14 @@ static uint64_t hash_bytes(const char *p, size_t n)
     return h;
 }
 
-/* The event_id column of a COPY row: between the first and second tab. */
 static const char *row_id(const sl_pg_sink_t *sink, const row *r, size_t *len)
 {
-    const char *start = (const char *)memchr(sink->copy.data + r->off, '\t', r->len) + 1;
-    *len = (size_t)((const char *)memchr(start, '\t', r->len) - start);
-    return start;
+    *len = r->keys.event_id.len;
+    return sink->text.data + r->keys.event_id.off;
 }
 
 /* Whether the row just built repeats the event_id of an earlier row of the batch (then a
- * client sent it twice in quick succession); if not, remembers it. The escaped id is
- * compared, which is as unique as the id. */
+ * client sent it twice in quick succession); if not, remembers it. */
 static bool is_repeat(sl_pg_sink_t *sink, const row *r)
 {
     size_t len;
@@ -365,6 +358,7 @@ static bool is_repeat(sl_pg_sink_t *sink, const row *r)
 static sl_err build_rows(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
 {
     sl_buf_reset(&sink->copy);
+    sl_buf_reset(&sink->text);
     sink->n_rows = 0;
     sink->n_dead = 0;
     sink->n_repeats = 0;
@@ -388,11 +382,12 @@ static sl_err build_rows(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
                             .timestamp_ms = h->timestamp_ms,
                             .value = sink->values.data + h->off,
                             .value_len = h->len};
-        size_t off = sink->copy.len;
+        size_t off = sink->copy.len, text_off = sink->text.len;
         int32_t day;
         dead *d = &sink->dead[sink->n_dead];
-        sl_err err =
-            sl__pg_row_append(&sink->copy, (uint32_t)i, &m, &day, d->error, sizeof d->error);
+        row r = {.msg = i, .off = off};
+        sl_err err = sl__pg_row_append(&sink->copy, &sink->text, &m, &r.keys, &day, d->error,
+                                       sizeof d->error);
         if (err == SL_ERR_INVALID || err == SL_ERR_TOO_LARGE) {
             d->msg = i;
             sink->n_dead++;
@@ -401,10 +396,11 @@ static sl_err build_rows(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
         if (err)
             return sl_errbuf_set(errbuf, errlen, err, "could not build a COPY row: %s",
                                  sl_strerror(err));
-        row r = {.msg = i, .off = off, .len = sink->copy.len - off};
+        r.len = sink->copy.len - off;
         if (is_repeat(sink, &r)) {
             sink->copy.len = off;
             sink->copy.data[off] = '\0';
+            sink->text.len = text_off;
             sink->n_repeats++;
             continue;
         }
@@ -427,103 +423,119 @@ static sl_err build_rows(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
     return SL_OK;
 }
 
-/* Rows whose event_id is new (build_rows removed repeats inside the batch) go into
- * analytics_events and the rollups. */
-static const char insert_sql[] =
+/* The batch's ids go into sluice_event_ids; the answer is the positions (from 0) of
+ * those that were there already: stored by an earlier batch, or by a client's retry.
+ * build_rows removed repeats inside the batch. */
+static const char ids_sql[] =
     "WITH fresh AS ("
     " INSERT INTO sluice_event_ids (event_id, \"timestamp\")"
-    " SELECT event_id, \"timestamp\" FROM sluice_stage ON CONFLICT DO NOTHING"
-    " RETURNING event_id),"
-    "ins AS ("
-    " INSERT INTO analytics_events (event_id, \"timestamp\", received_at, channel, platform,"
-    " event_type, event_category, resource_id, resource_title, interaction_target, session_id,"
-    " user_id, device_id, user_agent, client_version, interaction_value, interaction_text,"
-    " metadata)"
-    " SELECT event_id, \"timestamp\", received_at, channel, platform, event_type,"
-    " event_category, resource_id, resource_title, interaction_target, session_id, user_id,"
-    " device_id, user_agent, client_version, interaction_value, interaction_text, metadata"
-    " FROM sluice_stage WHERE event_id IN (SELECT event_id FROM fresh)"
-    " RETURNING date_trunc('minute', \"timestamp\") AS bucket, channel, platform, event_type,"
-    " event_category, resource_id, session_id, user_id, interaction_value),"
-    "r1 AS ("
-    " INSERT INTO sluice_rollup_minute AS r (bucket, channel, platform, event_type,"
-    " event_category, events, value_sum, value_count)"
-    " SELECT bucket, channel, platform, event_type, event_category, count(*),"
-    " sum(interaction_value), count(interaction_value)"
-    " FROM ins GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
-    " ON CONFLICT (bucket, channel, platform, event_type, event_category)"
-    " DO UPDATE SET events = r.events + excluded.events,"
-    " value_sum = CASE WHEN r.value_sum IS NULL THEN excluded.value_sum"
-    " WHEN excluded.value_sum IS NULL THEN r.value_sum"
-    " ELSE r.value_sum + excluded.value_sum END,"
-    " value_count = r.value_count + excluded.value_count),"
-    "r2 AS ("
-    " INSERT INTO sluice_rollup_resources AS r (bucket, channel, resource_id, events)"
-    " SELECT bucket, channel, resource_id, count(*) FROM ins GROUP BY 1, 2, 3"
-    " ORDER BY 1, 2, 3 ON CONFLICT (bucket, channel, resource_id)"
-    " DO UPDATE SET events = r.events + excluded.events),"
-    /* the batch's session and user hashes folded into HyperLogLog sketches per minute
-     * and channel (schema.c), merged into the stored ones */
-    "r3 AS ("
-    " INSERT INTO sluice_rollup_distinct AS r (bucket, channel, what, regs)"
-    " SELECT bucket, channel, what, sluice_hll_fold(NULL, array_agg(h)) FROM ("
-    " SELECT bucket, channel, 'session_id' AS what, hashtextextended(session_id, 0) AS h"
-    " FROM ins UNION ALL SELECT bucket, channel, 'user_id', hashtextextended(user_id, 0)"
-    " FROM ins WHERE user_id IS NOT NULL) x GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-    " ON CONFLICT (bucket, channel, what) DO UPDATE SET regs = sluice_hll_union(r.regs,"
-    " excluded.regs))"
-    "SELECT count(*) FROM ins";
+    " SELECT id, ts::timestamptz FROM unnest($1::text[], $2::text[]) AS u(id, ts)"
+    " ON CONFLICT DO NOTHING RETURNING event_id)"
+    "SELECT i - 1 FROM unnest($1::text[]) WITH ORDINALITY AS u(id, i)"
+    " WHERE NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.event_id = u.id COLLATE \"C\")";
 
 /* Outcome of writing some rows inside the open transaction. */
 typedef enum outcome { WROTE, REFUSED, FAILED } outcome;
 
-/* COPYs rows [lo, hi) into the staging table and runs insert_sql. REFUSED (reason in
- * why) when PostgreSQL refused the data, FAILED (errbuf) on anything else. */
-static outcome write_rows(sl_pg_sink_t *sink, size_t lo, size_t hi, uint64_t *inserted, char *why,
-                          size_t whylen, char *errbuf, size_t errlen)
+/* Why a statement or COPY failed: REFUSED (reason in why) when PostgreSQL refused the
+ * data, FAILED (errbuf) on anything else. */
+static outcome failure(sl_pg_sink_t *sink, PGresult *res, const char *what, char *why,
+                       size_t whylen, char *errbuf, size_t errlen)
 {
-    PGconn *conn = sink->conn;
-    PGresult *res = PQexec(conn, "COPY sluice_stage FROM STDIN");
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
-        sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not start COPY: %s", PQerrorMessage(conn));
-        PQclear(res);
+    if (PQstatus(sink->conn) == CONNECTION_OK && is_data_error(res)) {
+        result_error(res, sink->conn, why, whylen);
+        return REFUSED;
+    }
+    char msg[512];
+    result_error(res, sink->conn, msg, sizeof msg);
+    sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not %s: %s", what, msg);
+    return FAILED;
+}
+
+/* Inserts the ids of rows [lo, hi) and marks the rows whose id was stored before. */
+static outcome insert_ids(sl_pg_sink_t *sink, size_t lo, size_t hi, char *why, size_t whylen,
+                          char *errbuf, size_t errlen)
+{
+    sl__pg_array_reset(&sink->ids);
+    sl__pg_array_reset(&sink->times);
+    sl_err err = SL_OK;
+    for (size_t i = lo; i < hi && !err; i++) {
+        const sl__pg_keys *k = &sink->rows[i].keys;
+        sink->rows[i].stored_before = false;
+        err = sl__pg_array_text(&sink->ids, sink->text.data + k->event_id.off, k->event_id.len);
+        if (!err)
+            err = sl__pg_array_text(
+                &sink->times,
+                k->timestamp.len == SL__PG_NULL ? NULL : sink->text.data + k->timestamp.off,
+                k->timestamp.len);
+    }
+    if (err || (err = sl__pg_array_finish(&sink->ids, &sink->ids_param)) ||
+        (err = sl__pg_array_finish(&sink->times, &sink->times_param))) {
+        sl_errbuf_set(errbuf, errlen, err, "could not build the id statement: %s",
+                      sl_strerror(err));
         return FAILED;
     }
-    PQclear(res);
-    const char *from = sink->copy.data + sink->rows[lo].off;
-    size_t len = sink->rows[hi - 1].off + sink->rows[hi - 1].len - sink->rows[lo].off;
-    while (len > 0) {
-        int chunk = len > (1u << 30) ? 1 << 30 : (int)len;
-        if (PQputCopyData(conn, from, chunk) != 1)
-            break;
-        from += chunk;
-        len -= (size_t)chunk;
+    const char *vals[2] = {sink->ids_param.data, sink->times_param.data};
+    int lens[2] = {(int)sink->ids_param.len, (int)sink->times_param.len};
+    int fmts[2] = {1, 1};
+    PGresult *res = PQexecParams(sink->conn, ids_sql, 2, NULL, vals, lens, fmts, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        outcome oc = failure(sink, res, "insert event ids", why, whylen, errbuf, errlen);
+        PQclear(res);
+        return oc;
     }
-    if (len > 0 || PQputCopyEnd(conn, NULL) != 1) {
+    for (int i = 0; i < PQntuples(res); i++) {
+        unsigned long long at = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+        if (at < hi - lo)
+            sink->rows[lo + at].stored_before = true;
+    }
+    PQclear(res);
+    return WROTE;
+}
+
+/* Sends rows [lo, hi) but those stored before as one COPY into analytics_events. */
+static outcome copy_rows(sl_pg_sink_t *sink, size_t lo, size_t hi, char *why, size_t whylen,
+                         char *errbuf, size_t errlen)
+{
+    PGconn *conn = sink->conn;
+    char sql[512];
+    snprintf(sql, sizeof sql, "COPY analytics_events (%s) FROM STDIN", sl__pg_copy_columns);
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        outcome oc = failure(sink, res, "start COPY", why, whylen, errbuf, errlen);
+        PQclear(res);
+        return oc;
+    }
+    PQclear(res);
+    bool sent = true;
+    for (size_t i = lo; i < hi && sent;) {
+        if (sink->rows[i].stored_before) {
+            i++;
+            continue;
+        }
+        /* a run of consecutive new rows is one slice of the COPY text */
+        size_t j = i + 1;
+        while (j < hi && !sink->rows[j].stored_before)
+            j++;
+        const char *from = sink->copy.data + sink->rows[i].off;
+        size_t len = sink->rows[j - 1].off + sink->rows[j - 1].len - sink->rows[i].off;
+        while (len > 0 && sent) {
+            int chunk = len > (1u << 30) ? 1 << 30 : (int)len;
+            sent = PQputCopyData(conn, from, chunk) == 1;
+            from += chunk;
+            len -= (size_t)chunk;
+        }
+        i = j;
+    }
+    if (!sent || PQputCopyEnd(conn, NULL) != 1) {
         sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not send COPY data: %s",
                       PQerrorMessage(conn));
         return FAILED;
     }
     res = PQgetResult(conn);
-    outcome oc = WROTE;
-    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-        PQclear(res);
-        res = PQexec(conn, insert_sql);
-        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-            *inserted = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-            PQclear(res);
-            return WROTE;
-        }
-    }
-    if (PQstatus(conn) == CONNECTION_OK && is_data_error(res)) {
-        result_error(res, conn, why, whylen);
-        oc = REFUSED;
-    } else {
-        char msg[512];
-        result_error(res, conn, msg, sizeof msg);
-        sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not write rows: %s", msg);
-        oc = FAILED;
-    }
+    outcome oc = PQresultStatus(res) == PGRES_COMMAND_OK
+                     ? WROTE
+                     : failure(sink, res, "write rows", why, whylen, errbuf, errlen);
     PQclear(res);
     /* Drain what is left of the COPY exchange, if anything. */
     while ((res = PQgetResult(conn)))
@@ -531,10 +543,27 @@ static outcome write_rows(sl_pg_sink_t *sink, size_t lo, size_t hi, uint64_t *in
     return oc;
 }
 
+/* Writes rows [lo, hi): their ids, then the rows whose ids were new; marks those
+ * inserted. REFUSED (reason in why) when PostgreSQL refused the data, FAILED (errbuf) on
+ * anything else. */
+static outcome write_rows(sl_pg_sink_t *sink, size_t lo, size_t hi, char *why, size_t whylen,
+                          char *errbuf, size_t errlen)
+{
+    outcome oc = insert_ids(sink, lo, hi, why, whylen, errbuf, errlen);
+    bool any_new = false;
+    for (size_t i = lo; i < hi && !any_new; i++)
+        any_new = !sink->rows[i].stored_before;
+    if (oc == WROTE && any_new)
+        oc = copy_rows(sink, lo, hi, why, whylen, errbuf, errlen);
+    for (size_t i = lo; i < hi; i++)
+        sink->rows[i].inserted = oc == WROTE && !sink->rows[i].stored_before;
+    return oc;
+}
+
 /* Writes rows under savepoints, halving any range PostgreSQL refuses until the refused
  * rows stand alone; those become dead letters (invariant 3). The stack holds [lo, hi)
  * pairs; halving 2^32 rows needs at most 32 levels of two pairs. */
-static sl_err write_halving(sl_pg_sink_t *sink, uint64_t *inserted, char *errbuf, size_t errlen)
+static sl_err write_halving(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
 {
     size_t stack[2 * 64] = {0, sink->n_rows};
     size_t top = 2;
@@ -544,14 +573,11 @@ static sl_err write_halving(sl_pg_sink_t *sink, uint64_t *inserted, char *errbuf
         if ((err = sl__pg_exec(sink->conn, "SAVEPOINT part", errbuf, errlen)))
             return err;
         char why[512];
-        uint64_t n = 0;
-        outcome oc = write_rows(sink, lo, hi, &n, why, sizeof why, errbuf, errlen);
+        outcome oc = write_rows(sink, lo, hi, why, sizeof why, errbuf, errlen);
         if (oc == FAILED)
             return SL_ERR_IO;
         if (oc == WROTE) {
-            *inserted += n;
-            if ((err = sl__pg_exec(sink->conn, "RELEASE part; TRUNCATE sluice_stage", errbuf,
-                                   errlen)))
+            if ((err = sl__pg_exec(sink->conn, "RELEASE part", errbuf, errlen)))
                 return err;
             continue;
         }
@@ -578,7 +604,7 @@ static sl_err write_dead_letters(sl_pg_sink_t *sink, char *errbuf, size_t errlen
 {
     for (size_t i = 0; i < sink->n_dead; i++) {
         const held *h = &sink->msgs[sink->dead[i].msg];
-        /* The reason may quote the record's own bytes (jansson does), which need not be
+        /* The reason may quote the record's own bytes (a duplicate key), which need not be
          * UTF-8; PostgreSQL would refuse it and the batch could never commit. Keep ASCII. */
         for (char *c = sink->dead[i].error; *c; c++) {
             if ((unsigned char)*c >= 0x80 || (unsigned char)*c < 0x20)
@@ -645,17 +671,33 @@ static sl_err write_batch(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
         return err;
     if (sink->n_rows > 0) {
         char why[512];
-        outcome oc = write_rows(sink, 0, sink->n_rows, &inserted, why, sizeof why, errbuf, errlen);
+        outcome oc = write_rows(sink, 0, sink->n_rows, why, sizeof why, errbuf, errlen);
         if (oc == FAILED)
             return SL_ERR_IO;
         if (oc == REFUSED) {
             sl_diag(SL_DIAG_WARN, "pg: a batch holds refused rows; finding them",
                     "rows=%zu first_error=\"%s\"", sink->n_rows, why);
             if ((err = sl__pg_exec(sink->conn, "ROLLBACK; BEGIN", errbuf, errlen)) ||
-                (err = write_halving(sink, &inserted, errbuf, errlen)))
+                (err = write_halving(sink, errbuf, errlen)))
                 return err;
         }
     }
+    /* The rollups count exactly the rows that went in. */
+    sl__pg_rollup_reset(sink->rollup);
+    for (size_t i = 0; i < sink->n_rows; i++) {
+        if (!sink->rows[i].inserted)
+            continue;
+        inserted++;
+        if ((sl__pg_rollup_full(sink->rollup) &&
+             (err = sl__pg_rollup_flush(sink->rollup, sink->conn, errbuf, errlen))) ||
+            (err = sl__pg_rollup_add(sink->rollup, sink->text.data, &sink->rows[i].keys)))
+            return err == SL_ERR_IO
+                       ? err
+                       : sl_errbuf_set(errbuf, errlen, err, "could not compute the rollups: %s",
+                                       sl_strerror(err));
+    }
+    if ((err = sl__pg_rollup_flush(sink->rollup, sink->conn, errbuf, errlen)))
+        return err;
     sl_buf sql;
     sl_buf_init(&sql, 1u << 20);
     err = write_dead_letters(sink, errbuf, errlen);
@@ -856,6 +898,12 @@ static void sink_free(sl_pg_sink_t *sink)
     free(sink->rewound);
     sl_buf_cleanup(&sink->values);
     sl_buf_cleanup(&sink->copy);
+    sl_buf_cleanup(&sink->text);
+    sl__pg_rollup_free(sink->rollup);
+    sl__pg_array_cleanup(&sink->ids);
+    sl__pg_array_cleanup(&sink->times);
+    sl_buf_cleanup(&sink->ids_param);
+    sl_buf_cleanup(&sink->times_param);
     pthread_mutex_destroy(&sink->mu);
     free(sink);
 }
@@ -890,11 +938,18 @@ sl_err sl_pg_sink_start(const sl_pg_sink_options *opts, sl_log_t *log, sl_pg_sin
     sl_buf_init(&sink->values, opts->batch_bytes);
     /* escaping can double a value, and each row adds its seq and separators */
     sl_buf_init(&sink->copy, 2 * opts->batch_bytes + 64 * opts->batch_rows);
+    /* the keys and the records' other non-string values, as long as the COPY text at most */
+    sl_buf_init(&sink->text, 2 * opts->batch_bytes + 64 * opts->batch_rows);
+    sl__pg_array_init(&sink->ids, SL__PG_OID_TEXT);
+    sl__pg_array_init(&sink->times, SL__PG_OID_TEXT);
+    sl_buf_init(&sink->ids_param, SL__PG_PARAM_MAX);
+    sl_buf_init(&sink->times_param, SL__PG_PARAM_MAX);
     sink->backoff_ms = BACKOFF_MIN_MS;
     set_unready(sink, "not connected to postgresql yet");
     sl_err err = SL_OK;
     if (!sink->conninfo || !sink->group || !sink->next || !sink->held_to || !sink->rewound ||
-        !sink->msgs || !sink->rows || !sink->dead || !sink->id_slots) {
+        !sink->msgs || !sink->rows || !sink->dead || !sink->id_slots ||
+        sl__pg_rollup_new(&sink->rollup)) {
         err = SL_ERR_NOMEM;
         goto out;
     }

@@ -272,6 +272,7 @@ typedef struct list_acc {
     size_t n, alloc;
     const char *prefix;
     const char *start_after;
+    bool temporary; /* list only the temporary files (which are otherwise skipped) */
 } list_acc;
 
 static sl_err acc_add(list_acc *acc, const char *key, const struct stat *sb)
@@ -320,8 +321,8 @@ static sl_err walk(const char *root, char *rel, size_t rel_len, int depth, list_
     struct dirent *de;
     while ((de = readdir(d))) {
         const char *name = de->d_name;
-        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
-            strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
+        bool tmp = strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || (tmp && !acc->temporary))
             continue;
         size_t nlen = strlen(name);
         if (rel_len + nlen + 2 > SL_STORAGE_MAX_KEY + 1)
@@ -339,7 +340,8 @@ static sl_err walk(const char *root, char *rel, size_t rel_len, int depth, list_
             rel[klen] = '/';
             rel[klen + 1] = '\0';
             err = walk(root, rel, klen + 1, depth + 1, acc, errbuf, errlen);
-        } else if (S_ISREG(sb.st_mode) && klen >= plen && strcmp(rel, acc->start_after) > 0) {
+        } else if (S_ISREG(sb.st_mode) && klen >= plen && strcmp(rel, acc->start_after) > 0 &&
+                   tmp == acc->temporary) {
             err = acc_add(acc, rel, &sb);
             if (err)
                 sl_errbuf_set(errbuf, errlen, err, "could not list \"%s\": %s", root,
@@ -358,11 +360,12 @@ static int entry_cmp(const void *a, const void *b)
     return strcmp(((const sl_storage_entry *)a)->key, ((const sl_storage_entry *)b)->key);
 }
 
-static sl_err file_list(sl_storage_t *st, const char *prefix, const char *start_after,
-                        sl_storage_list_cb cb, void *opaque, char *errbuf, size_t errlen)
+static sl_err list_files(sl_storage_t *st, const char *prefix, const char *start_after,
+                         bool temporary, sl_storage_list_cb cb, void *opaque, char *errbuf,
+                         size_t errlen)
 {
     file_store *fs = (file_store *)st;
-    list_acc acc = {.prefix = prefix, .start_after = start_after};
+    list_acc acc = {.prefix = prefix, .start_after = start_after, .temporary = temporary};
     char rel[SL_STORAGE_MAX_KEY + 2];
     /* Start in the deepest directory the prefix names whole ("a/b/c" starts in "a/b/"). */
     const char *slash = strrchr(prefix, '/');
@@ -379,6 +382,18 @@ static sl_err file_list(sl_storage_t *st, const char *prefix, const char *start_
         free((char *)acc.v[i].key);
     free(acc.v);
     return err;
+}
+
+static sl_err file_list(sl_storage_t *st, const char *prefix, const char *start_after,
+                        sl_storage_list_cb cb, void *opaque, char *errbuf, size_t errlen)
+{
+    return list_files(st, prefix, start_after, false, cb, opaque, errbuf, errlen);
+}
+
+static sl_err file_list_temporary(sl_storage_t *st, const char *prefix, sl_storage_list_cb cb,
+                                  void *opaque, char *errbuf, size_t errlen)
+{
+    return list_files(st, prefix, "", true, cb, opaque, errbuf, errlen);
 }
 
 /* ---- upload streams: a temporary file renamed at commit ---- */
@@ -491,6 +506,7 @@ static const sl__storage_ops file_ops = {
     .head = file_head,
     .del = file_del,
     .list = file_list,
+    .list_temporary = file_list_temporary,
     .upload_new = file_upload_new,
     .upload_commit = file_upload_commit,
     .upload_free = file_upload_free,

@@ -250,6 +250,16 @@ sl_err sl_storage_list(sl_storage_t *st, const char *prefix, const char *start_a
                          errbuf, errlen);
 }
 
+sl_err sl_storage_list_temporary(sl_storage_t *st, const char *prefix, sl_storage_list_cb cb,
+                                 void *opaque, char *errbuf, size_t errlen)
+{
+    if (prefix && (strlen(prefix) > SL_STORAGE_MAX_KEY || prefix[0] == '/'))
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID, "invalid list prefix \"%s\"", prefix);
+    if (!st->ops->list_temporary)
+        return SL_OK;
+    return st->ops->list_temporary(st, prefix ? prefix : "", cb, opaque, errbuf, errlen);
+}
+
 sl_err sl_storage_upload_new(sl_storage_t *st, const char *key, sl_storage_upload_t **up,
                              char *errbuf, size_t errlen)
 {

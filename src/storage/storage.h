@@ -122,6 +122,15 @@ SL_MUST_CHECK sl_err sl_storage_list(sl_storage_t *st, const char *prefix, const
                                      sl_storage_list_cb cb, void *opaque, char *errbuf,
                                      size_t errlen);
 
+/* Lists the temporary files that writers killed mid-write left under prefix, which
+ * sl_storage_list never shows (file://: ".sl-tmp-*" beside their targets; s3:// has none:
+ * an unfinished upload is no object, see AbortIncompleteMultipartUpload). For a vacuum:
+ * each key may be given to sl_storage_delete; a live writer's file is among them too, so
+ * delete only what is older than any write can take (mtime_ms). */
+SL_MUST_CHECK sl_err sl_storage_list_temporary(sl_storage_t *st, const char *prefix,
+                                               sl_storage_list_cb cb, void *opaque, char *errbuf,
+                                               size_t errlen);
+
 /* ---- upload streams ---- */
 
 /* Starts writing key through an output stream (sl_storage_upload_stream). Nothing is

@@ -22,6 +22,9 @@ typedef struct sl__storage_ops {
     sl_err (*del)(sl_storage_t *st, const char *key, char *errbuf, size_t errlen);
     sl_err (*list)(sl_storage_t *st, const char *prefix, const char *start_after,
                    sl_storage_list_cb cb, void *opaque, char *errbuf, size_t errlen);
+    /* NULL: the backend leaves no temporary objects behind */
+    sl_err (*list_temporary)(sl_storage_t *st, const char *prefix, sl_storage_list_cb cb,
+                             void *opaque, char *errbuf, size_t errlen);
     sl_err (*upload_new)(sl_storage_t *st, const char *key, sl_storage_upload_t **up, char *errbuf,
                          size_t errlen);
     sl_err (*upload_commit)(sl_storage_upload_t *up, char *errbuf, size_t errlen);

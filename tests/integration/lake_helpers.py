@@ -60,10 +60,12 @@ def rows_of(add):
     return json.loads(add["stats"])["numRecords"]
 
 
-def history(lake_uri):
-    """`sluice lake history` as a list of dicts (the operation is the rest of the line)."""
-    out = subprocess.run([SLUICE, "lake", "history", "--lake", lake_uri], capture_output=True,
-                         text=True, timeout=120)
+def history(lake_uri, extra=(), env=None):
+    """`sluice lake history` as a list of dicts (the operation is the rest of the line);
+    extra: more flags (--s3-endpoint ...), env: variables added (AWS credentials)."""
+    out = subprocess.run([SLUICE, "lake", "history", "--lake", lake_uri, *extra],
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, **(env or {})))
     if out.returncode != 0:
         raise RuntimeError("sluice lake history failed: " + out.stderr)
     lines = out.stdout.splitlines()

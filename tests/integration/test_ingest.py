@@ -188,6 +188,35 @@ def settings_from_env():
         checks.check(f.read() == doc, "docs/configuration.md is stale: run sluice config-doc")
 
 
+def poll_event_loop():
+    """--http-poll (workers in poll() instead of epoll) serves the same: every shape stored
+    once, concurrent clients answered, and a graceful SIGTERM answers what is in flight."""
+    with Server(extra_args=["--http-poll"]) as srv:
+        sent = []
+        shapes(srv, sent)
+        results = []
+
+        def sender():
+            c = srv.conn()
+            for _ in range(50):
+                e = event()
+                st, _ = srv.post(e, conn=c)
+                results.append(st)
+                if st == 200:
+                    sent.append(e)
+
+        threads = [threading.Thread(target=sender) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        checks.check(results.count(200) == 400, f"--http-poll concurrent answers: {set(results)}")
+        stored = [s["event_id"] for s in srv.read_log()]
+        checks.check(sorted(stored) == sorted(e["event_id"] for e in sent),
+                     f"--http-poll stored {len(stored)} events, sent {len(sent)}")
+        graceful_stop_answers_in_flight(srv)
+
+
 def main():
     with Server() as srv:
         sent = []
@@ -197,6 +226,7 @@ def main():
         cors_and_probes(srv)
         groups(srv, len(sent) + 2)
         graceful_stop_answers_in_flight(srv)
+    poll_event_loop()
     write_keys_and_rate_limits()
     settings_from_env()
     checks.finish()

@@ -30,7 +30,7 @@ static char tmp_root[256];
 /* The delta calls take a store; these open file://dir around one call. */
 static sl_storage_t *open_dir(const char *dir)
 {
-    char uri[600], eb[256];
+    char uri[640], eb[256];
     sl_storage_t *st;
     snprintf(uri, sizeof uri, "file://%s", dir);
     if (sl_storage_open(uri, NULL, &st, eb, sizeof eb))
@@ -245,6 +245,46 @@ static void test_write_and_read_back(void **state)
     assert_true(saw_meta && saw_info);
 }
 
+/* A compaction's commit: removes with dataChange=false take files out, the add that
+ * holds their rows goes in, and the commit is not a blind append. */
+static void test_remove_and_add(void **state)
+{
+    (void)state;
+    char dir[512], eb[512] = "";
+    make_tmp(dir, sizeof dir, "remove");
+    create_table(dir);
+    append(dir, 1, "event_date=2024-01-15/a.parquet", "2024-01-15", 10, NULL, 0);
+    append(dir, 2, "event_date=2024-01-15/b c.parquet", "2024-01-15", 5, NULL, 0);
+    sl_delta_kv pv = {"event_date", "2024-01-15"};
+    sl_delta_remove removes[] = {{"event_date=2024-01-15/a.parquet", &pv, 1, 1234, 1, false},
+                                 {"event_date=2024-01-15/b c.parquet", &pv, 1, 1234, 1, false}};
+    sl_delta_add add = {"event_date=2024-01-15/ab.parquet", &pv, 1, 2000, 2, false,
+                        "{\"numRecords\":15}"};
+    sl_delta_commit c = {.removes = removes,
+                         .n_removes = 2,
+                         .adds = &add,
+                         .n_adds = 1,
+                         .operation = "OPTIMIZE",
+                         .read_version = 2};
+    sl_buf text;
+    sl_buf_init(&text, 1 << 20);
+    assert_int_equal(sl_delta_commit_format(&c, &text, eb, sizeof eb), SL_OK);
+    assert_non_null(strstr(text.data, "\"isBlindAppend\":false"));
+    assert_non_null(strstr(text.data,
+                           "{\"remove\":{\"path\":\"event_date=2024-01-15/b%20c.parquet\","
+                           "\"deletionTimestamp\":1,\"dataChange\":false,\"extendedFileMetadata\""
+                           ":true,\"partitionValues\":{\"event_date\":\"2024-01-15\"},\"size\":1234}}"));
+    sl_buf_cleanup(&text);
+    assert_int_equal(commit_at(dir, 3, &c, eb, sizeof eb), SL_OK);
+    sl_delta_snapshot_t *snap;
+    assert_int_equal(load_at(dir, -1, &snap, eb, sizeof eb), SL_OK);
+    assert_int_equal(sl_delta_snapshot_file_count(snap), 1);
+    const sl_delta_file *f = find_file(snap, "event_date=2024-01-15/ab.parquet");
+    assert_non_null(f);
+    assert_int_equal(f->num_records, 15);
+    sl_delta_snapshot_free(snap);
+}
+
 static sl_err count_versions(void *opaque, const sl_delta_version_info *vi)
 {
     int64_t *rows = opaque;
@@ -290,9 +330,9 @@ static void test_version_taken(void **state)
     struct dirent *de;
     int entries = 0;
     while ((de = readdir(d))) {
-        if (de->d_name[0] != '.' || strncmp(de->d_name, ".tmp-", 5) == 0)
+        if (de->d_name[0] != '.' || strncmp(de->d_name, ".sl-tmp-", 8) == 0)
             entries++;
-        assert_int_not_equal(strncmp(de->d_name, ".tmp-", 5), 0);
+        assert_int_not_equal(strncmp(de->d_name, ".sl-tmp-", 8), 0);
     }
     closedir(d);
     assert_int_equal(entries, 2);
@@ -369,6 +409,103 @@ static void test_racing_writers(void **state)
         assert_int_equal(v, COMMITS_EACH - 1);
     }
     sl_delta_snapshot_free(snap);
+}
+
+static sl_err refuse_if_app_a_done(void *opaque, const sl_delta_snapshot_t *snap, char *eb,
+                                   size_t len)
+{
+    int64_t v;
+    int *calls = opaque;
+    (*calls)++;
+    if (sl_delta_snapshot_txn(snap, "app-a", &v) == SL_OK && v >= 10)
+        return sl_errbuf_set(eb, len, SL_ERR_EXISTS, "app-a is already at %lld", (long long)v);
+    return SL_OK;
+}
+
+static bool log_holds(const char *dir, int64_t version, const char *needle)
+{
+    char path[600], text[4096];
+    snprintf(path, sizeof path, "%s/_delta_log/%020lld.json", dir, (long long)version);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    return strstr(text, needle) != NULL;
+}
+
+/* sl_delta_commit_append against other writers: a blind append moves on to the next
+ * version, a check or a metadata change stops it, attempts are bounded; and
+ * sl_delta_snapshot_update catches a snapshot up with only the new commits. */
+static void test_append_conflicts(void **state)
+{
+    (void)state;
+    char dir[512], eb[512] = "";
+    make_tmp(dir, sizeof dir, "append");
+    create_table(dir);
+    sl_storage_t *st = open_dir(dir);
+    sl_delta_snapshot_t *a;
+    assert_int_equal(sl_delta_snapshot_load(st, -1, &a, eb, sizeof eb), SL_OK);
+    append(dir, 1, "b1.parquet", "2024-01-15", 3, "app-b", 5);
+
+    sl_delta_kv pv = {"event_date", "2024-01-15"};
+    sl_delta_add add = {"a1.parquet", &pv, 1, 10, 1700000000000, true, "{\"numRecords\":2}"};
+    sl_delta_txn txn = {"app-a", 10};
+    sl_delta_commit c = {.adds = &add,
+                         .n_adds = 1,
+                         .txns = &txn,
+                         .n_txns = 1,
+                         .operation = "WRITE",
+                         .read_version = -1};
+    int calls = 0;
+    assert_int_equal(
+        sl_delta_commit_append(st, a, &c, 3, refuse_if_app_a_done, &calls, eb, sizeof eb), SL_OK);
+    assert_int_equal(calls, 1);
+    assert_int_equal(sl_delta_snapshot_version(a), 2);
+    assert_int_equal(sl_delta_snapshot_file_count(a), 2);
+    assert_true(log_holds(dir, 2, "\"readVersion\":1,"));
+    assert_true(log_holds(dir, 2, "a1.parquet"));
+
+    /* Another writer already committed what this append holds: the check stops it. */
+    sl_delta_snapshot_t *b;
+    assert_int_equal(load_at(dir, 1, &b, eb, sizeof eb), SL_OK);
+    add.path = "a1-again.parquet";
+    calls = 0;
+    assert_int_equal(
+        sl_delta_commit_append(st, b, &c, 3, refuse_if_app_a_done, &calls, eb, sizeof eb),
+        SL_ERR_EXISTS);
+    assert_non_null(strstr(eb, "app-a is already at 10"));
+    assert_int_equal(sl_delta_snapshot_version(b), 2);
+    sl_delta_snapshot_free(b);
+
+    /* Bounded: one attempt, and the version is taken. */
+    assert_int_equal(load_at(dir, 0, &b, eb, sizeof eb), SL_OK);
+    assert_int_equal(sl_delta_commit_append(st, b, &c, 1, NULL, NULL, eb, sizeof eb),
+                     SL_ERR_EXISTS);
+    assert_non_null(strstr(eb, "giving up"));
+    assert_int_equal(sl_delta_snapshot_version(b), 0);
+    /* The update applies only what is new, and ends where a fresh load does. */
+    assert_int_equal(sl_delta_snapshot_update(st, b, NULL, NULL, eb, sizeof eb), SL_OK);
+    assert_int_equal(sl_delta_snapshot_version(b), 2);
+    assert_int_equal(sl_delta_snapshot_file_count(b), 2);
+    assert_int_equal(sl_delta_snapshot_update(st, b, NULL, NULL, eb, sizeof eb), SL_OK);
+    assert_int_equal(sl_delta_snapshot_version(b), 2);
+    sl_delta_snapshot_free(b);
+
+    /* A metadata change by another writer stops a blind append. */
+    sl_delta_commit meta = {.create = &event_def, .operation = "REPLACE TABLE", .read_version = 2};
+    assert_int_equal(sl_delta_commit_write(st, 3, &meta, eb, sizeof eb), SL_OK);
+    add.path = "a2.parquet";
+    txn.version = 11;
+    assert_int_equal(sl_delta_commit_append(st, a, &c, 5, NULL, NULL, eb, sizeof eb),
+                     SL_ERR_EXISTS);
+    assert_non_null(strstr(eb, "protocol or metadata"));
+    assert_false(log_holds(dir, 4, "a2.parquet"));
+    assert_int_equal(sl_delta_commit_append(st, a, &meta, 5, NULL, NULL, eb, sizeof eb),
+                     SL_ERR_INVALID);
+    sl_delta_snapshot_free(a);
+    sl_storage_close(st);
 }
 
 static void test_stats(void **state)
@@ -669,8 +806,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_and_read_back),
         cmocka_unit_test(test_history),
+        cmocka_unit_test(test_remove_and_add),
         cmocka_unit_test(test_version_taken),
         cmocka_unit_test(test_racing_writers),
+        cmocka_unit_test(test_append_conflicts),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_refuses_bad_commits),
         cmocka_unit_test(test_app_txn_tables),

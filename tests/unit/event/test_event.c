@@ -15,6 +15,7 @@
 #include "core/buf.h"
 #include "core/uuid.h"
 #include "event/event.h"
+#include "event/event_int.h"
 
 #define RECV_US INT64_C(1705314600000000) /* 2024-01-15T10:30:00.000Z */
 #define RECV    "2024-01-15T10:30:00.000Z"
@@ -337,6 +338,84 @@ static void test_interaction_value(void **state)
                     "field \"interaction_value\" must be a number, got boolean");
     expect_rejected("{" REQ ",\"interaction_value\":[1]}", SL_REASON_WRONG_TYPE,
                     "field \"interaction_value\" must be a number, got array");
+}
+
+/* The shortest of %.15g..%.17g that reads back as d: what sl__event_format_double must
+ * print whichever way it gets there. */
+static void reference_double(char *out, size_t cap, double d)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, cap, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
+            return;
+    }
+}
+
+static void expect_double(double d)
+{
+    char got[SL__DOUBLE_SIZE], want[64];
+    size_t n = sl__event_format_double(got, d);
+    reference_double(want, sizeof want, d);
+    if (n != strlen(got) || strcmp(got, want) != 0)
+        fail_msg("%.17g: got \"%s\" (%zu), want \"%s\"", d, got, n, want);
+}
+
+/* Reals with few decimals are written without snprintf; the text must not change. */
+static void test_format_double(void **state)
+{
+    (void)state;
+    static const double edges[] = {0.0001,
+                                   0.00011,
+                                   0.0001234567,
+                                   9.9999e-5,
+                                   1e-5,
+                                   0.1,
+                                   0.2,
+                                   0.3,
+                                   0.1 + 0.2,
+                                   1.5,
+                                   3.0,
+                                   -2.5,
+                                   19.99,
+                                   100.0,
+                                   1e14,
+                                   999999999999999.0,
+                                   1e15,
+                                   123456789012345.0,
+                                   12345678901234.5,
+                                   0.000123,
+                                   1.000001,
+                                   1.0000001,
+                                   2.675,
+                                   1e21,
+                                   5e-324,
+                                   1.7976931348623157e308,
+                                   -0.0001,
+                                   -999999.999999,
+                                   4503599627370495.5,
+                                   0.5,
+                                   42.0};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        expect_double(edges[i]);
+    /* Decimals of 0 to 8 places over many magnitudes, and arbitrary bit patterns. */
+    uint64_t r = 0x9e3779b97f4a7c15u;
+    for (int i = 0; i < 200000; i++) {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        int places = (int)(r % 9);
+        int64_t mant = (int64_t)(r >> 20) % 100000000000000;
+        double scale = 1;
+        for (int p = 0; p < places; p++)
+            scale *= 10;
+        double d = (double)mant / scale;
+        expect_double((r & 1) ? -d : d);
+        uint64_t bits = r;
+        double any;
+        memcpy(&any, &bits, sizeof any);
+        if (any == any && any - any == 0) /* finite */
+            expect_double(any);
+    }
 }
 
 /* ---- required and optional strings -------------------------------------------------- */
@@ -1345,6 +1424,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_string_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_agent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interaction_value, setup, teardown),
+        cmocka_unit_test(test_format_double),
         cmocka_unit_test_setup_teardown(test_required_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_optional_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_length_limits, setup, teardown),

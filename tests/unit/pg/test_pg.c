@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,26 @@ static sl_log_message msg(const char *json)
                             .value_len = strlen(json)};
 }
 
+/* The key texts of the last row built, and the row builder with them. */
+static sl_buf key_text;
+static sl__pg_keys keys;
+
+static sl_err row(sl_buf *b, const sl_log_message *m, int32_t *day, char *eb, size_t eblen)
+{
+    sl_buf_reset(&key_text);
+    return sl__pg_row_append(b, &key_text, m, &keys, day, eb, eblen);
+}
+
+/* A key's text as a C string ("NULL" for null), for comparisons. */
+static const char *key(sl__pg_text t)
+{
+    static char out[256];
+    if (t.len == SL__PG_NULL)
+        return "NULL";
+    snprintf(out, sizeof out, "%.*s", (int)t.len, key_text.data + t.off);
+    return out;
+}
+
 static void test_row_full_event(void **state)
 {
     sl_buf b;
@@ -34,11 +55,21 @@ static void test_row_full_event(void **state)
         "\"metadata\":{\"k\":[1,\"x\\ty\"]}}");
     int32_t day = 0;
     char eb[256];
-    assert_int_equal(sl__pg_row_append(&b, 9, &m, &day, eb, sizeof eb), SL_OK);
-    assert_string_equal(b.data, "9\te1\t2024-02-29T23:59:59.5Z\t2024-03-01T00:00:00Z\tweb\t\\N\t"
+    assert_int_equal(row(&b, &m, &day, eb, sizeof eb), SL_OK);
+    assert_string_equal(b.data, "e1\t2024-02-29T23:59:59.5Z\t2024-03-01T00:00:00Z\tweb\t\\N\t"
                                 "page_view\t\\N\t\\N\t\\N\t\\N\ts1\t\\N\t\\N\t\\N\t\\N\t2.5\t"
                                 "a\\tb\\nc\\\\d\t{\"k\":[1,\"x\\\\ty\"]}\n");
     assert_int_equal(day, 19782); /* 2024-02-29 */
+    /* the keys are the columns' texts with the COPY escapes undone */
+    assert_string_equal(key(keys.event_id), "e1");
+    assert_string_equal(key(keys.timestamp), "2024-02-29T23:59:59.5Z");
+    assert_string_equal(key(keys.channel), "web");
+    assert_string_equal(key(keys.platform), "NULL");
+    assert_string_equal(key(keys.event_type), "page_view");
+    assert_string_equal(key(keys.event_category), "NULL");
+    assert_string_equal(key(keys.session_id), "s1");
+    assert_string_equal(key(keys.user_id), "NULL");
+    assert_string_equal(key(keys.interaction_value), "2.5");
     sl_buf_cleanup(&b);
 }
 
@@ -51,23 +82,25 @@ static void test_row_fallbacks(void **state)
     /* no event_id, no timestamp: id from the log position, times from received_at */
     sl_log_message m = msg("{\"received_at\":\"2024-01-16T00:00:01Z\",\"channel\":\"x\","
                            "\"interaction_value\":7,\"metadata\":\"s\"}");
-    assert_int_equal(sl__pg_row_append(&b, 0, &m, &day, eb, sizeof eb), SL_OK);
-    assert_non_null(
-        strstr(b.data, "0\tsluice:3:77\t2024-01-16T00:00:01Z\t2024-01-16T00:00:01Z\tx"));
+    assert_int_equal(row(&b, &m, &day, eb, sizeof eb), SL_OK);
+    assert_non_null(strstr(b.data, "sluice:3:77\t2024-01-16T00:00:01Z\t2024-01-16T00:00:01Z\tx"));
     assert_non_null(strstr(b.data, "\t7\t\\N\t\"s\"\n"));
     assert_int_equal(day, 19738);
+    assert_string_equal(key(keys.event_id), "sluice:3:77");
+    assert_string_equal(key(keys.timestamp), "2024-01-16T00:00:01Z");
+    assert_string_equal(key(keys.interaction_value), "7");
     /* nothing at all: the append time, and an empty metadata object */
     sl_buf_reset(&b);
     m = msg("{}");
-    assert_int_equal(sl__pg_row_append(&b, 1, &m, &day, eb, sizeof eb), SL_OK);
-    assert_string_equal(b.data, "1\tsluice:3:77\t2024-01-15T10:30:00.000Z\t2024-01-15T10:30:00.000Z"
+    assert_int_equal(row(&b, &m, &day, eb, sizeof eb), SL_OK);
+    assert_string_equal(b.data, "sluice:3:77\t2024-01-15T10:30:00.000Z\t2024-01-15T10:30:00.000Z"
                                 "\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N"
                                 "\t\\N\t\\N\t{}\n");
     assert_int_equal(day, 19737);
     /* a timestamp the sink cannot read is left for PostgreSQL to judge */
     sl_buf_reset(&b);
     m = msg("{\"timestamp\":1700000000000}");
-    assert_int_equal(sl__pg_row_append(&b, 2, &m, &day, eb, sizeof eb), SL_OK);
+    assert_int_equal(row(&b, &m, &day, eb, sizeof eb), SL_OK);
     assert_int_equal(day, SL__PG_NO_DAY);
     assert_non_null(strstr(b.data, "\t1700000000000\t"));
     sl_buf_cleanup(&b);
@@ -84,7 +117,7 @@ static void test_row_refusals(void **state)
         sl_log_message m = msg(bad[i]);
         int32_t day;
         char eb[256] = "";
-        assert_int_equal(sl__pg_row_append(&b, 0, &m, &day, eb, sizeof eb), SL_ERR_INVALID);
+        assert_int_equal(row(&b, &m, &day, eb, sizeof eb), SL_ERR_INVALID);
         assert_true(strncmp(eb, "record is not", 13) == 0);
         assert_string_equal(b.data, "kept");
     }
@@ -94,7 +127,7 @@ static void test_row_refusals(void **state)
     sl_log_message m = msg("{\"channel\":\"a rather long channel name here\"}");
     int32_t day;
     char eb[256];
-    assert_int_equal(sl__pg_row_append(&small, 0, &m, &day, eb, sizeof eb), SL_ERR_TOO_LARGE);
+    assert_int_equal(row(&small, &m, &day, eb, sizeof eb), SL_ERR_TOO_LARGE);
     assert_int_equal(small.len, 0);
     sl_buf_cleanup(&small);
     sl_buf_cleanup(&b);
@@ -119,6 +152,27 @@ static void test_days(void **state)
     assert_int_equal(sl__pg_day_of_us(INT64_C(86400000000)), 1);
 }
 
+/* hashtextextended(s, 0) as PostgreSQL 15 computed it (SELECT hashtextextended('...', 0)):
+ * every length class of the hash's tail, and a string over two whole blocks. */
+static void test_hash_matches_postgresql(void **state)
+{
+    static const struct {
+        const char *s;
+        int64_t pg;
+    } cases[] = {
+        {"", INT64_C(-6939563903564495251)},
+        {"a", INT64_C(3591986179850072241)},
+        {"abc", INT64_C(-6747756470228489321)},
+        {"abcd", INT64_C(-1038429303365892052)},
+        {"sess-1234", INT64_C(2653636322429433185)},
+        {"abcdefghijkl", INT64_C(-7556637188122330412)},
+        {"abcdefghijklm", INT64_C(8871624171452417744)},
+        {"user-42 \xc3\xa9t\xc3\xa9 and more text here!", INT64_C(6704970328101078237)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal((int64_t)sl__pg_hash_text(cases[i].s, strlen(cases[i].s)), cases[i].pg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -126,6 +180,10 @@ int main(void)
         cmocka_unit_test(test_row_fallbacks),
         cmocka_unit_test(test_row_refusals),
         cmocka_unit_test(test_days),
+        cmocka_unit_test(test_hash_matches_postgresql),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    sl_buf_init(&key_text, 1 << 20);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    sl_buf_cleanup(&key_text);
+    return failed;
 }
