@@ -384,8 +384,9 @@ static json_t *str_json(const sl_pq_value *v)
     return v ? json_stringn(v->v.bytes.ptr, v->v.bytes.len) : json_null();
 }
 
-/* A map's entries of the current row as a JSON object (NULL when the map is null). */
-static json_t *map_json(ck_leaf *lv, int key, int value)
+/* A map's entries of the current row as a JSON object (NULL when the map is null); a key
+ * that is not UTF-8 sets *bad. */
+static json_t *map_json(ck_leaf *lv, int key, int value, bool *bad)
 {
     size_t a, b, c, d;
     row_slots(&lv[key], &a, &b);
@@ -401,11 +402,8 @@ static json_t *map_json(ck_leaf *lv, int key, int value)
         const sl_pq_value *vv = lv[value].present && vk < d && !lv[value].cd.values[vk].is_null
                                     ? &lv[value].cd.values[vk]
                                     : NULL;
-        char key_s[1024];
-        size_t n = kv->v.bytes.len < sizeof key_s - 1 ? kv->v.bytes.len : sizeof key_s - 1;
-        memcpy(key_s, kv->v.bytes.ptr, n);
-        key_s[n] = '\0';
-        json_object_set_new(o, key_s, str_json(vv));
+        if (json_object_setn_new(o, kv->v.bytes.ptr, kv->v.bytes.len, str_json(vv)))
+            *bad = true;
     }
     return o;
 }
@@ -440,12 +438,13 @@ static sl_err row_action(ck_leaf *lv, sl_buf out[3])
     json_t *line = NULL, *a = json_object();
     const char *kind = NULL;
     const sl_pq_value *v;
+    bool bad = false;
     if (!a)
         return SL_ERR_NOMEM;
     if ((v = one(lv, L_ADD_PATH))) {
         kind = "add";
         json_object_set_new(a, "path", str_json(v));
-        set_opt(a, "partitionValues", map_json(lv, L_ADD_PV_KEY, L_ADD_PV_VALUE));
+        set_opt(a, "partitionValues", map_json(lv, L_ADD_PV_KEY, L_ADD_PV_VALUE, &bad));
         if (!json_object_get(a, "partitionValues"))
             json_object_set_new(a, "partitionValues", json_object());
         if ((v = one(lv, L_ADD_SIZE)))
@@ -474,7 +473,7 @@ static sl_err row_action(ck_leaf *lv, sl_buf out[3])
         set_opt(a, "partitionColumns", list_json(lv, L_MD_PART));
         if (!json_object_get(a, "partitionColumns"))
             json_object_set_new(a, "partitionColumns", json_array());
-        set_opt(a, "configuration", map_json(lv, L_MD_CONF_KEY, L_MD_CONF_VALUE));
+        set_opt(a, "configuration", map_json(lv, L_MD_CONF_KEY, L_MD_CONF_VALUE, &bad));
     } else if ((v = one(lv, L_PROTO_READER))) {
         kind = "protocol";
         json_object_set_new(a, "minReaderVersion", json_integer(v->v.i32));
@@ -486,6 +485,10 @@ static sl_err row_action(ck_leaf *lv, sl_buf out[3])
     if (one(lv, L_SIDECAR)) { /* the files are listed elsewhere: refuse, never miss them */
         json_decref(a);
         return SL_ERR_UNSUPPORTED;
+    }
+    if (bad) {
+        json_decref(a);
+        return SL_ERR_CORRUPT;
     }
     /* remove rows are tombstones: they change no active file, so they are not applied */
     sl_err err = SL_OK;
@@ -546,9 +549,11 @@ sl_err sl__delta_checkpoint_decode(const void *data, size_t len, int64_t version
         for (uint64_t r = 0; r < rows; r++)
             if ((err = row_action(lv, lines))) {
                 sl_errbuf_set(errbuf, errlen, err,
-                              err == SL_ERR_UNSUPPORTED
-                                  ? "checkpoint %" PRId64 ": sidecar files (v2 checkpoints) are "
-                                    "not supported"
+                              err == SL_ERR_UNSUPPORTED ? "checkpoint %" PRId64
+                                                          ": sidecar files (v2 checkpoints) are "
+                                                          "not supported"
+                              : err == SL_ERR_CORRUPT
+                                  ? "checkpoint %" PRId64 ": a map key that is not UTF-8"
                                   : "checkpoint %" PRId64 ": its actions do not fit in %u bytes",
                               version, SL__DELTA_MAX_COMMIT_BYTES);
                 goto out;

@@ -145,14 +145,16 @@ typedef struct sl_delta_file {
     uint64_t size;
     int64_t modification_time_ms;
     int64_t num_records; /* from stats; -1 when the add has none */
-    int64_t version;     /* the commit that added it */
+    int64_t version;     /* the commit that added it (read from a checkpoint: its version) */
 } sl_delta_file;
 
-/* Replays the JSON commits in _delta_log of the table in st up to `version` (-1: the
- * latest): one listing of _delta_log/, one GET per commit. SL_ERR_NOT_FOUND: no table
+/* The table in st as of `version` (-1: the latest): the checkpoint _last_checkpoint names
+ * (or the newest one the listing finds, when the JSON history does not start at 0), then
+ * the JSON commits after it, one GET each (see "Checkpoints" below). SL_ERR_NOT_FOUND: no table
  * there (no commit) or no such version;
  * SL_ERR_UNSUPPORTED: the table needs something this reader does not do (a reader
- *   feature, column mapping, deletion vectors, a history that starts at a checkpoint),
+ *   feature, column mapping, deletion vectors, a history that starts at a multi-part or
+ *   v2 checkpoint),
  *   named in errbuf; SL_ERR_CORRUPT: a commit that breaks the protocol (gaps in versions,
  *   malformed lines, no protocol or metaData), with the version and line. */
 SL_MUST_CHECK sl_err sl_delta_snapshot_load(sl_storage_t *st, int64_t version,

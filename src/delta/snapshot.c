@@ -115,7 +115,8 @@ static sl_err check_history(const char *table, const log_listing *ll, int64_t *u
         if (ll->has_checkpoint)
             return sl_errbuf_set(errbuf, errlen, SL_ERR_UNSUPPORTED,
                                  "table \"%s\": its JSON history starts at version %" PRId64
-                                 " after a checkpoint; reading checkpoints is not supported yet",
+                                 " and none of its checkpoints can be read (sluice reads "
+                                 "classic single-part ones)",
                                  table, ll->versions[0]);
         return sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
                              "table \"%s\": version 0 is missing and there is no checkpoint",
