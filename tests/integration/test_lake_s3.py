@@ -10,7 +10,8 @@
   with no unreferenced data file left behind;
 - `sluice lake vacuum` on s3://: the window keeps young files, --dry-run deletes nothing,
   --force --retain 0 deletes exactly the removed file and an orphan, and the latest
-  version still reads whole through DuckDB.
+  version still reads whole through DuckDB;
+- `sluice lake optimize` on s3://: one file per date afterwards, the same rows in DuckDB.
 
 Exit 77 (CTest: skipped) when moto is not installed. moto is read directly over HTTP as the
 independent check of what is stored."""
@@ -304,6 +305,7 @@ def check_same_as_local(moto, tmp):
     checks.check(not stray, f"same: no unreferenced object in the bucket: {stray[:5]}")
 
 
+
 def vacuum(moto, prefix, *args):
     p = subprocess.run([SLUICE, "lake", "vacuum", *s3_args(moto, prefix), *args],
                        capture_output=True, text=True, timeout=120,
@@ -356,6 +358,29 @@ def check_vacuum(moto, tmp):
     want_rows = sum(json.loads(a["stats"])["numRecords"] for p, a in latest.items() if p != gone)
     checks.check(len(got) == want_rows and want_rows > 0,
                  f"vacuum: the latest version reads whole from moto: {len(got)}/{want_rows}")
+
+
+def check_optimize(moto, tmp):
+    """Compaction of the table check_vacuum left: the same rows, one file per date."""
+    prefix = "same/events"
+    before_files, _ = table_files(moto_download(moto, prefix, os.path.join(tmp, "opt0")))
+    before_rows = rows_of(before_files)
+    p = subprocess.run([SLUICE, "lake", "optimize", *s3_args(moto, prefix)], capture_output=True,
+                       text=True, timeout=120, env=dict(os.environ, **CREDS))
+    checks.check(p.returncode == 0 and "rewritten into" in p.stdout,
+                 f"optimize on s3:// {p.returncode} {p.stdout} {p.stderr}")
+    files, versions = table_files(moto_download(moto, prefix, os.path.join(tmp, "opt1")))
+    dates = {a["partitionValues"]["event_date"] for a in versions[-1]["files"].values()}
+    checks.check(versions[-1]["operation"] == "OPTIMIZE" and len(files) == len(dates)
+                 and len(files) < len(before_files) and rows_of(files) == before_rows
+                 and len(before_rows) > 0,
+                 f"optimize: {len(files)} files (were {len(before_files)}) for {len(dates)} "
+                 f"dates hold the same {len(before_rows)} rows")
+
+
+def moto_download(moto, prefix, dest):
+    moto.download(prefix + "/", dest)
+    return dest
 
 
 def check_races(moto, tmp):
@@ -510,6 +535,7 @@ def main():
         checks.check(status == 200, f"bucket created: {status}")
         check_same_as_local(moto, tmp)
         check_vacuum(moto, tmp)
+        check_optimize(moto, tmp)
         check_races(moto, tmp)
         check_faults(moto, tmp)
     finally:
