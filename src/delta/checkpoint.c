@@ -194,7 +194,6 @@ sl_err sl__delta_checkpoint_encode(const sl__delta_state *st, sl_buf *out, char 
     sl_pq_writer_options opts;
     sl_pq_leaf_run runs[N_LEAVES];
     row_buf rb;
-    char stats[64];
     size_t cap = st->n_partition_columns + 2;
     memset(&rb, 0, sizeof rb);
     if (st->min_reader > 2 || st->min_writer > 6) /* the state does not keep the features */
@@ -252,7 +251,7 @@ sl_err sl__delta_checkpoint_encode(const sl__delta_state *st, sl_buf *out, char 
         if ((err = sl_pq_writer_write_levels(pw, runs, errbuf, errlen)))
             goto out;
     }
-    /* add: the active files (their stats as far as the state keeps them: numRecords) */
+    /* add: the active files, with their stats as the log held them */
     for (size_t i = 0; i < st->n_files; i++) {
         const sl_delta_file *f = &st->files[i];
         row_start(&rb);
@@ -262,12 +261,10 @@ sl_err sl__delta_checkpoint_encode(const sl__delta_state *st, sl_buf *out, char 
         slot(&rb, L_ADD_SIZE, 0, 2, (sl_pq_value){.v.i64 = (int64_t)f->size});
         slot(&rb, L_ADD_MTIME, 0, 2, (sl_pq_value){.v.i64 = f->modification_time_ms});
         slot(&rb, L_ADD_CHANGE, 0, 2, (sl_pq_value){.v.b = false});
-        if (f->num_records >= 0) {
-            snprintf(stats, sizeof stats, "{\"numRecords\":%" PRId64 "}", f->num_records);
-            slot(&rb, L_ADD_STATS, 0, 2, str_v(stats));
-        } else {
+        if (f->stats)
+            slot(&rb, L_ADD_STATS, 0, 2, str_v(f->stats));
+        else
             slot(&rb, L_ADD_STATS, 0, 1, NULL_V);
-        }
         map_slots(&rb, L_ADD_TAG_KEY, L_ADD_TAG_VALUE, 2, NULL, 0);
         row_finish(&rb, runs);
         if ((err = sl_pq_writer_write_levels(pw, runs, errbuf, errlen)))

@@ -145,6 +145,7 @@ typedef struct sl_delta_file {
     uint64_t size;
     int64_t modification_time_ms;
     int64_t num_records; /* from stats; -1 when the add has none */
+    const char *stats;   /* the add's stats JSON text, as the log holds it; NULL: none */
     int64_t version;     /* the commit that added it (read from a checkpoint: its version) */
 } sl_delta_file;
 

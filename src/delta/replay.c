@@ -57,6 +57,7 @@ void sl__delta_state_init(sl__delta_state *st)
 static void file_free(sl_delta_file *f)
 {
     free((char *)f->path);
+    free((char *)f->stats);
     for (size_t i = 0; i < f->n_partition_values; i++) {
         free((char *)f->partition_values[i].key);
         free((char *)f->partition_values[i].value);
@@ -393,8 +394,10 @@ static sl_err path_of(apply_ctx *ax, json_t *a, const char *action, char **out)
     return *out ? SL_OK : SL_ERR_NOMEM;
 }
 
-/* numRecords from an add's stats string; -1 when absent. */
-static sl_err stats_records(apply_ctx *ax, json_t *a, const char *path, int64_t *out)
+/* numRecords from an add's stats string (-1 when absent), and a copy of the string (kept
+ * whole, so checkpoints carry min/max/nullCount as the commit wrote them). */
+static sl_err stats_records(apply_ctx *ax, json_t *a, const char *path, int64_t *out,
+                            const char **text)
 {
     *out = -1;
     json_t *s = json_object_get(a, "stats");
@@ -415,6 +418,9 @@ static sl_err stats_records(apply_ctx *ax, json_t *a, const char *path, int64_t 
     else if (n)
         err = fail(ax, SL_ERR_CORRUPT, "stats of \"%s\" has a bad numRecords", path);
     json_decref(stats);
+    /* The text parsed as JSON, so it holds no NUL byte: a C string keeps it whole. */
+    if (!err && !(*text = strndup(json_string_value(s), json_string_length(s))))
+        err = SL_ERR_NOMEM;
     return err;
 }
 
@@ -437,7 +443,8 @@ static sl_err apply_add(apply_ctx *ax, json_t *a)
                    f.path);
         goto out;
     }
-    if ((err = check_no_dv(ax, a, f.path)) || (err = stats_records(ax, a, f.path, &f.num_records)))
+    if ((err = check_no_dv(ax, a, f.path)) ||
+        (err = stats_records(ax, a, f.path, &f.num_records, &f.stats)))
         goto out;
     f.size = (uint64_t)size;
     f.modification_time_ms = mtime;

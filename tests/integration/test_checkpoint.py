@@ -87,6 +87,7 @@ def check_checkpoint_file(table, version, versions):
             continue
         checks.check(int(a["size"]) == w["size"] and int(a["mtime"]) == w["modificationTime"]
                      and json.loads(a["pv"]) == w["partitionValues"]
+                     and json.loads(a["stats"]) == json.loads(w["stats"])
                      and json.loads(a["stats"])["numRecords"] == rows_of(w)
                      and a["dc"] is False,
                      f"checkpoint {version}: add {p}: {a} against {w}")

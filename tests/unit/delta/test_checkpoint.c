@@ -97,6 +97,8 @@ static void expect_same(const char *what, const sl__delta_state *a, const sl__de
         assert_int_equal(fa->size, fb->size);
         assert_int_equal(fa->modification_time_ms, fb->modification_time_ms);
         assert_int_equal(fa->num_records, fb->num_records);
+        if (!fa->stats != !fb->stats || (fa->stats && strcmp(fa->stats, fb->stats) != 0))
+            fail_msg("%s: \"%s\": stats differ", what, fa->path);
         assert_int_equal(fa->n_partition_values, fb->n_partition_values);
         for (size_t k = 0; k < fa->n_partition_values; k++) {
             bool found;
@@ -147,11 +149,14 @@ static void test_checkpoint_round_trip(void **state)
     sl_delta_commit create = {.create = &def, .operation = "CREATE TABLE", .read_version = -1};
     commit_or_fail(dir, 0, &create);
     for (int64_t v = 1; v <= 40; v++) {
-        char path[128], day[16], stats[64];
+        char path[128], day[16], stats[160];
         snprintf(path, sizeof path, "day=2024-01-%02d/region=%s/part-%03d é b.parquet",
                  (int)(v % 28) + 1, v % 3 ? "eu" : "__HIVE_DEFAULT_PARTITION__", (int)v);
         snprintf(day, sizeof day, "2024-01-%02d", (int)(v % 28) + 1);
-        snprintf(stats, sizeof stats, "{\"numRecords\":%d}", (int)v * 10);
+        snprintf(stats, sizeof stats,
+                 "{\"numRecords\":%d,\"minValues\":{\"x\":%d},\"maxValues\":{\"x\":\"é\"},"
+                 "\"nullCount\":{\"x\":0}}",
+                 (int)v * 10, (int)v);
         sl_delta_kv pv[2] = {{"day", day}, {"region", v % 3 ? "eu" : NULL}};
         sl_delta_add add = {
             path, pv, 2, 1000 + (uint64_t)v, 1700000000000 + v, true, v % 7 ? stats : NULL};
