@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(st.n_slots >= 2 * st.n_files);
     sl_buf_init(&out, 64 << 20);
     sl__delta_state_init(&again);
-    if (sl__delta_checkpoint_encode(&st, &out, err, sizeof err) == SL_OK) {
+    if (sl__delta_checkpoint_encode(&st, INT64_MIN, &out, NULL, err, sizeof err) == SL_OK) {
         CHECK(sl__delta_checkpoint_decode(out.data, out.len, 7, &again, err, sizeof err) == SL_OK);
         CHECK(again.n_files == st.n_files && again.n_txns == st.n_txns);
     }

@@ -185,9 +185,49 @@ static void row_buf_cleanup(row_buf *rb)
     }
 }
 
-sl_err sl__delta_checkpoint_encode(const sl__delta_state *st, sl_buf *out, char *errbuf,
-                                   size_t errlen)
+typedef struct tombstone_ref {
+    const char *path;
+    size_t i; /* index in st->tombstones: the log's order */
+} tombstone_ref;
+
+static int tombstone_order(const void *a, const void *b)
 {
+    const tombstone_ref *x = a, *y = b;
+    int c = strcmp(x->path, y->path);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* The tombstones a checkpoint carries: of each path that is not active, its last remove,
+ * if deleted at or after from_ms (or at an unknown time). *keep lists their indexes. */
+static sl_err tombstones_kept(const sl__delta_state *st, int64_t from_ms, size_t **keep,
+                              size_t *n_keep)
+{
+    size_t n = st->n_tombstones;
+    *n_keep = 0;
+    *keep = malloc((n ? n : 1) * sizeof **keep);
+    tombstone_ref *order = malloc((n ? n : 1) * sizeof *order);
+    if (!*keep || !order) {
+        free(order);
+        return SL_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = (tombstone_ref){st->tombstones[i].path, i};
+    qsort(order, n, sizeof *order, tombstone_order);
+    for (size_t k = 0; k < n; k++) {
+        const sl__delta_tombstone *t = &st->tombstones[order[k].i];
+        bool last = k + 1 == n || strcmp(order[k].path, order[k + 1].path) != 0;
+        if (last && (t->deletion_ms < 0 || t->deletion_ms >= from_ms) &&
+            !sl__delta_state_is_active(st, t->path))
+            (*keep)[(*n_keep)++] = order[k].i;
+    }
+    free(order);
+    return SL_OK;
+}
+
+sl_err sl__delta_checkpoint_encode(const sl__delta_state *st, int64_t tombstones_from_ms,
+                                   sl_buf *out, size_t *actions, char *errbuf, size_t errlen)
+{
+    size_t *keep = NULL, n_keep = 0;
     sl_err err;
     sl_ostream_buf obs;
     sl_pq_writer_t *pw = NULL;
@@ -204,6 +244,13 @@ sl_err sl__delta_checkpoint_encode(const sl__delta_state *st, sl_buf *out, char 
     for (size_t i = 0; i < st->n_files; i++)
         if (st->files[i].n_partition_values + 1 > cap)
             cap = st->files[i].n_partition_values + 1;
+    for (size_t i = 0; i < st->n_tombstones; i++)
+        if (st->tombstones[i].n_partition_values + 1 > cap)
+            cap = st->tombstones[i].n_partition_values + 1;
+    if ((err = tombstones_kept(st, tombstones_from_ms, &keep, &n_keep))) {
+        sl_errbuf_set(errbuf, errlen, err, "out of memory encoding a checkpoint");
+        goto out;
+    }
     if ((err = row_buf_init(&rb, cap))) {
         sl_errbuf_set(errbuf, errlen, err, "out of memory encoding a checkpoint");
         goto out;
@@ -270,8 +317,31 @@ sl_err sl__delta_checkpoint_encode(const sl__delta_state *st, sl_buf *out, char 
         if ((err = sl_pq_writer_write_levels(pw, runs, errbuf, errlen)))
             goto out;
     }
+    /* remove: the tombstones other engines' VACUUM needs */
+    for (size_t i = 0; i < n_keep; i++) {
+        const sl__delta_tombstone *t = &st->tombstones[keep[i]];
+        bool extended = t->partition_values && t->size >= 0;
+        row_start(&rb);
+        slot(&rb, L_RM_PATH, 0, 2, str_v(t->path));
+        slot(&rb, L_RM_TIME, 0, t->deletion_ms >= 0 ? 2 : 1,
+             t->deletion_ms >= 0 ? (sl_pq_value){.v.i64 = t->deletion_ms} : NULL_V);
+        slot(&rb, L_RM_CHANGE, 0, 2, (sl_pq_value){.v.b = t->data_change});
+        slot(&rb, L_RM_EXT, 0, 2, (sl_pq_value){.v.b = extended});
+        map_slots(&rb, L_RM_PV_KEY, L_RM_PV_VALUE, 2,
+                  t->partition_values ? (t->n_partition_values ? t->partition_values : EMPTY_KV)
+                                      : NULL,
+                  t->n_partition_values);
+        slot(&rb, L_RM_SIZE, 0, t->size >= 0 ? 2 : 1,
+             t->size >= 0 ? (sl_pq_value){.v.i64 = t->size} : NULL_V);
+        row_finish(&rb, runs);
+        if ((err = sl_pq_writer_write_levels(pw, runs, errbuf, errlen)))
+            goto out;
+    }
     err = sl_pq_writer_finish(pw, NULL, errbuf, errlen);
+    if (!err && actions)
+        *actions = 2 + st->n_txns + st->n_files + n_keep;
 out:
+    free(keep);
     sl_pq_writer_free(pw);
     row_buf_cleanup(&rb);
     return err;
@@ -427,10 +497,11 @@ static void set_opt(json_t *o, const char *k, json_t *v)
 }
 
 /* The JSON action line of the current row, appended to out[0] (metaData), out[1]
- * (protocol) or out[2] (the rest): applied in that order, the table's rules are checked
- * before its files, as in the JSON commits of Spark. Nothing for a row that holds none of
- * the actions read here. */
-static sl_err row_action(ck_leaf *lv, sl_buf out[3])
+ * (protocol), out[2] (remove) or out[3] (the rest): applied in that order, the table's
+ * rules are checked before its files, as in the JSON commits of Spark, and a checkpoint
+ * that (against the protocol) both adds and removes a path keeps it active. Nothing for a
+ * row that holds none of the actions read here. */
+static sl_err row_action(ck_leaf *lv, sl_buf out[4])
 {
     json_t *line = NULL, *a = json_object();
     const char *kind = NULL;
@@ -455,6 +526,16 @@ static sl_err row_action(ck_leaf *lv, sl_buf out[3])
         if ((v = one(lv, L_ADD_DV))) /* refused by the log's rules, naming the feature */
             json_object_set_new(a, "deletionVector",
                                 json_pack("{s:o}", "storageType", str_json(v)));
+    } else if ((v = one(lv, L_RM_PATH))) {
+        kind = "remove";
+        json_object_set_new(a, "path", str_json(v));
+        if ((v = one(lv, L_RM_TIME)))
+            json_object_set_new(a, "deletionTimestamp", json_integer(v->v.i64));
+        if ((v = one(lv, L_RM_CHANGE)))
+            json_object_set_new(a, "dataChange", json_boolean(v->v.b));
+        set_opt(a, "partitionValues", map_json(lv, L_RM_PV_KEY, L_RM_PV_VALUE, &bad));
+        if ((v = one(lv, L_RM_SIZE)))
+            json_object_set_new(a, "size", json_integer(v->v.i64));
     } else if ((v = one(lv, L_TXN_APP))) {
         kind = "txn";
         json_object_set_new(a, "appId", str_json(v));
@@ -487,7 +568,6 @@ static sl_err row_action(ck_leaf *lv, sl_buf out[3])
         json_decref(a);
         return SL_ERR_CORRUPT;
     }
-    /* remove rows are tombstones: they change no active file, so they are not applied */
     sl_err err = SL_OK;
     if (kind) {
         line = json_object();
@@ -496,7 +576,10 @@ static sl_err row_action(ck_leaf *lv, sl_buf out[3])
             goto out;
         }
         json_object_set(line, kind, a);
-        sl_buf *o = &out[!strcmp(kind, "metaData") ? 0 : !strcmp(kind, "protocol") ? 1 : 2];
+        sl_buf *o = &out[!strcmp(kind, "metaData")   ? 0
+                         : !strcmp(kind, "protocol") ? 1
+                         : !strcmp(kind, "remove")   ? 2
+                                                     : 3];
         char *s = json_dumps(line, JSON_COMPACT);
         if (!s || (err = sl_buf_append(o, s, strlen(s))) || (err = sl_buf_append(o, "\n", 1)))
             err = err ? err : SL_ERR_NOMEM;
@@ -518,10 +601,10 @@ sl_err sl__delta_checkpoint_decode(const void *data, size_t len, int64_t version
 {
     sl_err err;
     sl_pq_reader_t *pr = NULL;
-    sl_buf lines[3];
+    sl_buf lines[4];
     ck_leaf lv[N_READ];
     char perr[384];
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         sl_buf_init(&lines[k], SL__DELTA_MAX_COMMIT_BYTES);
     if ((err = sl_pq_reader_open(data, len, NULL, &pr, perr, sizeof perr))) {
         sl_errbuf_set(errbuf, errlen, err, "checkpoint %" PRId64 ": %s", version, perr);
@@ -558,8 +641,9 @@ sl_err sl__delta_checkpoint_decode(const void *data, size_t len, int64_t version
         sl_pq_reader_reset(pr);
     }
     st->version = version - 1;
-    if ((err = sl_buf_append(&lines[0], lines[1].data ? lines[1].data : "", lines[1].len)) ||
-        (err = sl_buf_append(&lines[0], lines[2].data ? lines[2].data : "", lines[2].len))) {
+    for (int k = 1; k < 4 && !err; k++)
+        err = sl_buf_append(&lines[0], lines[k].data ? lines[k].data : "", lines[k].len);
+    if (err) {
         sl_errbuf_set(errbuf, errlen, err,
                       "checkpoint %" PRId64 ": its actions do not fit in %u bytes", version,
                       SL__DELTA_MAX_COMMIT_BYTES);
@@ -569,7 +653,7 @@ sl_err sl__delta_checkpoint_decode(const void *data, size_t len, int64_t version
                                 errbuf, errlen);
 out:
     sl_pq_reader_free(pr);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         sl_buf_cleanup(&lines[k]);
     return err;
 }
@@ -579,6 +663,7 @@ out:
 #define LAST_CHECKPOINT_KEY "_delta_log/_last_checkpoint"
 /* A checkpoint (or _last_checkpoint) larger than this is refused rather than loaded. */
 #define CHECKPOINT_MAX_BYTES ((size_t)1 << 30)
+#define TOMBSTONE_MIN_MS     (INT64_C(7) * 86400000)
 
 int64_t sl__delta_interval_ms(const char *s)
 {
@@ -607,14 +692,16 @@ void sl__delta_checkpoint_key(int64_t version, char out[SL__DELTA_CK_KEY_MAX])
     snprintf(out, SL__DELTA_CK_KEY_MAX, "_delta_log/%020" PRId64 ".checkpoint.parquet", version);
 }
 
-sl_err sl__delta_checkpoint_put(sl_storage_t *store, const sl__delta_state *st, char *errbuf,
-                                size_t errlen)
+sl_err sl__delta_checkpoint_put(sl_storage_t *store, const sl__delta_state *st,
+                                int64_t tombstones_from_ms, char *errbuf, size_t errlen)
 {
     char key[SL__DELTA_CK_KEY_MAX], detail[400];
     sl_buf data;
     sl_err err;
+    size_t actions = 0;
     sl_buf_init(&data, CHECKPOINT_MAX_BYTES);
-    if ((err = sl__delta_checkpoint_encode(st, &data, detail, sizeof detail))) {
+    if ((err = sl__delta_checkpoint_encode(st, tombstones_from_ms, &data, &actions, detail,
+                                           sizeof detail))) {
         sl_errbuf_set(errbuf, errlen, err, "checkpoint %" PRId64 " of \"%s\": %s", st->version,
                       sl_storage_uri(store), detail);
         goto out;
@@ -625,9 +712,10 @@ sl_err sl__delta_checkpoint_put(sl_storage_t *store, const sl__delta_state *st, 
     sl__delta_checkpoint_key(st->version, key);
     if ((err = sl_storage_put(store, key, data.data, data.len, errbuf, errlen)))
         goto out;
+    size_t bytes = data.len;
     sl_buf_reset(&data);
     if ((err = sl_buf_appendf(&data, "{\"version\":%" PRId64 ",\"size\":%zu,\"sizeInBytes\":%zu}",
-                              st->version, st->n_files + st->n_txns + 2, data.len)) ||
+                              st->version, actions, bytes)) ||
         (err = sl_storage_put(store, LAST_CHECKPOINT_KEY, data.data, data.len, errbuf, errlen)))
         goto out;
 out:
@@ -751,9 +839,13 @@ sl_err sl_delta_checkpoint(sl_storage_t *store, int64_t version, int64_t default
     if (err)
         return err;
     const sl__delta_state *st = sl__delta_snapshot_state(snap);
-    if ((err = sl__delta_checkpoint_put(store, st, errbuf, errlen)))
-        goto out;
     int64_t retention = st->log_retention_ms >= 0 ? st->log_retention_ms : default_retention_ms;
+    /* Tombstones stay at least the Delta default of deletedFileRetentionDuration (a week)
+     * and as long as the log keeps the removes anyway; forever when the log does. */
+    int64_t keep_ms = retention > TOMBSTONE_MIN_MS ? retention : TOMBSTONE_MIN_MS;
+    int64_t tombstones_from = retention < 0 ? INT64_MIN : now_ms - keep_ms;
+    if ((err = sl__delta_checkpoint_put(store, st, tombstones_from, errbuf, errlen)))
+        goto out;
     if (retention >= 0)
         err = sl__delta_log_expire(store, version, retention, now_ms, expired, errbuf, errlen);
 out:

@@ -11,6 +11,19 @@
 #define SL__DELTA_MAX_FILES        2000000u
 #define SL__DELTA_MAX_TXNS         100000u
 #define SL__DELTA_MAX_VERSIONS     10000000u
+#define SL__DELTA_MAX_TOMBSTONES   2000000u
+
+/* A file a remove took out of the table (a tombstone). Checkpoints carry the recent ones,
+ * so another engine's VACUUM working from a checkpoint still sees what versions inside
+ * its retention reference. */
+typedef struct sl__delta_tombstone {
+    char *path;                   /* canonical, as an active file's */
+    int64_t deletion_ms;          /* deletionTimestamp; -1: the remove had none */
+    int64_t size;                 /* -1: the remove had none */
+    bool data_change;
+    sl_delta_kv *partition_values; /* NULL: the remove had none */
+    size_t n_partition_values;
+} sl__delta_tombstone;
 
 typedef struct sl__delta_txn {
     char *app_id;
@@ -37,6 +50,10 @@ typedef struct sl__delta_state {
     int64_t rows_with_stats;
     sl__delta_txn *txns;
     size_t n_txns;
+    /* Every remove applied, oldest first (a path removed twice appears twice; one added
+     * again is still here: checkpoints keep the last tombstone of paths not active). */
+    sl__delta_tombstone *tombstones;
+    size_t n_tombstones, cap_tombstones;
     /* metaData.configuration's delta.logRetentionDuration: the text (NULL when absent)
      * and in ms (-1 when absent or not understood), for checkpoints and log expiry. */
     char *log_retention;
@@ -54,6 +71,9 @@ void sl__delta_state_cleanup(sl__delta_state *st);
 SL_MUST_CHECK sl_err sl__delta_state_apply(sl__delta_state *st, int64_t version, const char *data,
                                            size_t len, char *errbuf, size_t errlen);
 
+/* Whether path (canonical) is an active file of st. */
+bool sl__delta_state_is_active(const sl__delta_state *st, const char *path);
+
 /* The state a snapshot holds (for commits that apply themselves to it, and checkpoints). */
 sl__delta_state *sl__delta_snapshot_state(sl_delta_snapshot_t *snap);
 
@@ -64,10 +84,12 @@ void sl__delta_commit_key(int64_t version, char out[SL__DELTA_KEY_MAX]);
 /* ---- checkpoints (checkpoint.c): bytes in, bytes out ---- */
 
 /* Encodes st (protocol, metaData, txns, active files as adds with dataChange false and
- * stats {"numRecords": N} when known) as a Parquet checkpoint with the Delta protocol's
- * nested schema, appended to out (its cap bounds the size). */
-SL_MUST_CHECK sl_err sl__delta_checkpoint_encode(const sl__delta_state *st, sl_buf *out,
-                                                 char *errbuf, size_t errlen);
+ * their stats, and as removes the last tombstone of each path that is not active and was
+ * deleted at or after tombstones_from_ms or at an unknown time) as a Parquet checkpoint
+ * with the Delta protocol's nested schema, appended to out (its cap bounds the size). */
+SL_MUST_CHECK sl_err sl__delta_checkpoint_encode(const sl__delta_state *st,
+                                                 int64_t tombstones_from_ms, sl_buf *out,
+                                                 size_t *actions, char *errbuf, size_t errlen);
 /* Loads the checkpoint data[0..len) (untrusted; sluice's or another engine's single-part
  * classic checkpoint) of `version` into st, which must be freshly initialized: its rows
  * become the JSON actions they stand for, applied as commit `version` (same checks as the
@@ -82,9 +104,11 @@ SL_MUST_CHECK sl_err sl__delta_checkpoint_decode(const void *data, size_t len, i
 void sl__delta_checkpoint_key(int64_t version, char out[SL__DELTA_CK_KEY_MAX]);
 /* Milliseconds of a Delta duration ("interval 30 days"); -1 when not understood. */
 int64_t sl__delta_interval_ms(const char *s);
-/* Writes st as the checkpoint of st->version, then _delta_log/_last_checkpoint. */
+/* Writes st as the checkpoint of st->version (tombstones as sl__delta_checkpoint_encode),
+ * then _delta_log/_last_checkpoint. */
 SL_MUST_CHECK sl_err sl__delta_checkpoint_put(sl_storage_t *store, const sl__delta_state *st,
-                                              char *errbuf, size_t errlen);
+                                              int64_t tombstones_from_ms, char *errbuf,
+                                              size_t errlen);
 /* Loads the checkpoint of `version` into st (freshly initialized; unusable on failure). */
 SL_MUST_CHECK sl_err sl__delta_checkpoint_load(sl_storage_t *store, int64_t version,
                                                sl__delta_state *st, char *errbuf, size_t errlen);

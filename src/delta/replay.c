@@ -54,15 +54,26 @@ void sl__delta_state_init(sl__delta_state *st)
     st->log_retention_ms = -1;
 }
 
+static void kvs_free(sl_delta_kv *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free((char *)kv[i].key);
+        free((char *)kv[i].value);
+    }
+    free(kv);
+}
+
 static void file_free(sl_delta_file *f)
 {
     free((char *)f->path);
     free((char *)f->stats);
-    for (size_t i = 0; i < f->n_partition_values; i++) {
-        free((char *)f->partition_values[i].key);
-        free((char *)f->partition_values[i].value);
-    }
-    free((sl_delta_kv *)f->partition_values);
+    kvs_free((sl_delta_kv *)f->partition_values, f->n_partition_values);
+}
+
+static void tombstone_free(sl__delta_tombstone *t)
+{
+    free(t->path);
+    kvs_free(t->partition_values, t->n_partition_values);
 }
 
 static void free_strings(char **v, size_t n)
@@ -85,6 +96,9 @@ void sl__delta_state_cleanup(sl__delta_state *st)
     for (size_t i = 0; i < st->n_txns; i++)
         free(st->txns[i].app_id);
     free(st->txns);
+    for (size_t i = 0; i < st->n_tombstones; i++)
+        tombstone_free(&st->tombstones[i]);
+    free(st->tombstones);
     free(st->log_retention);
     sl__delta_state_init(st);
 }
@@ -156,6 +170,11 @@ static size_t slot_find(const sl__delta_state *st, const char *path, uint64_t h)
         if (s == 0 || (st->hashes[s - 1] == h && !strcmp(st->files[s - 1].path, path)))
             return i;
     }
+}
+
+bool sl__delta_state_is_active(const sl__delta_state *st, const char *path)
+{
+    return st->n_slots && st->slots[slot_find(st, path, hash_path(path))] != 0;
 }
 
 static sl_err index_grow(sl__delta_state *st)
@@ -424,6 +443,32 @@ static sl_err stats_records(apply_ctx *ax, json_t *a, const char *path, int64_t 
     return err;
 }
 
+/* The partitionValues object pvs (of the action of path) as owned key/value pairs; *pv is
+ * set even on failure, holding the *n pairs to free. */
+static sl_err partition_values_of(apply_ctx *ax, json_t *pvs, const char *path, sl_delta_kv **pv,
+                                  size_t *n)
+{
+    *pv = NULL;
+    *n = 0;
+    size_t cap = json_object_size(pvs);
+    if (cap && !(*pv = calloc(cap, sizeof **pv)))
+        return SL_ERR_NOMEM;
+    const char *key;
+    json_t *v;
+    json_object_foreach(pvs, key, v)
+    {
+        if (!json_is_string(v) && !json_is_null(v))
+            return fail(ax, SL_ERR_CORRUPT, "partition value \"%s\" of \"%s\" is not a string", key,
+                        path);
+        sl_delta_kv *kv = &(*pv)[(*n)++];
+        kv->key = strdup(key);
+        kv->value = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+        if (!kv->key || (json_is_string(v) && !kv->value))
+            return SL_ERR_NOMEM;
+    }
+    return SL_OK;
+}
+
 static sl_err apply_add(apply_ctx *ax, json_t *a)
 {
     sl_delta_file f = {.version = ax->version};
@@ -448,28 +493,8 @@ static sl_err apply_add(apply_ctx *ax, json_t *a)
         goto out;
     f.size = (uint64_t)size;
     f.modification_time_ms = mtime;
-    size_t cap = json_object_size(pvs);
-    if (cap && !(pv = calloc(cap, sizeof *pv))) {
-        err = SL_ERR_NOMEM;
+    if ((err = partition_values_of(ax, pvs, f.path, &pv, &n_pv)))
         goto out;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(pvs, key, v)
-    {
-        if (!json_is_string(v) && !json_is_null(v)) {
-            err = fail(ax, SL_ERR_CORRUPT, "partition value \"%s\" of \"%s\" is not a string", key,
-                       f.path);
-            goto out;
-        }
-        pv[n_pv].key = strdup(key);
-        pv[n_pv].value = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
-        n_pv++;
-        if (!pv[n_pv - 1].key || (json_is_string(v) && !pv[n_pv - 1].value)) {
-            err = SL_ERR_NOMEM;
-            goto out;
-        }
-    }
     f.partition_values = pv;
     f.n_partition_values = n_pv;
     err = index_put(ax, &f);
@@ -488,6 +513,45 @@ out:
     return err;
 }
 
+/* Keeps the remove a as a tombstone (taking *path). */
+static sl_err add_tombstone(apply_ctx *ax, json_t *a, char **path)
+{
+    sl__delta_state *st = ax->st;
+    if (st->n_tombstones == st->cap_tombstones) {
+        if (st->n_tombstones >= SL__DELTA_MAX_TOMBSTONES)
+            return fail(ax, SL_ERR_TOO_LARGE, "more than %u removed files to remember",
+                        SL__DELTA_MAX_TOMBSTONES);
+        size_t cap = st->cap_tombstones ? st->cap_tombstones * 2 : 64;
+        sl__delta_tombstone *grown = realloc(st->tombstones, cap * sizeof *grown);
+        if (!grown)
+            return SL_ERR_NOMEM;
+        st->tombstones = grown;
+        st->cap_tombstones = cap;
+    }
+    sl__delta_tombstone t = {.deletion_ms = -1, .size = -1, .data_change = true};
+    int64_t n;
+    if (get_int(a, "deletionTimestamp", &n))
+        t.deletion_ms = n;
+    if (get_int(a, "size", &n) && n >= 0)
+        t.size = n;
+    json_t *dc = json_object_get(a, "dataChange");
+    if (json_is_boolean(dc))
+        t.data_change = json_is_true(dc);
+    json_t *pvs = json_object_get(a, "partitionValues");
+    if (json_is_object(pvs)) {
+        sl_err err =
+            partition_values_of(ax, pvs, *path, &t.partition_values, &t.n_partition_values);
+        if (err) {
+            tombstone_free(&t);
+            return err;
+        }
+    }
+    t.path = *path;
+    *path = NULL;
+    st->tombstones[st->n_tombstones++] = t;
+    return SL_OK;
+}
+
 static sl_err apply_remove(apply_ctx *ax, json_t *a)
 {
     char *path;
@@ -503,6 +567,7 @@ static sl_err apply_remove(apply_ctx *ax, json_t *a)
             index_remove(st, i);
     }
     st->last.files_removed++;
+    err = add_tombstone(ax, a, &path);
 out:
     free(path);
     return err;

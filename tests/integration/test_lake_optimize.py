@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 
 from harness import SLUICE, Checks, Server, event
 from lake_helpers import duckdb, file_path, history, replay, sql_str
@@ -216,6 +217,22 @@ def check_auto(base):
     checks.check(sorted(final) == sorted(posted), "auto: every posted event once")
     checks.check(max(files_per_date(versions[-1]).values()) < 16,
                  f"auto: files per date stay few: {files_per_date(versions[-1])}")
+    # The sink's checkpoints after a compaction carry its removes as tombstones: DuckDB
+    # finds in the newest one every file added before it and no longer active, and only those.
+    log_dir = os.path.join(table, "_delta_log")
+    cks = sorted(n for n in os.listdir(log_dir) if n.endswith(".checkpoint.parquet"))
+    checks.check(bool(cks), "auto: the sink wrote a checkpoint")
+    if cks:
+        v = int(cks[-1][:20])
+        ever = {p for ver in versions[:v + 1] for p in ver["files"]}
+        want = sorted(urllib.parse.unquote(p) for p in ever - set(versions[v]["files"]))
+        res = duckdb([f"SELECT remove.path AS p, remove.dataChange AS dc FROM read_parquet("
+                      f"{sql_str(os.path.join(log_dir, cks[-1]))}) WHERE remove IS NOT NULL "
+                      "ORDER BY p"])[0]
+        got = sorted(r["p"] for r in res) if isinstance(res, list) else res
+        checks.check(want and got == want and all(r["dc"] is False for r in res),
+                     f"auto: checkpoint {v} holds {len(got)} tombstones, the log removed "
+                     f"{len(want)}")
 
 
 def main():

@@ -123,6 +123,33 @@ static void expect_same(const char *what, const sl__delta_state *a, const sl__de
     }
 }
 
+/* The last tombstone of path in st, or NULL. */
+static const sl__delta_tombstone *last_tombstone(const sl__delta_state *st, const char *path)
+{
+    for (size_t i = st->n_tombstones; i-- > 0;)
+        if (!strcmp(st->tombstones[i].path, path))
+            return &st->tombstones[i];
+    return NULL;
+}
+
+/* Each path a's tombstones name and a does not hold active is a tombstone of b too, with
+ * the same deletion time and size; returns how many there were. */
+static size_t expect_tombstones_in(const char *what, const sl__delta_state *a,
+                                   const sl__delta_state *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->n_tombstones; i++) {
+        const sl__delta_tombstone *ta = &a->tombstones[i];
+        if (sl__delta_state_is_active(a, ta->path) || last_tombstone(a, ta->path) != ta)
+            continue;
+        const sl__delta_tombstone *tb = last_tombstone(b, ta->path);
+        if (!tb || tb->deletion_ms != ta->deletion_ms || tb->size != ta->size)
+            fail_msg("%s: the tombstone of \"%s\" is missing or differs", what, ta->path);
+        n++;
+    }
+    return n;
+}
+
 static void commit_or_fail(const char *dir, int64_t version, const sl_delta_commit *c)
 {
     char eb[512] = "", uri[600];
@@ -161,7 +188,17 @@ static void test_checkpoint_round_trip(void **state)
         sl_delta_add add = {
             path, pv, 2, 1000 + (uint64_t)v, 1700000000000 + v, true, v % 7 ? stats : NULL};
         sl_delta_txn txn = {v % 2 ? "sluice-lake-0" : "sluice-lake-1", v * 3};
-        sl_delta_commit c = {.adds = &add,
+        /* Every fifth commit also removes the file of the one before (a tombstone). */
+        char gone[128], gone_day[16];
+        snprintf(gone, sizeof gone, "day=2024-01-%02d/region=%s/part-%03d é b.parquet",
+                 (int)((v - 1) % 28) + 1, (v - 1) % 3 ? "eu" : "__HIVE_DEFAULT_PARTITION__",
+                 (int)v - 1);
+        snprintf(gone_day, sizeof gone_day, "2024-01-%02d", (int)((v - 1) % 28) + 1);
+        sl_delta_kv gone_pv[2] = {{"day", gone_day}, {"region", (v - 1) % 3 ? "eu" : NULL}};
+        sl_delta_remove rm = {gone, gone_pv, 2, 999, 1700000000000 + v, false};
+        sl_delta_commit c = {.removes = &rm,
+                             .n_removes = v % 5 == 0 ? 1 : 0,
+                             .adds = &add,
                              .n_adds = 1,
                              .txns = &txn,
                              .n_txns = 1,
@@ -171,16 +208,32 @@ static void test_checkpoint_round_trip(void **state)
     }
     sl__delta_state replayed, decoded;
     replay_json(dir, 40, &replayed);
-    assert_int_equal(replayed.n_files, 40);
+    assert_int_equal(replayed.n_files, 32);
     sl_buf out;
     sl_buf_init(&out, 64 << 20);
-    assert_int_equal(sl__delta_checkpoint_encode(&replayed, &out, eb, sizeof eb), SL_OK);
+    assert_int_equal(sl__delta_checkpoint_encode(&replayed, INT64_MIN, &out, NULL, eb, sizeof eb),
+                     SL_OK);
     assert_memory_equal(out.data, "PAR1", 4);
     sl__delta_state_init(&decoded);
     if (sl__delta_checkpoint_decode(out.data, out.len, 40, &decoded, eb, sizeof eb) != SL_OK)
         fail_msg("decode: %s", eb);
     assert_int_equal(decoded.version, 40);
     expect_same("round trip", &replayed, &decoded);
+    assert_int_equal(expect_tombstones_in("round trip", &replayed, &decoded), 8);
+    assert_int_equal(expect_tombstones_in("round trip back", &decoded, &replayed), 8);
+    /* Tombstones deleted before the cut-off are left out. */
+    sl_buf recent;
+    sl_buf_init(&recent, 64 << 20);
+    sl__delta_state recent_st;
+    sl__delta_state_init(&recent_st);
+    assert_int_equal(
+        sl__delta_checkpoint_encode(&replayed, 1700000000000 + 21, &recent, NULL, eb, sizeof eb),
+        SL_OK);
+    assert_int_equal(
+        sl__delta_checkpoint_decode(recent.data, recent.len, 40, &recent_st, eb, sizeof eb), SL_OK);
+    assert_int_equal(expect_tombstones_in("recent", &recent_st, &replayed), 4); /* 25, 30, 35, 40 */
+    sl__delta_state_cleanup(&recent_st);
+    sl_buf_cleanup(&recent);
     /* A file without stats stays without; a null partition value stays null. */
     const sl_delta_file *f = state_file(&decoded, "day=2024-01-08/region=eu/part-007 é b.parquet");
     assert_non_null(f);
@@ -263,15 +316,19 @@ static void expect_checkpoint_matches_replay(const char *table_dir, int64_t vers
     if (sl__delta_checkpoint_decode(data, len, version, &decoded, eb, sizeof eb) != SL_OK)
         fail_msg("\"%s\": %s", path, eb);
     expect_same(path, &replayed, &decoded);
+    (void)expect_tombstones_in(path, &decoded, &replayed); /* other engines drop old ones */
     /* and sluice's own encoding of that state decodes to it again */
     sl_buf out;
     sl_buf_init(&out, 64 << 20);
     sl__delta_state again;
     sl__delta_state_init(&again);
-    assert_int_equal(sl__delta_checkpoint_encode(&decoded, &out, eb, sizeof eb), SL_OK);
+    assert_int_equal(sl__delta_checkpoint_encode(&decoded, INT64_MIN, &out, NULL, eb, sizeof eb),
+                     SL_OK);
     assert_int_equal(sl__delta_checkpoint_decode(out.data, out.len, version, &again, eb, sizeof eb),
                      SL_OK);
     expect_same(path, &decoded, &again);
+    assert_int_equal(expect_tombstones_in(path, &again, &decoded),
+                     expect_tombstones_in(path, &decoded, &again));
     sl_buf_cleanup(&out);
     sl__delta_state_cleanup(&again);
     sl__delta_state_cleanup(&replayed);
