@@ -663,7 +663,7 @@ out:
 #define LAST_CHECKPOINT_KEY "_delta_log/_last_checkpoint"
 /* A checkpoint (or _last_checkpoint) larger than this is refused rather than loaded. */
 #define CHECKPOINT_MAX_BYTES ((size_t)1 << 30)
-#define TOMBSTONE_MIN_MS     (INT64_C(7) * 86400000)
+#define TOMBSTONE_MS         (INT64_C(7) * 86400000)
 
 int64_t sl__delta_interval_ms(const char *s)
 {
@@ -835,15 +835,14 @@ sl_err sl_delta_checkpoint(sl_storage_t *store, int64_t version, int64_t default
 {
     sl_delta_snapshot_t *snap = NULL;
     *expired = 0;
-    sl_err err = sl_delta_snapshot_load(store, version, &snap, errbuf, errlen);
+    sl_err err = sl__delta_snapshot_load_tombstones(store, version, &snap, errbuf, errlen);
     if (err)
         return err;
     const sl__delta_state *st = sl__delta_snapshot_state(snap);
     int64_t retention = st->log_retention_ms >= 0 ? st->log_retention_ms : default_retention_ms;
-    /* Tombstones stay at least the Delta default of deletedFileRetentionDuration (a week)
-     * and as long as the log keeps the removes anyway; forever when the log does. */
-    int64_t keep_ms = retention > TOMBSTONE_MIN_MS ? retention : TOMBSTONE_MIN_MS;
-    int64_t tombstones_from = retention < 0 ? INT64_MIN : now_ms - keep_ms;
+    /* Tombstones stay for the Delta default of deletedFileRetentionDuration (a week, also
+     * VACUUM's default retention), whatever the log's own retention. */
+    int64_t tombstones_from = now_ms - TOMBSTONE_MS;
     if ((err = sl__delta_checkpoint_put(store, st, tombstones_from, errbuf, errlen)))
         goto out;
     if (retention >= 0)

@@ -51,7 +51,10 @@ typedef struct sl__delta_state {
     sl__delta_txn *txns;
     size_t n_txns;
     /* Every remove applied, oldest first (a path removed twice appears twice; one added
-     * again is still here: checkpoints keep the last tombstone of paths not active). */
+     * again is still here: checkpoints keep the last tombstone of paths not active).
+     * Only a state loaded to write a checkpoint keeps them (keep_tombstones), so long-lived
+     * snapshots and whole-history replays do not grow with every remove. */
+    bool keep_tombstones; /* survives sl__delta_state_cleanup */
     sl__delta_tombstone *tombstones;
     size_t n_tombstones, cap_tombstones;
     /* metaData.configuration's delta.logRetentionDuration: the text (NULL when absent)
@@ -76,6 +79,11 @@ bool sl__delta_state_is_active(const sl__delta_state *st, const char *path);
 
 /* The state a snapshot holds (for commits that apply themselves to it, and checkpoints). */
 sl__delta_state *sl__delta_snapshot_state(sl_delta_snapshot_t *snap);
+/* sl_delta_snapshot_load, keeping the tombstones of the removes it applies (for writing a
+ * checkpoint). */
+SL_MUST_CHECK sl_err sl__delta_snapshot_load_tombstones(sl_storage_t *store, int64_t version,
+                                                        sl_delta_snapshot_t **snap, char *errbuf,
+                                                        size_t errlen);
 
 /* The key of a commit: "_delta_log/%020lld.json". */
 #define SL__DELTA_KEY_MAX 48

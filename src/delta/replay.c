@@ -100,7 +100,9 @@ void sl__delta_state_cleanup(sl__delta_state *st)
         tombstone_free(&st->tombstones[i]);
     free(st->tombstones);
     free(st->log_retention);
+    bool keep = st->keep_tombstones;
     sl__delta_state_init(st);
+    st->keep_tombstones = keep;
 }
 
 /* ---- paths ---- */
@@ -517,6 +519,8 @@ out:
 static sl_err add_tombstone(apply_ctx *ax, json_t *a, char **path)
 {
     sl__delta_state *st = ax->st;
+    if (!st->keep_tombstones)
+        return SL_OK;
     if (st->n_tombstones == st->cap_tombstones) {
         if (st->n_tombstones >= SL__DELTA_MAX_TOMBSTONES)
             return fail(ax, SL_ERR_TOO_LARGE, "more than %u removed files to remember",

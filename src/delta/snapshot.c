@@ -256,14 +256,15 @@ static sl_err replay(sl_storage_t *store, int64_t upto, sl__delta_state *st, sl_
     return err;
 }
 
-sl_err sl_delta_snapshot_load(sl_storage_t *store, int64_t version, sl_delta_snapshot_t **snap,
-                              char *errbuf, size_t errlen)
+static sl_err load(sl_storage_t *store, int64_t version, bool keep_tombstones,
+                   sl_delta_snapshot_t **snap, char *errbuf, size_t errlen)
 {
     *snap = NULL;
     sl_delta_snapshot_t *s = malloc(sizeof *s);
     if (!s)
         return SL_ERR_NOMEM;
     sl__delta_state_init(&s->st);
+    s->st.keep_tombstones = keep_tombstones;
     sl_err err = replay(store, version, &s->st, NULL, NULL, errbuf, errlen);
     if (err) {
         sl_delta_snapshot_free(s);
@@ -271,6 +272,18 @@ sl_err sl_delta_snapshot_load(sl_storage_t *store, int64_t version, sl_delta_sna
     }
     *snap = s;
     return SL_OK;
+}
+
+sl_err sl_delta_snapshot_load(sl_storage_t *store, int64_t version, sl_delta_snapshot_t **snap,
+                              char *errbuf, size_t errlen)
+{
+    return load(store, version, false, snap, errbuf, errlen);
+}
+
+sl_err sl__delta_snapshot_load_tombstones(sl_storage_t *store, int64_t version,
+                                          sl_delta_snapshot_t **snap, char *errbuf, size_t errlen)
+{
+    return load(store, version, true, snap, errbuf, errlen);
 }
 
 sl_err sl_delta_snapshot_update(sl_storage_t *store, sl_delta_snapshot_t *snap,

@@ -38,11 +38,18 @@ static char *read_whole(const char *path, size_t *len)
     return data;
 }
 
+/* A fresh state that keeps tombstones, as one loaded to write a checkpoint does. */
+static void state_init(sl__delta_state *st)
+{
+    sl__delta_state_init(st);
+    st->keep_tombstones = true;
+}
+
 /* Replays the JSON commits 0..upto of table_dir into st (the history must be whole). */
 static void replay_json(const char *table_dir, int64_t upto, sl__delta_state *st)
 {
     char eb[512] = "";
-    sl__delta_state_init(st);
+    state_init(st);
     for (int64_t v = 0; v <= upto; v++) {
         char path[1024], name[SL__DELTA_KEY_MAX];
         size_t len;
@@ -214,7 +221,7 @@ static void test_checkpoint_round_trip(void **state)
     assert_int_equal(sl__delta_checkpoint_encode(&replayed, INT64_MIN, &out, NULL, eb, sizeof eb),
                      SL_OK);
     assert_memory_equal(out.data, "PAR1", 4);
-    sl__delta_state_init(&decoded);
+    state_init(&decoded);
     if (sl__delta_checkpoint_decode(out.data, out.len, 40, &decoded, eb, sizeof eb) != SL_OK)
         fail_msg("decode: %s", eb);
     assert_int_equal(decoded.version, 40);
@@ -225,7 +232,7 @@ static void test_checkpoint_round_trip(void **state)
     sl_buf recent;
     sl_buf_init(&recent, 64 << 20);
     sl__delta_state recent_st;
-    sl__delta_state_init(&recent_st);
+    state_init(&recent_st);
     assert_int_equal(
         sl__delta_checkpoint_encode(&replayed, 1700000000000 + 21, &recent, NULL, eb, sizeof eb),
         SL_OK);
@@ -261,7 +268,7 @@ static void test_checkpoint_round_trip(void **state)
     /* Every truncation and corruption of the checkpoint: an error, never a crash. */
     for (size_t cut = 0; cut < out.len; cut += 1 + cut / 32) {
         sl__delta_state st;
-        sl__delta_state_init(&st);
+        state_init(&st);
         if (sl__delta_checkpoint_decode(out.data, cut, 40, &st, eb, sizeof eb) != SL_OK)
             assert_non_null(strstr(eb, "checkpoint 40"));
         sl__delta_state_cleanup(&st);
@@ -275,7 +282,7 @@ static void test_checkpoint_round_trip(void **state)
             copy[(seed >> 33) % out.len] ^= (char)(1u << ((seed >> 20) % 8));
         }
         sl__delta_state st;
-        sl__delta_state_init(&st);
+        state_init(&st);
         if (sl__delta_checkpoint_decode(copy, out.len, 40, &st, eb, sizeof eb) != SL_OK)
             assert_true(eb[0] != '\0');
         sl__delta_state_cleanup(&st);
@@ -312,7 +319,7 @@ static void expect_checkpoint_matches_replay(const char *table_dir, int64_t vers
         fail_msg("could not read \"%s\"", path);
     sl__delta_state replayed, decoded;
     replay_json(table_dir, version, &replayed);
-    sl__delta_state_init(&decoded);
+    state_init(&decoded);
     if (sl__delta_checkpoint_decode(data, len, version, &decoded, eb, sizeof eb) != SL_OK)
         fail_msg("\"%s\": %s", path, eb);
     expect_same(path, &replayed, &decoded);
@@ -321,7 +328,7 @@ static void expect_checkpoint_matches_replay(const char *table_dir, int64_t vers
     sl_buf out;
     sl_buf_init(&out, 64 << 20);
     sl__delta_state again;
-    sl__delta_state_init(&again);
+    state_init(&again);
     assert_int_equal(sl__delta_checkpoint_encode(&decoded, INT64_MIN, &out, NULL, eb, sizeof eb),
                      SL_OK);
     assert_int_equal(sl__delta_checkpoint_decode(out.data, out.len, version, &again, eb, sizeof eb),
@@ -367,7 +374,7 @@ static void test_checkpoints_of_other_engines(void **state)
         char *data = read_whole(path, &len);
         assert_non_null(data);
         sl__delta_state st;
-        sl__delta_state_init(&st);
+        state_init(&st);
         assert_int_equal(sl__delta_checkpoint_decode(data, len, 5, &st, eb, sizeof eb),
                          SL_ERR_UNSUPPORTED);
         assert_non_null(strstr(eb, "deletionVectors"));
