@@ -71,7 +71,7 @@ typedef struct sl_delta_txn {
 
 typedef struct sl_delta_commit {
     const sl_delta_table_def *create; /* non-NULL: write protocol + metaData (version 0) */
-    const sl_delta_remove *removes; /* a commit with removes is not a blind append */
+    const sl_delta_remove *removes;   /* a commit with removes is not a blind append */
     size_t n_removes;
     const sl_delta_add *adds;
     size_t n_adds;

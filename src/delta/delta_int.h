@@ -17,9 +17,9 @@
  * so another engine's VACUUM working from a checkpoint still sees what versions inside
  * its retention reference. */
 typedef struct sl__delta_tombstone {
-    char *path;                   /* canonical, as an active file's */
-    int64_t deletion_ms;          /* deletionTimestamp; -1: the remove had none */
-    int64_t size;                 /* -1: the remove had none */
+    char *path;          /* canonical, as an active file's */
+    int64_t deletion_ms; /* deletionTimestamp; -1: the remove had none */
+    int64_t size;        /* -1: the remove had none */
     bool data_change;
     sl_delta_kv *partition_values; /* NULL: the remove had none */
     size_t n_partition_values;
