@@ -20,14 +20,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 command -v moto_server >/dev/null || { echo "moto_server is not installed" >&2; exit 1; }
 
-port_of() { # waits for the "listening" line of a sluice stderr file
-  for _ in $(seq 200); do
-    p=$(grep -o 'url=http://[^ ]*' "$1" 2>/dev/null | head -1 | sed 's/.*://') || true
-    [ -n "$p" ] && { echo "$p"; return; }
-    sleep 0.05
-  done
-  echo "sluice did not start: $(cat "$1")" >&2; exit 1
-}
+. bench/lake_common.sh
 
 MOTO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 moto_server -H 127.0.0.1 -p "$MOTO_PORT" > "$OUT/moto.log" 2>&1 &
@@ -36,39 +29,12 @@ for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/"$MOTO_PORT") 2>/dev/null &&
 curl -sf -X PUT "http://127.0.0.1:$MOTO_PORT/bench" > /dev/null
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
 
-"$SLUICE" serve --roles api --listen 127.0.0.1:0 --log "file://$OUT/log" 2> "$OUT/api.err" > /dev/null &
-API=$!
-PIDS+=($API)
-python3 bench/lake_fill.py "$(port_of "$OUT/api.err")" "$N"
-kill "$API"; wait "$API" || true
-
-# run NAME LAKE_FLAGS...: one sink draining the log; appends "wall cpu bytes" to OUT/NAME.
-run() {
-  local name=$1
-  shift
-  local start end port n ticks bytes sink
-  start=$(date +%s.%N)
-  "$SLUICE" serve --roles lake-sink --listen 127.0.0.1:0 --log "file://$OUT/log" \
-    --lake-codec "$CODEC" --lake-batch-rows 100000 "$@" 2> "$OUT/$name.err" > /dev/null &
-  sink=$!
-  PIDS+=($sink)
-  port=$(port_of "$OUT/$name.err")
-  while :; do
-    n=$(curl -s "127.0.0.1:$port/metrics" | awk '/^sluice_lake_events_total /{print $2}')
-    [ "${n:-0}" -ge "$N" ] && break
-    sleep 0.05
-  done
-  end=$(date +%s.%N)
-  ticks=$(awk '{print $14 + $15}' "/proc/$sink/stat")
-  bytes=$(curl -s "127.0.0.1:$port/metrics" | awk '/^sluice_lake_file_bytes_total /{print $2}')
-  kill "$sink"; wait "$sink" || true
-  echo "$(echo "$end - $start" | bc) $(echo "$ticks / $(getconf CLK_TCK)" | bc -l) $bytes" >> "$OUT/$name"
-}
+fill_log
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores; $N events, codec $CODEC, $ROUNDS rounds"
 for r in $(seq "$ROUNDS"); do
-  run file --lake "file://$OUT/lake-file-$r"
-  run s3 --lake "s3://bench/lake-$r" --s3-endpoint "http://127.0.0.1:$MOTO_PORT" --s3-path-style
+  run_sink file --lake "file://$OUT/lake-file-$r"
+  run_sink s3 --lake "s3://bench/lake-$r" --s3-endpoint "http://127.0.0.1:$MOTO_PORT" --s3-path-style
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 

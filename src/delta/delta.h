@@ -171,6 +171,8 @@ const char *sl_delta_snapshot_partition_column(const sl_delta_snapshot_t *snap, 
 /* Active files, in no particular order; valid until the snapshot is freed. */
 size_t sl_delta_snapshot_file_count(const sl_delta_snapshot_t *snap);
 const sl_delta_file *sl_delta_snapshot_file(const sl_delta_snapshot_t *snap, size_t i);
+/* Whether path (as sl_delta_file.path gives it) is an active file of snap. */
+bool sl_delta_snapshot_has_file(const sl_delta_snapshot_t *snap, const char *path);
 /* The version of the last txn action for app_id; SL_ERR_NOT_FOUND if there is none. */
 SL_MUST_CHECK sl_err sl_delta_snapshot_txn(const sl_delta_snapshot_t *snap, const char *app_id,
                                            int64_t *version);

@@ -371,6 +371,11 @@ const sl_delta_file *sl_delta_snapshot_file(const sl_delta_snapshot_t *snap, siz
     return i < snap->st.n_files ? &snap->st.files[i] : NULL;
 }
 
+bool sl_delta_snapshot_has_file(const sl_delta_snapshot_t *snap, const char *path)
+{
+    return sl__delta_state_is_active(&snap->st, path);
+}
+
 sl_err sl_delta_snapshot_txn(const sl_delta_snapshot_t *snap, const char *app_id, int64_t *version)
 {
     for (size_t i = 0; i < snap->st.n_txns; i++) {

@@ -242,34 +242,19 @@ typedef struct removes_check {
     size_t n;
 } removes_check;
 
-static int path_order(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* Invariant 2, after other writers took the version the commit wanted. */
 static sl_err still_active(void *opaque, const sl_delta_snapshot_t *snap, char *errbuf,
                            size_t errlen)
 {
     const removes_check *rc = opaque;
-    size_t n = sl_delta_snapshot_file_count(snap);
-    const char **paths = malloc((n ? n : 1) * sizeof *paths);
-    if (!paths)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        paths[i] = sl_delta_snapshot_file(snap, i)->path;
-    qsort(paths, n, sizeof *paths, path_order);
-    sl_err err = SL_OK;
-    for (size_t i = 0; i < rc->n && !err; i++) {
-        const char *key = rc->src[i].path;
-        if (!bsearch(&key, paths, n, sizeof *paths, path_order))
-            err = sl_errbuf_set(errbuf, errlen, SL_ERR_EXISTS,
-                                "another writer removed \"%s\" (by version %" PRId64
-                                ") while it was being compacted; nothing was committed",
-                                key, sl_delta_snapshot_version(snap));
+    for (size_t i = 0; i < rc->n; i++) {
+        if (!sl_delta_snapshot_has_file(snap, rc->src[i].path))
+            return sl_errbuf_set(errbuf, errlen, SL_ERR_EXISTS,
+                                 "another writer removed \"%s\" (by version %" PRId64
+                                 ") while it was being compacted; nothing was committed",
+                                 rc->src[i].path, sl_delta_snapshot_version(snap));
     }
-    free(paths);
-    return err;
+    return SL_OK;
 }
 
 /* After a store error the commit may have landed all the same: a fresh snapshot tells,
@@ -282,9 +267,7 @@ static bool commit_landed(run *r, const char *new_path, int64_t *version)
         r->keep_files = true; /* unknown: vacuum deletes them later if they are not in */
         return false;
     }
-    bool found = false;
-    for (size_t i = 0; i < sl_delta_snapshot_file_count(fresh) && !found; i++)
-        found = !strcmp(sl_delta_snapshot_file(fresh, i)->path, new_path);
+    bool found = sl_delta_snapshot_has_file(fresh, new_path);
     *version = sl_delta_snapshot_version(fresh);
     sl_delta_snapshot_free(fresh);
     return found;

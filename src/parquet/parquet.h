@@ -102,9 +102,8 @@ SL_MUST_CHECK sl_err sl_pq_writer_new(const sl_pq_column *columns, size_t n_colu
 SL_MUST_CHECK sl_err sl_pq_writer_write_row(sl_pq_writer_t *pw, const sl_pq_value *values,
                                             char *errbuf, size_t errlen);
 
-/* Rows so far, and the uncompressed bytes buffered in the open row group. */
+/* Rows so far. */
 uint64_t sl_pq_writer_rows(const sl_pq_writer_t *pw);
-size_t sl_pq_writer_buffered_bytes(const sl_pq_writer_t *pw);
 /* Addition to the agreed API: whether writing a row group or the footer failed, after
  * which the file is unusable (nothing but sl_pq_writer_free is left to do). */
 bool sl_pq_writer_is_broken(const sl_pq_writer_t *pw);

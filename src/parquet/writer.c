@@ -1035,11 +1035,6 @@ uint64_t sl_pq_writer_rows(const sl_pq_writer_t *pw)
     return pw->rows;
 }
 
-size_t sl_pq_writer_buffered_bytes(const sl_pq_writer_t *pw)
-{
-    return pw->buffered;
-}
-
 bool sl_pq_writer_is_broken(const sl_pq_writer_t *pw)
 {
     return pw->broken;

@@ -51,6 +51,13 @@ def event(**overrides):
 DROP = object()
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (for servers the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Server:
     """A running `sluice serve`. Use as a context manager; .stop() sends SIGTERM."""
 

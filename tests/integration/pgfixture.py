@@ -5,18 +5,13 @@ go through psql, so the tests need nothing outside the standard library."""
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 
+from harness import free_port
+
 PG_BIN = os.environ.get("SLUICE_PG_BIN", "/usr/lib/postgresql/15/bin")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def as_server_user():

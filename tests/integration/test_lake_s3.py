@@ -28,11 +28,11 @@ import tempfile
 import threading
 import time
 import urllib.parse
-import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import SLUICE, Checks, Server, event, node_packages  # noqa: E402
 from lake_helpers import duckdb, file_path, history, replay, sql_str  # noqa: E402
+from moto_fixture import Moto  # noqa: E402
 
 COMMITTER = os.environ.get("SLUICE_DELTA_COMMITTER") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "sluice-test-delta-committer")
@@ -41,84 +41,6 @@ CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 COLS = ("event_id, epoch_us(timestamp) AS ts, channel, platform, event_type, session_id, "
         "user_id, interaction_value, interaction_text, metadata")
 checks = Checks("lake_s3")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Moto:
-    """moto_server (serial) on a free port."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                          "moto_serial.py"), "127.0.0.1", str(self.port)],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.time() > deadline:
-                    self.log.seek(0)
-                    raise RuntimeError("moto_server did not start:\n" + self.log.read())
-                time.sleep(0.2)
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-
-    def request(self, method, path, body=None):
-        # moto without authentication takes any signature, but wants one on object reads.
-        h = {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/"
-                              "aws4_request, SignedHeaders=host, Signature=0"}
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            c.request(method, path, body=body, headers=h)
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
-
-    def keys(self, prefix):
-        """Every key under prefix, with ListObjectsV2 (pages followed)."""
-        out, token = [], None
-        ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-        while True:
-            q = {"list-type": "2", "prefix": prefix}
-            if token:
-                q["continuation-token"] = token
-            status, body = self.request("GET", f"/{BUCKET}?" + urllib.parse.urlencode(q))
-            assert status == 200, (status, body[:300])
-            root = ET.fromstring(body)
-            out += [c.find(ns + "Key").text for c in root.findall(ns + "Contents")]
-            t = root.find(ns + "NextContinuationToken")
-            if t is None:
-                return out
-            token = t.text
-
-    def download(self, prefix, dest):
-        """Copies every object under prefix into dest (the table as a directory)."""
-        for key in self.keys(prefix):
-            status, body = self.request("GET", f"/{BUCKET}/" + urllib.parse.quote(key))
-            assert status == 200, (key, status)
-            path = os.path.join(dest, key[len(prefix):])
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(body)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 class Proxy:
@@ -529,7 +451,7 @@ def main():
         sys.exit(77)
     node_packages()
     tmp = tempfile.mkdtemp(prefix="sluice-lake-s3-")
-    moto = Moto()
+    moto = Moto(BUCKET)
     try:
         status, _ = moto.request("PUT", f"/{BUCKET}")
         checks.check(status == 200, f"bucket created: {status}")

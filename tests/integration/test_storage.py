@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,67 +24,11 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Checks  # noqa: E402
+from moto_fixture import Moto  # noqa: E402
 
 TOOL = os.environ.get("SLUICE_STORAGE_TOOL") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "sluice-storage-tool")
 BUCKET = "sluice-test"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Moto:
-    """A moto_server on a free port; env adds settings (INITIAL_NO_AUTH_ACTION_COUNT)."""
-
-    def __init__(self, env=None):
-        self.port = free_port()
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                          "moto_serial.py"), "127.0.0.1", str(self.port)],
-            stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})))
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("moto_server did not start:\n" + self.log_text())
-                time.sleep(0.2)
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-
-    def log_text(self):
-        self.log.seek(0)
-        return self.log.read()
-
-    def request(self, method, path, body=None, headers=None):
-        """A direct request (the independent reader). moto without authentication takes any
-        signature, but answers anonymous object reads with 403, hence the header."""
-        h = {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/"
-                              "aws4_request, SignedHeaders=host, Signature=0"}
-        h.update(headers or {})
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            c.request(method, path, body=body, headers=h)
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 class Proxy:
@@ -457,7 +400,7 @@ def check_faults(t, moto, tmp):
 
 def check_moto_stops(t, tmp):
     """moto itself killed while an upload streams in: the writer fails cleanly, bounded."""
-    moto = Moto()
+    moto = Moto(BUCKET)
     try:
         moto.request("PUT", f"/{BUCKET}")
         p = subprocess.Popen(
@@ -486,7 +429,7 @@ def check_moto_stops(t, tmp):
 def check_credentials(t, tmp):
     """moto with authentication on: an IAM user's key works (moto verifies our SigV4
     signatures), a wrong secret or an unknown key gets a clear 403."""
-    moto = Moto(env={"INITIAL_NO_AUTH_ACTION_COUNT": "4"})
+    moto = Moto(BUCKET, env={"INITIAL_NO_AUTH_ACTION_COUNT": "4"})
     try:
         def iam(params):
             body = urllib.parse.urlencode(dict(params, Version="2010-05-08"))
@@ -546,7 +489,7 @@ def main():
         sys.exit(77)
     t = Checks("test_storage")
     tmp = tempfile.mkdtemp(prefix="sluice-storage-")
-    moto = Moto()
+    moto = Moto(BUCKET)
     try:
         status, _ = moto.request("PUT", f"/{BUCKET}")
         t.check(status == 200, f"bucket created: {status}")

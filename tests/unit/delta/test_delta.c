@@ -258,8 +258,8 @@ static void test_remove_and_add(void **state)
     sl_delta_kv pv = {"event_date", "2024-01-15"};
     sl_delta_remove removes[] = {{"event_date=2024-01-15/a.parquet", &pv, 1, 1234, 1, false},
                                  {"event_date=2024-01-15/b c.parquet", &pv, 1, 1234, 1, false}};
-    sl_delta_add add = {"event_date=2024-01-15/ab.parquet", &pv, 1, 2000, 2, false,
-                        "{\"numRecords\":15}"};
+    sl_delta_add add = {
+        "event_date=2024-01-15/ab.parquet", &pv, 1, 2000, 2, false, "{\"numRecords\":15}"};
     sl_delta_commit c = {.removes = removes,
                          .n_removes = 2,
                          .adds = &add,
@@ -270,10 +270,10 @@ static void test_remove_and_add(void **state)
     sl_buf_init(&text, 1 << 20);
     assert_int_equal(sl_delta_commit_format(&c, &text, eb, sizeof eb), SL_OK);
     assert_non_null(strstr(text.data, "\"isBlindAppend\":false"));
-    assert_non_null(strstr(text.data,
-                           "{\"remove\":{\"path\":\"event_date=2024-01-15/b%20c.parquet\","
-                           "\"deletionTimestamp\":1,\"dataChange\":false,\"extendedFileMetadata\""
-                           ":true,\"partitionValues\":{\"event_date\":\"2024-01-15\"},\"size\":1234}}"));
+    assert_non_null(strstr(
+        text.data, "{\"remove\":{\"path\":\"event_date=2024-01-15/b%20c.parquet\","
+                   "\"deletionTimestamp\":1,\"dataChange\":false,\"extendedFileMetadata\""
+                   ":true,\"partitionValues\":{\"event_date\":\"2024-01-15\"},\"size\":1234}}"));
     sl_buf_cleanup(&text);
     assert_int_equal(commit_at(dir, 3, &c, eb, sizeof eb), SL_OK);
     sl_delta_snapshot_t *snap;
@@ -282,6 +282,8 @@ static void test_remove_and_add(void **state)
     const sl_delta_file *f = find_file(snap, "event_date=2024-01-15/ab.parquet");
     assert_non_null(f);
     assert_int_equal(f->num_records, 15);
+    assert_true(sl_delta_snapshot_has_file(snap, "event_date=2024-01-15/ab.parquet"));
+    assert_false(sl_delta_snapshot_has_file(snap, "event_date=2024-01-15/b c.parquet"));
     sl_delta_snapshot_free(snap);
 }
 
