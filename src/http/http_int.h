@@ -45,6 +45,9 @@ struct sl_http_server {
                                  * (resumed is not enough: the worker takes a resumed
                                  * connection off its suspended list only when it runs it);
                                  * libmicrohttpd aborts if stopped with any */
+    atomic_bool stopping;       /* set before the last wait for suspended requests: a request
+                                 * counts itself in suspended, then checks this, and is
+                                 * refused instead of suspended once it is set */
 };
 
 typedef enum sl_content_encoding {

@@ -310,9 +310,19 @@ static enum MHD_Result finish_body(sl__http_request *req)
     req->n_accepted = batch->n_accepted;
     req->phase = SL_PHASE_WAITING;
     req->append_started_ns = sl_time_mono_ns();
-    /* Suspend first: the callback may run on the log's thread before append returns. */
+    /* Count the suspension before checking srv->stopping, the reverse of the order in
+     * sl_http_server_free: either the server sees this request and waits for it, or the
+     * request sees the server stopping. A request on a kept-alive connection can arrive
+     * after the drain saw none in flight. */
     req->suspended = true;
     atomic_fetch_add(&srv->suspended, 1);
+    if (atomic_load(&srv->stopping)) {
+        sl__http_request_unsuspended(req);
+        rc = sl__http_respond_error(req, 503,
+                                    "the server is shutting down; retry (nothing was stored)");
+        goto out;
+    }
+    /* Suspend first: the callback may run on the log's thread before append returns. */
     MHD_suspend_connection(req->conn);
     err = sl_log_append(srv->log, sc->records, batch->n_accepted, on_durable, req);
     if (err) {

@@ -413,7 +413,8 @@ void sl_http_server_free(sl_http_server_t *srv)
     /* A request past the drain deadline may still wait for the log, whose callback will
      * resume it, or be resumed and not yet run by its worker; stopping then would abort the
      * process (libmicrohttpd panics). The log bounds that wait (its fsync, or Kafka's
-     * message.timeout.ms). */
+     * message.timeout.ms). Once stopping is set no request suspends (finish_body). */
+    atomic_store(&srv->stopping, true);
     if (atomic_load(&srv->suspended))
         sl_diag(SL_DIAG_WARN, "waiting for the log to answer suspended requests", "requests=%u",
                 atomic_load(&srv->suspended));

@@ -115,28 +115,54 @@ def groups(srv, total):
     checks.check(len(replay) == total, f"--from-beginning gave {len(replay)}, want {total}")
 
 
-def graceful_stop_answers_in_flight(srv):
-    """SIGTERM while clients are sending: every request that got an answer got a real one,
-    and the server exits 0."""
-    results = []
+SHUTTING_DOWN = "the server is shutting down; retry (nothing was stored)"
+
+
+def stop_while_sending(srv, n_senders):
+    """SIGTERM while clients send on kept-alive connections. Returns the exit code and the
+    events answered 200; checks that every other answer is the shutting-down 503."""
+    stored, refused = [], []
 
     def sender():
         c = srv.conn()
-        for _ in range(200):
+        for _ in range(2000):
+            e = event()
             try:
-                st, a = srv.post(event(), conn=c)
-                results.append(st)
+                st, a = srv.post(e, conn=c)
             except OSError:
                 break
+            (stored if st == 200 else refused).append((e, st, a))
 
-    threads = [threading.Thread(target=sender) for _ in range(4)]
+    threads = [threading.Thread(target=sender) for _ in range(n_senders)]
     for t in threads:
         t.start()
     rc = srv.stop()
     for t in threads:
         t.join()
+    odd = [(st, a) for _, st, a in refused if st != 503 or a.get("message") != SHUTTING_DOWN]
+    checks.check(not odd, f"answers during shutdown other than 200 and 503: {odd[:3]}")
+    return rc, [e for e, _, _ in stored]
+
+
+def graceful_stop_answers_in_flight(srv):
+    """SIGTERM while clients are sending: every request that got an answer got a real one,
+    and the server exits 0."""
+    rc, _ = stop_while_sending(srv, 4)
     checks.check(rc == 0, f"exit code {rc} after SIGTERM")
-    checks.check(all(s == 200 for s in results), f"answers during shutdown: {set(results)}")
+
+
+def stop_races_kept_alive_requests():
+    """A request on a kept-alive connection can arrive after the drain saw nothing in
+    flight; it must be refused, not suspended (libmicrohttpd aborts when stopped with a
+    suspended connection: 1 or 2 runs in 10 did before the fix). Every event
+    answered 200 is in the log afterwards."""
+    for run in range(10):
+        with Server() as srv:
+            rc, answered = stop_while_sending(srv, 1)
+            checks.check(rc == 0, f"run {run}: exit code {rc} after SIGTERM")
+            stored = {s["event_id"] for s in read_log(srv.log_uri)}
+            lost = [e["event_id"] for e in answered if e["event_id"] not in stored]
+            checks.check(not lost, f"run {run}: {len(lost)} events answered 200 are not stored")
 
 
 def write_keys_and_rate_limits():
@@ -226,6 +252,7 @@ def main():
         cors_and_probes(srv)
         groups(srv, len(sent) + 2)
         graceful_stop_answers_in_flight(srv)
+    stop_races_kept_alive_requests()
     poll_event_loop()
     write_keys_and_rate_limits()
     settings_from_env()
