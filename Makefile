@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CTEST_FLAGS ?= --output-on-failure
 
-.PHONY: all deps build build-asan build-fuzz up down test test-unit test-asan test-fuzz bench format clean node-deps bench-parquet bench-lake bench-storage
+.PHONY: all deps build build-asan build-fuzz up down test test-unit test-asan test-fuzz bench format format-check clean node-deps bench-parquet bench-lake bench-storage
 
 all: build
 
@@ -44,7 +44,7 @@ down:
 node-deps:
 	cd tests/node && npm install --no-audit --no-fund
 
-test: build build-asan build-fuzz node-deps
+test: format-check build build-asan build-fuzz node-deps
 	cd $(BUILD) && ctest $(CTEST_FLAGS) -j 2
 	cd build-asan && ctest $(CTEST_FLAGS) -j 2
 	cd build-fuzz && ctest $(CTEST_FLAGS) -R '^fuzz_'
@@ -65,6 +65,10 @@ bench-storage: build
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# Fails, naming the files, when C code is not as .clang-format lays it out (fix: make format).
+format-check: deps
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf build build-asan build-fuzz

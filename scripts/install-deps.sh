@@ -4,7 +4,7 @@
 set -eu
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev
+PACKAGES="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libmicrohttpd-dev libjansson-dev liblmdb-dev lmdb-utils zlib1g-dev libcmocka-dev
   python3 curl wrk nginx-light valgrind librdkafka-dev kcat libsimdjson-dev g++
   libpq-dev postgresql-15 postgresql-client-15"

@@ -30,8 +30,7 @@ static void usage(FILE *out)
           out);
 }
 
-static int config_or_help(sl_config *cfg, unsigned command, const char *name, int argc,
-                          char **argv)
+static int config_or_help(sl_config *cfg, unsigned command, const char *name, int argc, char **argv)
 {
     char errbuf[512];
     sl_err err = sl_config_load(cfg, command, argc, argv, errbuf, sizeof errbuf);
@@ -271,12 +270,13 @@ static int cmd_serve(int argc, char **argv)
         .idle_timeout_s = (unsigned)cfg.idle_timeout_s,
         .max_body_bytes = (size_t)cfg.max_body_bytes,
         .max_inflated_bytes = (size_t)cfg.max_inflated_bytes,
-        .limits = {
-            .max_event_bytes = (size_t)cfg.max_event_bytes,
-            .max_depth = (unsigned)cfg.max_depth,
-            .max_keys = (size_t)cfg.max_keys,
-            .max_batch = (size_t)cfg.max_batch_events,
-        },
+        .limits =
+            {
+                .max_event_bytes = (size_t)cfg.max_event_bytes,
+                .max_depth = (unsigned)cfg.max_depth,
+                .max_keys = (size_t)cfg.max_keys,
+                .max_batch = (size_t)cfg.max_batch_events,
+            },
         .write_keys = cfg.write_keys,
         .n_write_keys = cfg.n_write_keys,
         .rate_limit = (uint64_t)cfg.rate_limit,
@@ -418,8 +418,8 @@ static int cmd_lake_optimize(int argc, char **argv)
     } else {
         printf("version %" PRId64 ": %zu partitions, %" PRIu64 " files (%" PRIu64
                " bytes) rewritten into %" PRIu64 " (%" PRIu64 " bytes), %" PRIu64 " rows\n",
-               res.version, res.partitions, res.files_removed, res.bytes_removed,
-               res.files_added, res.bytes_added, res.rows);
+               res.version, res.partitions, res.files_removed, res.bytes_removed, res.files_added,
+               res.bytes_added, res.rows);
         rc = fflush(stdout) == 0 ? 0 : 1;
     }
     sl_delta_snapshot_free(snap);

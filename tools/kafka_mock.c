@@ -47,9 +47,9 @@ static const struct {
     const char *name;
     int16_t key;
 } apis[] = {
-    {"Produce", 0},       {"Fetch", 1},          {"ListOffsets", 2},     {"Metadata", 3},
-    {"OffsetCommit", 8},  {"OffsetFetch", 9},    {"FindCoordinator", 10}, {"JoinGroup", 11},
-    {"Heartbeat", 12},    {"LeaveGroup", 13},    {"SyncGroup", 14},      {"ApiVersions", 18},
+    {"Produce", 0},         {"Fetch", 1},       {"ListOffsets", 2},      {"Metadata", 3},
+    {"OffsetCommit", 8},    {"OffsetFetch", 9}, {"FindCoordinator", 10}, {"JoinGroup", 11},
+    {"Heartbeat", 12},      {"LeaveGroup", 13}, {"SyncGroup", 14},       {"ApiVersions", 18},
     {"InitProducerId", 22},
 };
 
@@ -112,7 +112,7 @@ static const char *run(rd_kafka_mock_cluster_t *mc, char *line)
         if (!parse_long(a1, 0, INT_MAX, &id) || !parse_long(a2, 0, 3600000, &v))
             return "error: usage: rtt BROKER_ID MS";
         return rd_kafka_mock_broker_set_rtt(mc, (int32_t)id, (int)v) ? "error: no such broker"
-                                                                      : "ok";
+                                                                     : "ok";
     }
     if (!strcmp(cmd, "errors")) {
         if (!parse_api(a1, &api) || !parse_code(a2, &code) || !parse_long(a3, 1, MAX_ERRORS, &v))

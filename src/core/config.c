@@ -32,15 +32,15 @@ typedef struct setting {
 } setting;
 
 #define F(field) offsetof(sl_config, field)
-#define KiB (INT64_C(1) << 10)
-#define MiB (INT64_C(1) << 20)
-#define GiB (INT64_C(1) << 30)
-#define TiB (INT64_C(1) << 40)
-#define DAY_MS (INT64_C(86400000))
+#define KiB      (INT64_C(1) << 10)
+#define MiB      (INT64_C(1) << 20)
+#define GiB      (INT64_C(1) << 30)
+#define TiB      (INT64_C(1) << 40)
+#define DAY_MS   (INT64_C(86400000))
 
 static const setting settings[] = {
-    {"listen", "SLUICE_LISTEN", SETTING_STRING, "127.0.0.1:3001", 0, 0, 0, SL_CMD_SERVE,
-     F(listen), "HOST:PORT the ingest API listens on (port 0 picks a free port)"},
+    {"listen", "SLUICE_LISTEN", SETTING_STRING, "127.0.0.1:3001", 0, 0, 0, SL_CMD_SERVE, F(listen),
+     "HOST:PORT the ingest API listens on (port 0 picks a free port)"},
     {"log", "SLUICE_LOG", SETTING_STRING, "file://./var/log", 0, 0, 0,
      SL_CMD_SERVE | SL_CMD_LOG_READ, F(log_uri),
      "the durable log: file://DIR (embedded) or kafka://HOST:PORT[,HOST:PORT...]/TOPIC "
@@ -50,8 +50,8 @@ static const setting settings[] = {
      "diagnostics on stderr: debug, info, warn, error"},
     {"http-threads", "SLUICE_HTTP_THREADS", SETTING_INT, "2", 1, 256, 0, SL_CMD_SERVE,
      F(http_threads), "HTTP worker threads (each runs its own event loop)"},
-    {"max-connections", "SLUICE_MAX_CONNECTIONS", SETTING_INT, "4096", 1, 1000000, 0,
-     SL_CMD_SERVE, F(max_connections), "open connections at most; more are refused"},
+    {"max-connections", "SLUICE_MAX_CONNECTIONS", SETTING_INT, "4096", 1, 1000000, 0, SL_CMD_SERVE,
+     F(max_connections), "open connections at most; more are refused"},
     {"max-connections-per-ip", "SLUICE_MAX_CONNECTIONS_PER_IP", SETTING_INT, "0", 0, 1000000, 0,
      SL_CMD_SERVE, F(max_connections_per_ip), "open connections per client address; 0 = no limit"},
     {"idle-timeout", "SLUICE_IDLE_TIMEOUT", SETTING_DURATION, "15s", 1, 3600, 1000, SL_CMD_SERVE,
@@ -73,7 +73,8 @@ static const setting settings[] = {
     {"log-partitions", "SLUICE_LOG_PARTITIONS", SETTING_INT, "8", 1, 1024, 0, SL_CMD_SERVE,
      F(log_partitions), "partitions of a new embedded log (an existing log keeps its own)"},
     {"log-retention-bytes", "SLUICE_LOG_RETENTION_BYTES", SETTING_SIZE, "1G", 0, 64 * TiB, 0,
-     SL_CMD_SERVE, F(log_retention_bytes), "embedded log: oldest events go past this size; 0 = no limit"},
+     SL_CMD_SERVE, F(log_retention_bytes),
+     "embedded log: oldest events go past this size; 0 = no limit"},
     {"log-retention", "SLUICE_LOG_RETENTION", SETTING_DURATION, "7d", 0, 3650 * DAY_MS, 1,
      SL_CMD_SERVE, F(log_retention_ms), "embedded log: events older than this go; 0 = keep"},
     {"log-max-size", "SLUICE_LOG_MAX_SIZE", SETTING_SIZE, "4G", 16 * MiB, 64 * TiB, 0,
@@ -90,7 +91,8 @@ static const setting settings[] = {
      "keys a client must send (X-Write-Key, Authorization: Bearer, or ?writeKey=) to post "
      "events; none = open to anyone who can reach the port"},
     {"rate-limit", "SLUICE_RATE_LIMIT", SETTING_INT, "0", 0, 100000000, 0, SL_CMD_SERVE,
-     F(rate_limit), "events per second per write key (all clients together without keys), "
+     F(rate_limit),
+     "events per second per write key (all clients together without keys), "
      "with one second of burst; over it requests get 429 with Retry-After; 0 = no limit"},
     {"roles", "SLUICE_ROLES", SETTING_STRING, "all", 0, 0, 0, SL_CMD_SERVE, F(roles),
      "what this process runs, as a comma-separated list: api (the ingest API), pg-sink "
@@ -118,11 +120,11 @@ static const setting settings[] = {
      "the Delta Lake table of the lake-sink role: file://DIR or s3://BUCKET/PREFIX (created "
      "when absent)"},
     {"lake-codec", "SLUICE_LAKE_CODEC", SETTING_STRING, "snappy", 0, 0, 0,
-     SL_CMD_SERVE | SL_CMD_LAKE_OPTIMIZE,
-     F(lake_codec), "compression of the lake's Parquet files: snappy, zstd or none"},
+     SL_CMD_SERVE | SL_CMD_LAKE_OPTIMIZE, F(lake_codec),
+     "compression of the lake's Parquet files: snappy, zstd or none"},
     {"lake-zstd-level", "SLUICE_LAKE_ZSTD_LEVEL", SETTING_INT, "3", 1, 22, 0,
-     SL_CMD_SERVE | SL_CMD_LAKE_OPTIMIZE,
-     F(lake_zstd_level), "zstd level of the lake's Parquet files (with --lake-codec zstd)"},
+     SL_CMD_SERVE | SL_CMD_LAKE_OPTIMIZE, F(lake_zstd_level),
+     "zstd level of the lake's Parquet files (with --lake-codec zstd)"},
     {"lake-batch-rows", "SLUICE_LAKE_BATCH_ROWS", SETTING_INT, "100000", 1, 10000000, 0,
      SL_CMD_SERVE, F(lake_batch_rows), "the lake sink commits once a batch holds this many events"},
     {"lake-batch-bytes", "SLUICE_LAKE_BATCH_BYTES", SETTING_SIZE, "64M", 64 * KiB, 1 * GiB, 0,
@@ -147,24 +149,24 @@ static const setting settings[] = {
      0, SL_CMD_SERVE, F(lake_checkpoint_interval),
      "the lake sink writes a Parquet checkpoint (and _last_checkpoint) after every N-th commit; "
      "0 = never"},
-    {"lake-log-retention", "SLUICE_LAKE_LOG_RETENTION", SETTING_DURATION, "30d", 0,
-     3650 * DAY_MS, 1, SL_CMD_SERVE, F(lake_log_retention_ms),
+    {"lake-log-retention", "SLUICE_LAKE_LOG_RETENTION", SETTING_DURATION, "30d", 0, 3650 * DAY_MS,
+     1, SL_CMD_SERVE, F(lake_log_retention_ms),
      "after a checkpoint, log entries before it older than this are deleted, unless the table "
      "sets delta.logRetentionDuration"},
     {"retain", "SLUICE_RETAIN", SETTING_INT, "168", 0, 87600, 0, SL_CMD_LAKE_VACUUM,
      F(retain_hours),
      "hours of history vacuum keeps readable: files a version of the last HOURS (or the "
      "latest) references are never deleted; under 1 needs --force"},
-    {"dry-run", "SLUICE_DRY_RUN", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_LAKE_VACUUM,
-     F(dry_run), "vacuum: list what would be deleted, delete nothing"},
+    {"dry-run", "SLUICE_DRY_RUN", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_LAKE_VACUUM, F(dry_run),
+     "vacuum: list what would be deleted, delete nothing"},
     {"force", "SLUICE_FORCE", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_LAKE_VACUUM, F(force),
      "vacuum: allow --retain under 1 hour (a reader or writer of an older version may fail)"},
     /* compaction: `sluice lake optimize` and the sink's (issue 6) */
     {"lake-target-file-size", "SLUICE_LAKE_TARGET_FILE_SIZE", SETTING_SIZE, "128M", 1 * MiB,
      4 * GiB, 0, SL_CMD_SERVE | SL_CMD_LAKE_OPTIMIZE, F(lake_target_file_bytes),
      "compaction rewrites the lake's files under this size into files of about this size"},
-    {"lake-auto-optimize-files", "SLUICE_LAKE_AUTO_OPTIMIZE_FILES", SETTING_INT, "64", 0, 100000,
-     0, SL_CMD_SERVE, F(lake_auto_optimize_files),
+    {"lake-auto-optimize-files", "SLUICE_LAKE_AUTO_OPTIMIZE_FILES", SETTING_INT, "64", 0, 100000, 0,
+     SL_CMD_SERVE, F(lake_auto_optimize_files),
      "the lake sink compacts a date partition once it holds this many small files; 0 = never"},
     {"partition", "SLUICE_PARTITION", SETTING_STRING, "", 0, 0, 0, SL_CMD_LAKE_OPTIMIZE,
      F(partition), "optimize: only this date partition (YYYY-MM-DD); empty = every partition"},
@@ -183,21 +185,30 @@ static const setting settings[] = {
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
 /* list_add() finds a list's count right after its items pointer. */
-_Static_assert(offsetof(sl_config, n_kafka_opts) == offsetof(sl_config, kafka_opts) + sizeof(char **),
+_Static_assert(offsetof(sl_config, n_kafka_opts) ==
+                   offsetof(sl_config, kafka_opts) + sizeof(char **),
                "a list setting's count must follow its items");
-_Static_assert(offsetof(sl_config, n_write_keys) == offsetof(sl_config, write_keys) + sizeof(char **),
+_Static_assert(offsetof(sl_config, n_write_keys) ==
+                   offsetof(sl_config, write_keys) + sizeof(char **),
                "a list setting's count must follow its items");
 
 static const char *type_hint(setting_type t)
 {
     switch (t) {
-    case SETTING_STRING: return "TEXT";
-    case SETTING_INT: return "N";
-    case SETTING_SIZE: return "BYTES";
-    case SETTING_DURATION: return "DURATION";
-    case SETTING_BOOL: return "";
-    case SETTING_LIST: return "TEXT";
-    case SETTING_KV_LIST: return "KEY=VALUE";
+    case SETTING_STRING:
+        return "TEXT";
+    case SETTING_INT:
+        return "N";
+    case SETTING_SIZE:
+        return "BYTES";
+    case SETTING_DURATION:
+        return "DURATION";
+    case SETTING_BOOL:
+        return "";
+    case SETTING_LIST:
+        return "TEXT";
+    case SETTING_KV_LIST:
+        return "KEY=VALUE";
     }
     return "";
 }
@@ -252,11 +263,10 @@ static sl_err list_add(const setting *s, const char *text, sl_config *cfg, const
         size_t len = end ? (size_t)(end - p) : strlen(p);
         if (len > 0) {
             if (s->type == SETTING_KV_LIST && (!memchr(p, '=', len) || p[0] == '='))
-                return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
-                                     "%s: \"%.*s\" is not key=value", origin, (int)len, p);
+                return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "%s: \"%.*s\" is not key=value",
+                                     origin, (int)len, p);
             if (*count >= 1024)
-                return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "%s: too many entries",
-                                     origin);
+                return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "%s: too many entries", origin);
             char **grown = realloc(*items, (*count + 2) * sizeof *grown);
             if (!grown)
                 return SL_ERR_NOMEM;
@@ -305,8 +315,8 @@ static sl_err parse_value(const setting *s, const char *text, sl_config *cfg, co
         break;
     }
     case SETTING_SIZE: {
-        static const char *const sfx[] = {"b", "k", "kb", "kib", "m", "mb", "mib",
-                                          "g", "gb", "gib", "t", "tb", "tib", NULL};
+        static const char *const sfx[] = {"b", "k",  "kb",  "kib", "m",  "mb",  "mib",
+                                          "g", "gb", "gib", "t",   "tb", "tib", NULL};
         static const int64_t mul[] = {1,   KiB, KiB, KiB, MiB, MiB, MiB,
                                       GiB, GiB, GiB, TiB, TiB, TiB};
         err = parse_scaled(text, sfx, mul, &v);
@@ -331,13 +341,13 @@ static sl_err parse_value(const setting *s, const char *text, sl_config *cfg, co
     }
     if (err)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "%s: \"%s\" is not a valid %s", origin,
-                             text, s->type == SETTING_INT ? "whole number" :
-                                   s->type == SETTING_SIZE ? "size (like 512K, 64M, 1G)" :
-                                                             "duration (like 500ms, 15s, 7d)");
+                             text,
+                             s->type == SETTING_INT    ? "whole number"
+                             : s->type == SETTING_SIZE ? "size (like 512K, 64M, 1G)"
+                                                       : "duration (like 500ms, 15s, 7d)");
     if (v < s->min || v > s->max)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
-                             "%s: %s is out of range (%lld to %lld)", origin, text,
-                             (long long)s->min, (long long)s->max);
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "%s: %s is out of range (%lld to %lld)",
+                             origin, text, (long long)s->min, (long long)s->max);
     *(int64_t *)field = v;
     return SL_OK;
 }
@@ -445,22 +455,25 @@ void sl_config_print_markdown(FILE *out)
                      s->type == SETTING_SIZE ? " bytes" : "");
         else if (s->type == SETTING_DURATION)
             snprintf(range, sizeof range, "%lld–%lld %s", (long long)s->min, (long long)s->max,
-                     s->unit_ms == 1 ? "ms" : s->unit_ms == 1000 ? "s" : "d");
+                     s->unit_ms == 1      ? "ms"
+                     : s->unit_ms == 1000 ? "s"
+                                          : "d");
         else if (s->type == SETTING_LIST || s->type == SETTING_KV_LIST)
             snprintf(range, sizeof range, "repeatable");
         char cmds[64] = "";
         static const struct {
             unsigned bit;
             const char *name;
-        } cmd_names[] = {{SL_CMD_SERVE, "serve"}, {SL_CMD_LOG_READ, "log read"},
+        } cmd_names[] = {{SL_CMD_SERVE, "serve"},
+                         {SL_CMD_LOG_READ, "log read"},
                          {SL_CMD_LAKE, "lake"},
                          {SL_CMD_LAKE_VACUUM, "lake vacuum"},
                          {SL_CMD_LAKE_OPTIMIZE, "lake optimize"},
                          {SL_CMD_PG_MIGRATE, "pg migrate"}};
         for (size_t k = 0; k < sizeof cmd_names / sizeof cmd_names[0]; k++) {
             if (s->commands & cmd_names[k].bit)
-                snprintf(cmds + strlen(cmds), sizeof cmds - strlen(cmds), "%s%s",
-                         *cmds ? ", " : "", cmd_names[k].name);
+                snprintf(cmds + strlen(cmds), sizeof cmds - strlen(cmds), "%s%s", *cmds ? ", " : "",
+                         cmd_names[k].name);
         }
         fprintf(out, "| `--%s` | `%s` | `%s` | %s | %s | %s |\n", s->name, s->env,
                 *s->def ? s->def : "", range, cmds, s->doc);

@@ -16,8 +16,8 @@ enum {
     SL_CMD_SERVE = 1u << 0,
     SL_CMD_LOG_READ = 1u << 1,
     SL_CMD_PG_MIGRATE = 1u << 2,
-    SL_CMD_LAKE = 1u << 4, /* sluice lake ... (issue 5); bits 2-3 left to other commands */
-    SL_CMD_LAKE_VACUUM = 1u << 6, /* sluice lake vacuum only (issue 6) */
+    SL_CMD_LAKE = 1u << 4,          /* sluice lake ... (issue 5); bits 2-3 left to other commands */
+    SL_CMD_LAKE_VACUUM = 1u << 6,   /* sluice lake vacuum only (issue 6) */
     SL_CMD_LAKE_OPTIMIZE = 1u << 8, /* sluice lake optimize only (issue 6) */
 };
 
@@ -42,10 +42,10 @@ typedef struct sl_config {
     int64_t log_retention_ms;
     int64_t log_max_size_bytes;
     int64_t log_max_pending_bytes;
-    char **kafka_opts;    /* SETTING_LIST: "key=value" strings, NULL-terminated */
-    size_t n_kafka_opts;  /* entries of kafka_opts (the list setting's count follows it) */
-    char **write_keys;    /* SETTING_LIST, NULL-terminated */
-    size_t n_write_keys;  /* entries of write_keys (the list setting's count follows it) */
+    char **kafka_opts;   /* SETTING_LIST: "key=value" strings, NULL-terminated */
+    size_t n_kafka_opts; /* entries of kafka_opts (the list setting's count follows it) */
+    char **write_keys;   /* SETTING_LIST, NULL-terminated */
+    size_t n_write_keys; /* entries of write_keys (the list setting's count follows it) */
     int64_t rate_limit;
     char *roles;
     /* PostgreSQL hot store (serve, pg migrate) */

@@ -6,7 +6,12 @@
 
 #include "core/err.h"
 
-typedef enum sl_diag_level { SL_DIAG_DEBUG, SL_DIAG_INFO, SL_DIAG_WARN, SL_DIAG_ERROR } sl_diag_level;
+typedef enum sl_diag_level {
+    SL_DIAG_DEBUG,
+    SL_DIAG_INFO,
+    SL_DIAG_WARN,
+    SL_DIAG_ERROR
+} sl_diag_level;
 
 /* Lines below this level are dropped (default SL_DIAG_INFO). */
 void sl_diag_set_level(sl_diag_level level);

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#define SL_MUST_CHECK __attribute__((warn_unused_result))
+#define SL_MUST_CHECK               __attribute__((warn_unused_result))
 #define SL_PRINTF(fmt_idx, arg_idx) __attribute__((format(printf, fmt_idx, arg_idx)))
 
 typedef enum sl_err {
@@ -32,7 +32,6 @@ const char *sl_strerror(sl_err err);
 
 /* Formats a detail message into errbuf (which may be NULL or zero-sized) and returns err,
  * so a failure site can be one line: `return sl_errbuf_set(eb, n, SL_ERR_IO, "...")`. */
-sl_err sl_errbuf_set(char *errbuf, size_t errlen, sl_err err, const char *fmt, ...)
-    SL_PRINTF(4, 5);
+sl_err sl_errbuf_set(char *errbuf, size_t errlen, sl_err err, const char *fmt, ...) SL_PRINTF(4, 5);
 
 #endif

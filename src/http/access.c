@@ -75,8 +75,9 @@ unsigned sl__http_access_check_key(const sl__http_access *a, struct MHD_Connecti
         return 0;
     const char *k = presented_key(conn);
     if (!k || !*k) {
-        snprintf(msg, msglen, "a write key is required: send it in X-Write-Key, "
-                              "Authorization: Bearer, or ?writeKey=");
+        snprintf(msg, msglen,
+                 "a write key is required: send it in X-Write-Key, "
+                 "Authorization: Bearer, or ?writeKey=");
         return 401;
     }
     for (size_t i = 0; i < a->n_keys; i++) {

@@ -16,22 +16,22 @@
 typedef struct sl_http_server sl_http_server_t;
 
 typedef struct sl_http_options {
-    const char *listen;          /* "HOST:PORT"; port 0 picks a free one */
+    const char *listen; /* "HOST:PORT"; port 0 picks a free one */
     unsigned threads;
     unsigned max_connections;
     unsigned max_connections_per_ip; /* 0 = no limit */
     unsigned idle_timeout_s;
-    size_t max_body_bytes;       /* as sent */
-    size_t max_inflated_bytes;   /* after Content-Encoding is undone */
+    size_t max_body_bytes;     /* as sent */
+    size_t max_inflated_bytes; /* after Content-Encoding is undone */
     sl_event_limits limits;
-    char *const *write_keys;     /* NULL-free array of n_write_keys keys; none = open */
+    char *const *write_keys; /* NULL-free array of n_write_keys keys; none = open */
     size_t n_write_keys;
-    uint64_t rate_limit;         /* events/s per write key (shared without keys); 0 = off */
-    bool ingest;                 /* serve POST /analytics (the api role); else only the
-                                  * health, readiness and metrics routes */
+    uint64_t rate_limit;            /* events/s per write key (shared without keys); 0 = off */
+    bool ingest;                    /* serve POST /analytics (the api role); else only the
+                                     * health, readiness and metrics routes */
     const sl_component *components; /* n_components parts asked by /ready and /metrics */
     size_t n_components;
-    bool use_poll;               /* workers wait in poll(), not epoll (server.c says when) */
+    bool use_poll; /* workers wait in poll(), not epoll (server.c says when) */
 } sl_http_options;
 
 /* Starts serving. log, the write keys and the components are borrowed and must outlive

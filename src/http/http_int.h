@@ -14,7 +14,7 @@
 
 /* Write keys and token buckets (access.c). */
 typedef struct sl__http_access {
-    char *const *keys;               /* borrowed from the options */
+    char *const *keys; /* borrowed from the options */
     size_t n_keys;
     double rate;                     /* events per second per bucket; 0 = no limit */
     struct sl__http_bucket *buckets; /* one per key, or one shared without keys */
@@ -39,15 +39,15 @@ struct sl_http_server {
     sl_metrics metrics;
     sl__http_access access;
     uint16_t port;
-    atomic_bool draining;       /* answers carry Connection: close; /ready says no */
-    atomic_uint in_flight;      /* requests begun and not yet completed */
-    atomic_uint suspended;      /* requests suspended and not yet run again by their worker
-                                 * (resumed is not enough: the worker takes a resumed
-                                 * connection off its suspended list only when it runs it);
-                                 * libmicrohttpd aborts if stopped with any */
-    atomic_bool stopping;       /* set before the last wait for suspended requests: a request
-                                 * counts itself in suspended, then checks this, and is
-                                 * refused instead of suspended once it is set */
+    atomic_bool draining;  /* answers carry Connection: close; /ready says no */
+    atomic_uint in_flight; /* requests begun and not yet completed */
+    atomic_uint suspended; /* requests suspended and not yet run again by their worker
+                            * (resumed is not enough: the worker takes a resumed
+                            * connection off its suspended list only when it runs it);
+                            * libmicrohttpd aborts if stopped with any */
+    atomic_bool stopping;  /* set before the last wait for suspended requests: a request
+                            * counts itself in suspended, then checks this, and is
+                            * refused instead of suspended once it is set */
 };
 
 typedef enum sl_content_encoding {
@@ -59,28 +59,32 @@ typedef enum sl_content_encoding {
  *   READING  -> the body is arriving
  *   WAITING  -> events handed to the log, connection suspended until the callback
  *   ANSWERED -> the outcome is known; the next handler call queues the answer */
-typedef enum sl_request_phase { SL_PHASE_READING, SL_PHASE_WAITING, SL_PHASE_ANSWERED } sl_request_phase;
+typedef enum sl_request_phase {
+    SL_PHASE_READING,
+    SL_PHASE_WAITING,
+    SL_PHASE_ANSWERED
+} sl_request_phase;
 
 typedef struct sl__http_request {
     sl_http_server_t *srv;
     struct MHD_Connection *conn;
     sl_route route;
     sl_request_phase phase;
-    unsigned early_status;        /* non-zero: refused before the body was read */
+    unsigned early_status; /* non-zero: refused before the body was read */
     char early_message[160];
     sl_content_encoding encoding;
-    bool responded;               /* an answer is queued: drop whatever else arrives */
-    bool suspended;               /* counted in srv->suspended */
-    bool body_too_large;          /* over --max-body: the rest is dropped, then 413 */
-    size_t bucket;                /* whose rate limit this request spends */
-    unsigned retry_after_s;       /* for a 429 or 503 answer */
-    size_t discarded;             /* bytes dropped past the cap */
+    bool responded;         /* an answer is queued: drop whatever else arrives */
+    bool suspended;         /* counted in srv->suspended */
+    bool body_too_large;    /* over --max-body: the rest is dropped, then 413 */
+    size_t bucket;          /* whose rate limit this request spends */
+    unsigned retry_after_s; /* for a 429 or 503 answer */
+    size_t discarded;       /* bytes dropped past the cap */
     sl_buf body;
     /* Set before the log append; the durability callback only picks success or failure. */
     sl_buf answer;
     size_t n_accepted;
     int64_t append_started_ns;
-    sl_err append_err;            /* written by the log's thread before resume */
+    sl_err append_err; /* written by the log's thread before resume */
     char append_detail[160];
 } sl__http_request;
 

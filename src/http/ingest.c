@@ -53,8 +53,7 @@ void sl__http_ingest_begin(sl__http_request *req)
 {
     struct MHD_Connection *conn = req->conn;
     req->early_status = sl__http_access_check_key(&req->srv->access, conn, &req->bucket,
-                                                  req->early_message,
-                                                  sizeof req->early_message);
+                                                  req->early_message, sizeof req->early_message);
     if (req->early_status)
         return;
     const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
@@ -111,8 +110,9 @@ static sl_err append_rejections(sl_buf *b, const sl_event_batch *batch)
 static sl_err build_accepted_answer(sl_buf *b, const sl_event_batch *batch)
 {
     const sl_event_entry *first = &batch->accepted[0];
-    sl_err err = sl_buf_appendf(b, "{\"success\":true,\"message\":\"%zu event%s received\","
-                                   "\"eventId\":",
+    sl_err err = sl_buf_appendf(b,
+                                "{\"success\":true,\"message\":\"%zu event%s received\","
+                                "\"eventId\":",
                                 batch->n_accepted, batch->n_accepted == 1 ? "" : "s");
     /* Client-chosen ids may hold quotes or backslashes: always escape them. */
     if (!err)
@@ -179,13 +179,13 @@ static enum MHD_Result answer_outcome(sl__http_request *req)
     if (req->append_err == SL_OK) {
         atomic_fetch_add_explicit(&req->srv->metrics.events_accepted, req->n_accepted,
                                   memory_order_relaxed);
-        return sl__http_respond(req, 200, "application/json", req->answer.data,
-                                req->answer.len);
+        return sl__http_respond(req, 200, "application/json", req->answer.data, req->answer.len);
     }
     char msg[256];
     if (req->append_err == SL_ERR_TOO_LARGE) {
-        snprintf(msg, sizeof msg, "the events of this request are more than the log can queue "
-                                  "at once; send smaller batches");
+        snprintf(msg, sizeof msg,
+                 "the events of this request are more than the log can queue "
+                 "at once; send smaller batches");
         return sl__http_respond_error(req, 413, msg);
     }
     if (req->append_err == SL_ERR_BUSY) {

@@ -6,11 +6,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-static const unsigned status_codes[SL_METRICS_STATUS_CODES] = {
-    200, 204, 400, 401, 404, 405, 408, 413, 415, 429, 431, 500, 501, 503};
+static const unsigned status_codes[SL_METRICS_STATUS_CODES] = {200, 204, 400, 401, 404, 405, 408,
+                                                               413, 415, 429, 431, 500, 501, 503};
 
 static const char *const route_names[SL_ROUTE__COUNT] = {"/analytics", "/health", "/ready",
-                                                          "/metrics", "other"};
+                                                         "/metrics", "other"};
 
 static const double latency_bounds[SL_METRICS_LATENCY_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
@@ -84,8 +84,8 @@ sl_err sl_metrics_render(const sl_metrics *m, const sl_metrics_gauges *g, sl_buf
             if (!v)
                 continue;
             if (s < SL_METRICS_STATUS_CODES)
-                EMIT("sluice_http_requests_total{route=\"%s\",code=\"%u\"} %llu\n",
-                     route_names[r], status_codes[s], (unsigned long long)v);
+                EMIT("sluice_http_requests_total{route=\"%s\",code=\"%u\"} %llu\n", route_names[r],
+                     status_codes[s], (unsigned long long)v);
             else
                 EMIT("sluice_http_requests_total{route=\"%s\",code=\"other\"} %llu\n",
                      route_names[r], (unsigned long long)v);

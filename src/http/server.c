@@ -53,16 +53,26 @@ enum MHD_Result sl__http_respond(sl__http_request *req, unsigned status, const c
 static const char *status_text(unsigned status)
 {
     switch (status) {
-    case 400: return "Bad request";
-    case 401: return "Unauthorized";
-    case 404: return "Not found";
-    case 405: return "Method not allowed";
-    case 413: return "Payload too large";
-    case 415: return "Unsupported media type";
-    case 429: return "Too many requests";
-    case 500: return "Internal server error";
-    case 503: return "Service unavailable";
-    default: return "Error";
+    case 400:
+        return "Bad request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not found";
+    case 405:
+        return "Method not allowed";
+    case 413:
+        return "Payload too large";
+    case 415:
+        return "Unsupported media type";
+    case 429:
+        return "Too many requests";
+    case 500:
+        return "Internal server error";
+    case 503:
+        return "Service unavailable";
+    default:
+        return "Error";
     }
 }
 
@@ -127,8 +137,7 @@ static enum MHD_Result handle_ready(sl__http_request *req)
     sl_buf_init(&b, 4096);
     enum MHD_Result rc = MHD_NO;
     if (sl_buf_append_str(&b, ready ? "{\"ready\":true" : "{\"ready\":false,\"reason\":") ||
-        (!ready && sl_buf_append_json_string(&b, why, strlen(why))) ||
-        sl_buf_append_char(&b, '}'))
+        (!ready && sl_buf_append_json_string(&b, why, strlen(why))) || sl_buf_append_char(&b, '}'))
         goto out;
     rc = sl__http_respond(req, ready ? 200 : 503, "application/json", b.data, b.len);
 out:
@@ -264,9 +273,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!is_get)
         return sl__http_respond_error(req, 405, "use GET for this route");
     switch (req->route) {
-    case SL_ROUTE_HEALTH: return handle_health(req);
-    case SL_ROUTE_READY: return handle_ready(req);
-    default: return handle_metrics(req);
+    case SL_ROUTE_HEALTH:
+        return handle_health(req);
+    case SL_ROUTE_READY:
+        return handle_ready(req);
+    default:
+        return handle_metrics(req);
     }
 }
 
@@ -317,8 +329,8 @@ static sl_err resolve_listen(const char *listen, struct sockaddr_storage *ss, bo
     if (*end || errno || port < 0 || port > 65535)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "listen port \"%s\" is not 0-65535",
                              colon + 1);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host, colon + 1, &hints, &res);
     if (rc != 0)
@@ -368,13 +380,12 @@ sl_err sl_http_server_start(const sl_http_options *opts, sl_log_t *log, sl_http_
      * (docs/benchmarks.md). */
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, srv,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opts->threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)opts->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)opts->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)opts->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-        MHD_OPTION_END);
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)opts->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)opts->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->idle_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, srv, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     if (!srv->daemon) {
         sl__http_access_cleanup(&srv->access);
         free(srv);

@@ -237,8 +237,8 @@ static sl_err finish_files(sl_lake_sink_t *sink, sl_delta_add *adds, sl_delta_kv
                            sl_buf *stats, char *errbuf, size_t errlen)
 {
     for (size_t i = 0; i < sink->n_files; i++) {
-        sl_err err = sl__lake_file_finish(&sink->files[i].file, true, &stats[i], &pvs[i],
-                                          &adds[i], NULL, errbuf, errlen);
+        sl_err err = sl__lake_file_finish(&sink->files[i].file, true, &stats[i], &pvs[i], &adds[i],
+                                          NULL, errbuf, errlen);
         if (err)
             return err;
         atomic_fetch_add(&sink->bytes_total, adds[i].size);

@@ -51,7 +51,7 @@ static const sl__log_backend kafka_backend;
 typedef struct kunit {
     struct kunit *next; /* done list, @locks dmu */
     atomic_size_t refs;
-    atomic_int err;     /* first sl_err; its writer fills detail before dropping its ref */
+    atomic_int err; /* first sl_err; its writer fills detail before dropping its ref */
     char detail[200];
     sl_log_append_cb cb;
     void *opaque;
@@ -97,8 +97,10 @@ const sl__log_kafka_info *sl__log_kafka_info_of(sl_log_t *log)
 
 void sl__log_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    sl_diag_level dl = level <= 3 ? SL_DIAG_ERROR : level <= 4 ? SL_DIAG_WARN
-                     : level <= 6 ? SL_DIAG_INFO : SL_DIAG_DEBUG;
+    sl_diag_level dl = level <= 3   ? SL_DIAG_ERROR
+                       : level <= 4 ? SL_DIAG_WARN
+                       : level <= 6 ? SL_DIAG_INFO
+                                    : SL_DIAG_DEBUG;
     /* --kafka-opt goes to producers and consumers alike: "consumer property ignored by
      * this producer" is expected, not worth a warning. */
     if (strcmp(fac, "CONFWARN") == 0)
@@ -136,8 +138,8 @@ rd_kafka_conf_t *sl__log_kafka_conf_new(const sl__log_kafka_info *ki, const char
         const char *eq = strchr(ki->opts[i], '=');
         key = eq ? strndup(ki->opts[i], (size_t)(eq - ki->opts[i])) : NULL;
         if (!key) {
-            sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
-                          "kafka setting \"%s\" is not key=value", ki->opts[i]);
+            sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "kafka setting \"%s\" is not key=value",
+                          ki->opts[i]);
             goto fail;
         }
         if (set_prop(conf, key, eq + 1, errbuf, errlen))
@@ -178,7 +180,8 @@ static sl_err parse_spec(kafka_log *lg, const char *spec, char *errbuf, size_t e
     lg->brokers = strndup(spec, blen);
     lg->topic = strdup(topic);
     if (!lg->brokers || !lg->topic)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "could not open kafka log: out of memory");
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM,
+                             "could not open kafka log: out of memory");
     return SL_OK;
 }
 
@@ -245,8 +248,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
 {
     kafka_log *lg = opaque;
-    if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
-        (code == RD_KAFKA_RESP_ERR__FATAL)) {
+    if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || (code == RD_KAFKA_RESP_ERR__FATAL)) {
         atomic_store(&lg->st_healthy, false);
         sl_diag(SL_DIAG_ERROR, "kafka unavailable", "code=%s detail=\"%s\"",
                 rd_kafka_err2name((rd_kafka_resp_err_t)code), reason);
@@ -269,7 +271,8 @@ static void maybe_probe(kafka_log *lg)
         return;
     lg->next_probe_ns = now + PROBE_INTERVAL_NS;
     const struct rd_kafka_metadata *md = NULL;
-    if (rd_kafka_metadata(lg->rk, 0, lg->rkt, &md, PROBE_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+    if (rd_kafka_metadata(lg->rk, 0, lg->rkt, &md, PROBE_TIMEOUT_MS) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
         md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
         md->broker_cnt > 0 && !atomic_exchange(&lg->st_healthy, true))
         sl_diag(SL_DIAG_INFO, "kafka reachable again", "topic=%s", lg->topic);
@@ -335,9 +338,8 @@ static sl_err read_partitions(kafka_log *lg, char *errbuf, size_t errlen)
         nanosleep(&ts, NULL);
     }
     return sl_errbuf_set(errbuf, errlen, SL_ERR_IO,
-                         "could not read metadata of kafka topic \"%s\" from \"%s\": %s",
-                         lg->topic, lg->brokers,
-                         last ? rd_kafka_err2str(last) : "no partitions");
+                         "could not read metadata of kafka topic \"%s\" from \"%s\": %s", lg->topic,
+                         lg->brokers, last ? rd_kafka_err2str(last) : "no partitions");
 }
 
 sl_err sl__log_kafka_open(const char *spec, const sl_log_options *opts, sl_log_t **out,
@@ -348,7 +350,8 @@ sl_err sl__log_kafka_open(const char *spec, const sl_log_options *opts, sl_log_t
     rd_kafka_conf_t *conf = NULL;
     kafka_log *lg = calloc(1, sizeof *lg);
     if (!lg)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "could not open kafka log: out of memory");
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM,
+                             "could not open kafka log: out of memory");
     lg->base.be = &kafka_backend;
     pthread_rwlock_init(&lg->close_lock, NULL);
     pthread_mutex_init(&lg->dmu, NULL);
@@ -360,7 +363,8 @@ sl_err sl__log_kafka_open(const char *spec, const sl_log_options *opts, sl_log_t
     if (opts->n_kafka_opts) {
         lg->opts = calloc(opts->n_kafka_opts, sizeof *lg->opts);
         if (!lg->opts) {
-            err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "could not open kafka log: out of memory");
+            err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM,
+                                "could not open kafka log: out of memory");
             goto out;
         }
         for (size_t i = 0; i < opts->n_kafka_opts; i++) {
@@ -372,33 +376,45 @@ sl_err sl__log_kafka_open(const char *spec, const sl_log_options *opts, sl_log_t
             lg->n_opts++;
         }
     }
-    lg->ki = (sl__log_kafka_info){.brokers = lg->brokers, .topic = lg->topic,
-                                  .opts = (const char *const *)lg->opts, .n_opts = lg->n_opts};
+    lg->ki = (sl__log_kafka_info){.brokers = lg->brokers,
+                                  .topic = lg->topic,
+                                  .opts = (const char *const *)lg->opts,
+                                  .n_opts = lg->n_opts};
 
     char kbytes[32];
     size_t kb = opts->max_pending_bytes / 1024;
     snprintf(kbytes, sizeof kbytes, "%zu", kb ? (kb > 2097151 ? 2097151 : kb) : 1);
     const char *producer_defaults[] = {
-        "client.id", "sluice",
-        "enable.idempotence", "true",
-        "acks", "all",
-        "compression.codec", "lz4",
+        "client.id",
+        "sluice",
+        "enable.idempotence",
+        "true",
+        "acks",
+        "all",
+        "compression.codec",
+        "lz4",
         /* Every HTTP answer waits for its ack: 1 ms rather than librdkafka's 5 measured
          * 8.2k -> 11.3k requests/s at 64 connections (bench/kafka.sh); load still batches. */
-        "linger.ms", "1",
-        "partitioner", "murmur2_random",
-        "message.timeout.ms", "5000",
+        "linger.ms",
+        "1",
+        "partitioner",
+        "murmur2_random",
+        "message.timeout.ms",
+        "5000",
         /* A broker gone down is retried at most every second, not librdkafka's 10 s: with
          * 10 s the 503 for events waiting on it came up to 10 s after message.timeout.ms
          * (test_kafka.py's broker-down case: 3 s timeout, answers at 10-12 s; with 1 s,
          * at 3.5-4 s). */
-        "reconnect.backoff.max.ms", "1000",
-        "queue.buffering.max.kbytes", kbytes,
-        "queue.buffering.max.messages", "200000",
+        "reconnect.backoff.max.ms",
+        "1000",
+        "queue.buffering.max.kbytes",
+        kbytes,
+        "queue.buffering.max.messages",
+        "200000",
         NULL,
     };
-    const char *reader_defaults[] = {"client.id", "sluice-reader", "partitioner",
-                                     "murmur2_random", NULL};
+    const char *reader_defaults[] = {"client.id", "sluice-reader", "partitioner", "murmur2_random",
+                                     NULL};
     conf = sl__log_kafka_conf_new(&lg->ki, lg->producer ? producer_defaults : reader_defaults,
                                   errbuf, errlen);
     if (!conf) {
@@ -476,9 +492,12 @@ static void kafka_close(sl_log_t *log)
 static sl_err produce_err(rd_kafka_resp_err_t e)
 {
     switch (e) {
-    case RD_KAFKA_RESP_ERR__QUEUE_FULL: return SL_ERR_BUSY;
-    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE: return SL_ERR_TOO_LARGE;
-    default: return SL_ERR_IO;
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+        return SL_ERR_BUSY;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+        return SL_ERR_TOO_LARGE;
+    default:
+        return SL_ERR_IO;
     }
 }
 
@@ -519,8 +538,7 @@ static sl_err kafka_append(sl_log_t *log, const sl_log_record *recs, size_t n, s
         if (rd_kafka_produce(lg->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
                              (void *)recs[i].value, recs[i].value_len, recs[i].key,
                              recs[i].key ? recs[i].key_len : 0, u) == -1) {
-            atomic_fetch_sub(&lg->st_pending,
-                             (uint_fast64_t)(recs[i].key_len + recs[i].value_len));
+            atomic_fetch_sub(&lg->st_pending, (uint_fast64_t)(recs[i].key_len + recs[i].value_len));
             perr = rd_kafka_last_error();
             break;
         }

@@ -42,12 +42,12 @@ typedef struct kafka_consumer {
 
     unsigned parts;
     bool *assigned;
-    bool *seen;           /* assigned at least once by this consumer (from_beginning) */
+    bool *seen; /* assigned at least once by this consumer (from_beginning) */
     bool *eof;
     int64_t *pending_seek; /* -1: none; applied when the partition is (re)assigned */
     bool in_assign;
     bool assigned_once;
-    unsigned *scratch;    /* partition numbers for the callbacks */
+    unsigned *scratch; /* partition numbers for the callbacks */
     char errmsg[256];
 } kafka_consumer;
 
@@ -181,7 +181,8 @@ sl_err sl__log_kafka_consumer_open(sl_log_t *log, const sl_log_consumer_options 
     rd_kafka_conf_t *conf = NULL;
     kafka_consumer *kc = calloc(1, sizeof *kc);
     if (!kc)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "could not open consumer: out of memory");
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM,
+                             "could not open consumer: out of memory");
     kc->base.be = log->be;
     kc->ki = sl__log_kafka_info_of(log);
     kc->parts = kc->ki->partitions;
@@ -206,16 +207,22 @@ sl_err sl__log_kafka_consumer_open(sl_log_t *log, const sl_log_consumer_options 
     if (opts->group)
         snprintf(group, sizeof group, "%s", opts->group);
     else
-        snprintf(group, sizeof group, "sluice-tmp-%ld-%" PRId64, (long)getpid(),
-                 sl_time_mono_ns());
+        snprintf(group, sizeof group, "sluice-tmp-%ld-%" PRId64, (long)getpid(), sl_time_mono_ns());
     const char *defaults[] = {
-        "client.id", "sluice-consumer",
-        "group.id", group,
-        "enable.auto.commit", "false",
-        "enable.auto.offset.store", "false",
-        "auto.offset.reset", "earliest",
-        "enable.partition.eof", "true",
-        "partition.assignment.strategy", "range,roundrobin",
+        "client.id",
+        "sluice-consumer",
+        "group.id",
+        group,
+        "enable.auto.commit",
+        "false",
+        "enable.auto.offset.store",
+        "false",
+        "auto.offset.reset",
+        "earliest",
+        "enable.partition.eof",
+        "true",
+        "partition.assignment.strategy",
+        "range,roundrobin",
         NULL,
     };
     conf = sl__log_kafka_conf_new(kc->ki, defaults, errbuf, errlen);
@@ -229,7 +236,8 @@ sl_err sl__log_kafka_consumer_open(sl_log_t *log, const sl_log_consumer_options 
     char es[512];
     kc->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, es, sizeof es);
     if (!kc->rk) {
-        err = sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "could not create kafka consumer: %s", es);
+        err =
+            sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "could not create kafka consumer: %s", es);
         goto out;
     }
     conf = NULL;
@@ -428,8 +436,7 @@ bool sl__log_kafka_consumer_is_caught_up(sl_log_consumer_t *c)
         if (!kc->assigned[p] || kc->eof[p])
             continue;
         int64_t lo = -1, hi = -1;
-        if (rd_kafka_get_watermark_offsets(kc->rk, kc->ki->topic, (int32_t)p, &lo, &hi) ||
-            hi < 0)
+        if (rd_kafka_get_watermark_offsets(kc->rk, kc->ki->topic, (int32_t)p, &lo, &hi) || hi < 0)
             return false;
         rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(list, kc->ki->topic, (int32_t)p);

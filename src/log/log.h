@@ -18,12 +18,12 @@ typedef struct sl_log sl_log_t;
 typedef struct sl_log_consumer sl_log_consumer_t;
 
 typedef struct sl_log_options {
-    bool producer;              /* this handle appends (takes the log's writer lock) */
-    unsigned partitions;        /* partitions of a new log; default 8 */
-    uint64_t retention_bytes;   /* per log, 0 = unlimited; default 1 GiB */
-    uint64_t retention_ms;      /* 0 = unlimited; default 7 days */
-    size_t max_pending_bytes;   /* bound on appended-but-not-yet-durable bytes; 64 MiB */
-    uint64_t max_size_bytes;    /* hard size of the store (LMDB map size); default 4 GiB */
+    bool producer;            /* this handle appends (takes the log's writer lock) */
+    unsigned partitions;      /* partitions of a new log; default 8 */
+    uint64_t retention_bytes; /* per log, 0 = unlimited; default 1 GiB */
+    uint64_t retention_ms;    /* 0 = unlimited; default 7 days */
+    size_t max_pending_bytes; /* bound on appended-but-not-yet-durable bytes; 64 MiB */
+    uint64_t max_size_bytes;  /* hard size of the store (LMDB map size); default 4 GiB */
     /* kafka://: librdkafka properties "key=value", applied after sluice's own defaults so
      * they win (borrowed for sl_log_open only). Ignored by file://. */
     const char *const *kafka_opts;
@@ -71,12 +71,12 @@ unsigned sl_log_partition_for_key(const char *key, size_t key_len, unsigned part
 unsigned sl_log_partition_count(const sl_log_t *log);
 
 typedef struct sl_log_stats {
-    uint64_t records;           /* records currently retained, all partitions */
-    uint64_t bytes;             /* bytes of retained record values and keys */
-    uint64_t appended_total;    /* records made durable since open */
-    uint64_t commits_total;     /* durable commits (fsync groups) since open */
-    uint64_t pending_bytes;     /* queued, not yet durable */
-    bool healthy;               /* false after a failed commit until one succeeds */
+    uint64_t records;        /* records currently retained, all partitions */
+    uint64_t bytes;          /* bytes of retained record values and keys */
+    uint64_t appended_total; /* records made durable since open */
+    uint64_t commits_total;  /* durable commits (fsync groups) since open */
+    uint64_t pending_bytes;  /* queued, not yet durable */
+    bool healthy;            /* false after a failed commit until one succeeds */
 } sl_log_stats;
 
 void sl_log_get_stats(sl_log_t *log, sl_log_stats *stats);
@@ -88,8 +88,8 @@ void sl_log_get_stats(sl_log_t *log, sl_log_stats *stats);
 typedef void (*sl_log_partitions_cb)(void *opaque, const unsigned *partitions, size_t n);
 
 typedef struct sl_log_consumer_options {
-    const char *group;         /* consumer group name; NULL = no group, nothing committed */
-    bool from_beginning;       /* ignore committed offsets, start at the oldest retained */
+    const char *group;   /* consumer group name; NULL = no group, nothing committed */
+    bool from_beginning; /* ignore committed offsets, start at the oldest retained */
     sl_log_partitions_cb on_assign;
     sl_log_partitions_cb on_revoke;
     void *opaque;
@@ -98,7 +98,7 @@ typedef struct sl_log_consumer_options {
 typedef struct sl_log_message {
     unsigned partition;
     uint64_t offset;
-    int64_t timestamp_ms;      /* append time */
+    int64_t timestamp_ms; /* append time */
     const char *key;
     size_t key_len;
     const char *value;
@@ -107,7 +107,7 @@ typedef struct sl_log_message {
 
 typedef struct sl_log_position {
     unsigned partition;
-    uint64_t offset;           /* offset of the next message to read */
+    uint64_t offset; /* offset of the next message to read */
 } sl_log_position;
 
 /* A group without committed offsets starts at the oldest retained message. A committed

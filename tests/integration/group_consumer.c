@@ -61,8 +61,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "sluice-test-consumer: %s\n", errbuf);
         goto out;
     }
-    sl_log_consumer_options co = {.group = argv[2], .on_assign = on_assign,
-                                  .on_revoke = on_revoke};
+    sl_log_consumer_options co = {.group = argv[2], .on_assign = on_assign, .on_revoke = on_revoke};
     if (sl_log_consumer_open(log, &co, &c, errbuf, sizeof errbuf)) {
         fprintf(stderr, "sluice-test-consumer: %s\n", errbuf);
         goto out;

@@ -31,7 +31,7 @@ static void config_defaults_and_suffixes(void **state)
     assert_int_equal(cfg.idle_timeout_s, 15);
     sl_config_cleanup(&cfg);
 
-    char *argv[] = {"--max-body", "2M", "--log-retention=36h", "--idle-timeout", "90",
+    char *argv[] = {"--max-body",      "2M",    "--log-retention=36h", "--idle-timeout", "90",
                     "--drain-timeout", "1500ms"};
     assert_int_equal(load(&cfg, SL_CMD_SERVE, 7, argv, eb), SL_OK);
     assert_int_equal(cfg.max_body_bytes, 2 * 1024 * 1024);

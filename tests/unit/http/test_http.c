@@ -108,8 +108,8 @@ static void metrics_render_counts(void **state)
     sl_metrics_count_request(&m, SL_ROUTE_ANALYTICS, 200);
     sl_metrics_count_request(&m, SL_ROUTE_HEALTH, 599);
     sl_metrics_count_rejection(&m, SL_REASON_MISSING_FIELD, 3);
-    sl_metrics_observe_append(&m, 300000);      /* 0.3 ms */
-    sl_metrics_observe_append(&m, 7000000000);  /* 7 s: only +Inf */
+    sl_metrics_observe_append(&m, 300000);     /* 0.3 ms */
+    sl_metrics_observe_append(&m, 7000000000); /* 7 s: only +Inf */
     sl_log_stats ls = {.records = 10, .bytes = 5000, .healthy = true};
     sl_metrics_gauges g = {.log = &ls, .connections = 4, .requests_in_flight = 1};
     sl_buf out;

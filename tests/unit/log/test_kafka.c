@@ -133,8 +133,9 @@ static void test_append_and_read_back(void **state)
     mock *m = *state;
     sl_log_t *log = open_log(m, true, quiet, 2);
     assert_int_equal(sl_log_partition_count(log), PARTS);
-    sl_log_record recs[3] = {
-        {"sess-a", 6, "{\"n\":1}", 7}, {"sess-b", 6, "{\"n\":2}", 7}, {"sess-c", 6, "{\"n\":3}", 7}};
+    sl_log_record recs[3] = {{"sess-a", 6, "{\"n\":1}", 7},
+                             {"sess-b", 6, "{\"n\":2}", 7},
+                             {"sess-c", 6, "{\"n\":3}", 7}};
     outcome o;
     outcome_init(&o);
     assert_int_equal(sl_log_append(log, recs, 3, on_done, &o), SL_OK);
