@@ -308,9 +308,15 @@ static int cmd_serve(int argc, char **argv)
         sl_pg_describe(cfg.pg_uri, where, sizeof where);
         printf("  pg       %s, table analytics_events (the hot store)\n", where);
     }
-    if (roles & ROLE_LAKE_SINK)
-        printf("  lake     %s  (see it with: sluice lake history --lake %s)\n", cfg.lake_uri,
-               cfg.lake_uri);
+    if (roles & ROLE_LAKE_SINK) {
+        /* The hint must reach the same store: an s3:// lake names its endpoint too. */
+        bool s3 = !strncmp(cfg.lake_uri, "s3://", 5);
+        bool own_endpoint = s3 && cfg.s3_endpoint && cfg.s3_endpoint[0];
+        printf("  lake     %s  (see it with: sluice lake history --lake %s%s%s%s%s%s)\n",
+               cfg.lake_uri, cfg.lake_uri, own_endpoint ? " --s3-endpoint " : "",
+               own_endpoint ? cfg.s3_endpoint : "", s3 ? " --s3-region " : "",
+               s3 ? cfg.s3_region : "", s3 && cfg.s3_path_style ? " --s3-path-style" : "");
+    }
     fflush(stdout);
 
     int sig = 0;

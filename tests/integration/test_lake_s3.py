@@ -20,6 +20,8 @@ import http.client
 import importlib.util
 import json
 import os
+import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -239,6 +241,34 @@ def check_same_as_local(moto, tmp):
              k[len("same/events/"):] not in referenced]
     checks.check(not stray, f"same: no unreferenced object in the bucket: {stray[:5]}")
 
+
+
+def check_hint(moto, tmp):
+    """The command `sluice serve` prints to look at an s3:// lake reaches that lake: run as
+    printed, it lists the table's versions."""
+    s3 = s3_args(moto, "same/events")
+    p = subprocess.Popen([SLUICE, "serve", "--listen", "127.0.0.1:0", "--roles", "lake-sink",
+                          "--log", "file://" + os.path.join(tmp, "same", "log"), *s3],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         env=dict(os.environ, **CREDS))
+    try:
+        hint = None
+        for line in p.stdout:
+            m = re.search(r"\(see it with: (sluice lake history [^)]*)\)", line)
+            if m:
+                hint = m.group(1)
+                break
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+    checks.check(hint and "--s3-endpoint " + moto.endpoint in hint and "--s3-path-style" in hint,
+                 f"hint: the printed command names the endpoint: {hint}")
+    if not hint:
+        return
+    out = subprocess.run([SLUICE, *shlex.split(hint)[1:]], capture_output=True, text=True,
+                         timeout=60, env=dict(os.environ, **CREDS))
+    checks.check(out.returncode == 0 and "version" in out.stdout,
+                 f"hint: `{hint}` runs: {out.returncode} {out.stdout[:200]} {out.stderr[:300]}")
 
 
 def vacuum(moto, prefix, *args):
@@ -469,6 +499,7 @@ def main():
         status, _ = moto.request("PUT", f"/{BUCKET}")
         checks.check(status == 200, f"bucket created: {status}")
         check_same_as_local(moto, tmp)
+        check_hint(moto, tmp)
         check_vacuum(moto, tmp)
         check_optimize(moto, tmp)
         check_races(moto, tmp)
