@@ -5,10 +5,13 @@
 # instructions per request under callgrind. Usage: bench/ingest.sh [seconds] [connections]
 # Needs a release build in build/ (make build) and wrk, nginx, valgrind (make deps).
 # sluice takes its settings from the environment too: SLUICE_HTTP_POLL=1 measures --http-poll.
+# ROUNDS=N (default 1) repeats the three runs N times, interleaved, and adds their medians
+# (bench/rounds.py): one run on this shared VM moves by 10-30 % from the next.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNS=${2:-64}
+ROUNDS=${ROUNDS:-1}
 SLUICE=${SLUICE:-build/sluice}
 OUT=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$OUT"' EXIT
@@ -52,8 +55,6 @@ nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" &
 wait_port "$NPORT"
 sleep 0.3
 NGINX_MASTER=$(cat "$OUT/nginx/nginx.pid")
-run_wrk "nginx 204 (body discarded)" "$(pgrep -P "$NGINX_MASTER" | tr '\n' ' ')" "$NPORT" 1 ceiling
-kill "$NGINX_MASTER"; wait 2>/dev/null || true
 
 # --- sluice, durable embedded log ---
 SPORT=$(free_port)
@@ -61,8 +62,15 @@ SPORT=$(free_port)
 SPID=$!
 wait_port "$SPORT"
 sample_anon "$SPID" "$OUT/anon.$SPID" &
-run_wrk "sluice single event" "$SPID" "$SPORT" 1 ingest
-run_wrk "sluice batch of 100" "$SPID" "$SPORT" 100 ingest
+
+export WRK_RUNS="$OUT/runs.jsonl"
+for round in $(seq "$ROUNDS"); do
+  [ "$ROUNDS" -gt 1 ] && export WRK_ROUND=$round
+  run_wrk "nginx 204 (body discarded)" "$(pgrep -P "$NGINX_MASTER" | tr '\n' ' ')" "$NPORT" 1 ceiling
+  run_wrk "sluice single event" "$SPID" "$SPORT" 1 ingest
+  run_wrk "sluice batch of 100" "$SPID" "$SPORT" 100 ingest
+done
+kill "$NGINX_MASTER"
 STORED=$(curl -s "http://127.0.0.1:$SPORT/metrics" | awk '/^sluice_log_appended_total/{print $2}')
 COMMITS=$(curl -s "http://127.0.0.1:$SPORT/metrics" | awk '/^sluice_log_commits_total/{print $2}')
 kill -TERM "$SPID"; wait "$SPID" || true
@@ -71,9 +79,13 @@ echo
 echo "## ingest, $(date -u +%Y-%m-%d), ${DURATION}s per run, $CONNS connections, wrk -t2, $(nproc) cores"
 echo
 cat "$OUT/rows"
+if [ "$ROUNDS" -gt 1 ]; then
+  python3 bench/rounds.py "$WRK_RUNS" "nginx 204 (body discarded)" "sluice single event" \
+    --also "sluice batch of 100"
+fi
 echo
 echo "sluice stored $STORED events in $COMMITS durable commits ($(python3 -c "print(f'{$STORED/max($COMMITS,1):.1f}')") events per fsync group)."
-echo "sluice's peaks sampled every 100 ms over both runs: RssAnon $(( $(cat "$OUT/anon.$SPID") / 1024 )) MB, RssFile $(( $(cat "$OUT/anon.$SPID.file") / 1024 )) MB (its binary and libraries, and LMDB pages mapped)."
+echo "sluice's peaks sampled every 100 ms over all its runs: RssAnon $(( $(cat "$OUT/anon.$SPID") / 1024 )) MB, RssFile $(( $(cat "$OUT/anon.$SPID.file") / 1024 )) MB (its binary and libraries, and LMDB pages mapped)."
 
 # --- instructions per request under callgrind (no hardware counters here) ---
 if [ "${CALLGRIND:-1}" = 1 ] && command -v valgrind >/dev/null; then

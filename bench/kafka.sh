@@ -7,11 +7,14 @@
 # and its broker address (kafka:29092) rewritten to the mock's; nothing of it is committed.
 # Usage: [REFERENCE_API_DIR=DIR] bench/kafka.sh [seconds] [connections]
 # Env: SLUICE (build/sluice), KAFKA_MOCK (build/sluice-kafka-mock), REFERENCE_PATH
-# (/analytics), REFERENCE_ENTRY (package.json's main, else server.js/index.js/app.js).
+# (/analytics), REFERENCE_ENTRY (package.json's main, else server.js/index.js/app.js),
+# ROUNDS (1: with N, both servers stay up and their runs alternate N times; the medians and
+# the median of the per-round ratios follow, bench/rounds.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNS=${2:-64}
+ROUNDS=${ROUNDS:-1}
 SLUICE=${SLUICE:-build/sluice}
 KAFKA_MOCK=${KAFKA_MOCK:-build/sluice-kafka-mock}
 REFERENCE_PATH=${REFERENCE_PATH:-/analytics}
@@ -22,15 +25,17 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
-# run_wrk NAME KEY PID URL: one wrk run; appends a result row, keeps requests/s in KEY.rps.
+# run_wrk NAME PID URL: one wrk run; appends a result row and records it in $WRK_RUNS.
 run_wrk() {
-  local name=$1 key=$2 pid=$3 url=$4 t0 t1 out
+  local name=$1 pid=$2 url=$3 t0 t1
   t0=$(cpu_ticks "$pid")
-  out=$(BATCH=1 wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s bench/post_event.lua "$url")
+  BATCH=1 wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s bench/post_event.lua "$url" > "$OUT/run.wrk"
   t1=$(cpu_ticks "$pid")
-  echo "$out" > "$OUT/$key.wrk"
-  python3 bench/wrk_row.py kafka "$name" "$OUT/$key.wrk" "$((t1 - t0))" >> "$OUT/rows"
+  python3 bench/wrk_row.py kafka "$name" "$OUT/run.wrk" "$((t1 - t0))" >> "$OUT/rows"
 }
+export WRK_RUNS="$OUT/runs.jsonl"
+SLUICE_NAME="sluice (kafka://)"
+REFERENCE_NAME="reference (Express + KafkaJS)"
 
 # --- the mock cluster: 1 broker, 8 partitions, topic analytics-events ---
 mkfifo "$OUT/mock.in"
@@ -50,8 +55,6 @@ SPORT=$(free_port)
   --log-level warn >/dev/null &
 SPID=$!
 wait_port "$SPORT" || { echo "sluice did not start" >&2; exit 1; }
-run_wrk "sluice (kafka://)" sluice "$SPID" "http://127.0.0.1:$SPORT/analytics"
-kill -TERM "$SPID"; wait "$SPID" || true
 
 # --- the reference API (Express + KafkaJS) ---
 if [ -z "${REFERENCE_API_DIR:-}" ]; then
@@ -79,14 +82,25 @@ else
   fi
   sleep 2 # KafkaJS connects its producer after listen
   NODE_PID=$(pgrep -P "$RPID" node || echo "$RPID")
-  run_wrk "reference (Express + KafkaJS)" reference "$NODE_PID" "http://127.0.0.1:$RPORT$REFERENCE_PATH"
-  kill -TERM "$RPID" 2>/dev/null || true
 fi
+
+# Unrecorded warm-up: Node's JIT and KafkaJS's first batches made the reference's first
+# run less than half of its later ones.
+BATCH=1 wrk -t2 -c"$CONNS" -d2s -s bench/post_event.lua "http://127.0.0.1:$SPORT/analytics" >/dev/null
+[ -n "${NODE_PID:-}" ] && BATCH=1 wrk -t2 -c"$CONNS" -d2s -s bench/post_event.lua \
+  "http://127.0.0.1:$RPORT$REFERENCE_PATH" >/dev/null
+for round in $(seq "$ROUNDS"); do
+  [ "$ROUNDS" -gt 1 ] && export WRK_ROUND=$round
+  run_wrk "$SLUICE_NAME" "$SPID" "http://127.0.0.1:$SPORT/analytics"
+  [ -n "${NODE_PID:-}" ] && run_wrk "$REFERENCE_NAME" "$NODE_PID" "http://127.0.0.1:$RPORT$REFERENCE_PATH"
+done
+kill -TERM "$SPID"; wait "$SPID" || true
+[ -n "${RPID:-}" ] && { kill -TERM "$RPID" 2>/dev/null || true; }
 
 echo
 echo "$DURATION s per run, $CONNS connections, one ~500-byte event per request, same mock cluster."
 cat "$OUT/rows"
-if [ -f "$OUT/reference.rps" ]; then
-  python3 -c "import sys; s, r = (float(open(p).read()) for p in sys.argv[1:]); print(f'\nsluice / reference requests/s: {s / r:.1f}x')" \
-    "$OUT/sluice.rps" "$OUT/reference.rps"
+if [ -n "${NODE_PID:-}" ]; then
+  # sluice's requests/s over the reference's, per round and their median
+  python3 bench/rounds.py "$WRK_RUNS" "$REFERENCE_NAME" "$SLUICE_NAME"
 fi

@@ -2,10 +2,12 @@
 
   wrk_row.py ceiling NAME WRK_OUT CPU_TICKS HWM_KB                  (a reference that stores nothing)
   wrk_row.py ingest  NAME WRK_OUT CPU_TICKS BATCH HWM_KB ANON_KB    (bench/ingest.sh)
-  wrk_row.py kafka   NAME WRK_OUT CPU_TICKS                         (bench/kafka.sh; also writes
-                                                                   WRK_OUT's .rps beside it)
-CPU_TICKS is the server's user+system clock ticks over the run (from /proc/PID/stat)."""
+  wrk_row.py kafka   NAME WRK_OUT CPU_TICKS                         (bench/kafka.sh)
+CPU_TICKS is the server's user+system clock ticks over the run (from /proc/PID/stat).
+With WRK_ROUND=K the row's name says "(round K)"; with WRK_RUNS=FILE the run's figures
+are also appended to FILE as a JSON line (under the plain name) for bench/rounds.py."""
 
+import json
 import os
 import re
 import sys
@@ -29,8 +31,10 @@ def parse(path):
 
 
 def main():
-    kind, name, path, ticks = sys.argv[1:5]
+    kind, plain_name, path, ticks = sys.argv[1:5]
     w = parse(path)
+    rnd = os.environ.get("WRK_ROUND")
+    name = f"{plain_name} (round {rnd})" if rnd else plain_name
     cpu_us = int(ticks) / os.sysconf("SC_CLK_TCK") * 1e6 / max(w["requests"], 1)
     if kind == "ceiling":
         hwm = int(sys.argv[5])
@@ -44,10 +48,14 @@ def main():
     elif kind == "kafka":
         print(f"| {name} | {w['rps']:,.0f} | {w['p50']:.2f} | {w['p99']:.2f} | {cpu_us:.0f} "
               f"| {w['non2xx']} |")
-        with open(path[: -len(".wrk")] + ".rps", "w") as f:
-            f.write(str(w["rps"]))
     else:
         sys.exit(f"wrk_row.py: unknown kind {kind!r}")
+    if os.environ.get("WRK_RUNS"):
+        batch = int(sys.argv[5]) if kind == "ingest" else 1
+        with open(os.environ["WRK_RUNS"], "a") as f:
+            f.write(json.dumps({"round": int(rnd or 1), "name": plain_name,
+                                "rps": w["rps"], "events_per_s": w["rps"] * batch,
+                                "p99": w["p99"], "cpu_us": cpu_us}) + "\n")
 
 
 if __name__ == "__main__":
