@@ -56,24 +56,31 @@ wait_port "$NPORT"
 sleep 0.3
 NGINX_MASTER=$(cat "$OUT/nginx/nginx.pid")
 
-# --- sluice, durable embedded log ---
-SPORT=$(free_port)
-"$SLUICE" serve --roles api --listen "127.0.0.1:$SPORT" --log "file://$OUT/log" --log-level warn >/dev/null &
-SPID=$!
-wait_port "$SPORT"
-sample_anon "$SPID" "$OUT/anon.$SPID" &
-
+# --- sluice, durable embedded log: a fresh one each round (a log that grows round after
+# round passes its 1 GiB retention and measures deletion too) ---
 export WRK_RUNS="$OUT/runs.jsonl"
+STORED=0 COMMITS=0 ANON=0 FILE=0
 for round in $(seq "$ROUNDS"); do
   [ "$ROUNDS" -gt 1 ] && export WRK_ROUND=$round
   run_wrk "nginx 204 (body discarded)" "$(pgrep -P "$NGINX_MASTER" | tr '\n' ' ')" "$NPORT" 1 ceiling
+  SPORT=$(free_port)
+  "$SLUICE" serve --roles api --listen "127.0.0.1:$SPORT" --log "file://$OUT/log$round" \
+    --log-level warn >/dev/null &
+  SPID=$!
+  wait_port "$SPORT"
+  sample_anon "$SPID" "$OUT/anon.$SPID" &
   run_wrk "sluice single event" "$SPID" "$SPORT" 1 ingest
   run_wrk "sluice batch of 100" "$SPID" "$SPORT" 100 ingest
+  metrics=$(curl -s "http://127.0.0.1:$SPORT/metrics")
+  STORED=$((STORED + $(awk '/^sluice_log_appended_total/{print $2}' <<< "$metrics")))
+  COMMITS=$((COMMITS + $(awk '/^sluice_log_commits_total/{print $2}' <<< "$metrics")))
+  kill -TERM "$SPID"; wait "$SPID" || true
+  sleep 0.2 # the sampler's last write
+  ANON=$(( $(cat "$OUT/anon.$SPID") > ANON ? $(cat "$OUT/anon.$SPID") : ANON ))
+  FILE=$(( $(cat "$OUT/anon.$SPID.file") > FILE ? $(cat "$OUT/anon.$SPID.file") : FILE ))
+  rm -rf "$OUT/log$round"
 done
 kill "$NGINX_MASTER"
-STORED=$(curl -s "http://127.0.0.1:$SPORT/metrics" | awk '/^sluice_log_appended_total/{print $2}')
-COMMITS=$(curl -s "http://127.0.0.1:$SPORT/metrics" | awk '/^sluice_log_commits_total/{print $2}')
-kill -TERM "$SPID"; wait "$SPID" || true
 
 echo
 echo "## ingest, $(date -u +%Y-%m-%d), ${DURATION}s per run, $CONNS connections, wrk -t2, $(nproc) cores"
@@ -85,7 +92,7 @@ if [ "$ROUNDS" -gt 1 ]; then
 fi
 echo
 echo "sluice stored $STORED events in $COMMITS durable commits ($(python3 -c "print(f'{$STORED/max($COMMITS,1):.1f}')") events per fsync group)."
-echo "sluice's peaks sampled every 100 ms over all its runs: RssAnon $(( $(cat "$OUT/anon.$SPID") / 1024 )) MB, RssFile $(( $(cat "$OUT/anon.$SPID.file") / 1024 )) MB (its binary and libraries, and LMDB pages mapped)."
+echo "sluice's peaks sampled every 100 ms over all its runs: RssAnon $(( ANON / 1024 )) MB, RssFile $(( FILE / 1024 )) MB (its binary and libraries, and LMDB pages mapped)."
 
 # --- instructions per request under callgrind (no hardware counters here) ---
 if [ "${CALLGRIND:-1}" = 1 ] && command -v valgrind >/dev/null; then
