@@ -1,6 +1,7 @@
 /* libFuzzer target for the S3 XML answers (src/storage/xml.c): any bytes go in as each
- * kind of answer, and what comes out must hold the parser's promises: a listing within its
- * bounds with non-empty keys of at most SL_STORAGE_MAX_KEY bytes, a continuation token when
+ * kind of answer, and what comes out must hold the parser's promises: a listing (of objects
+ * or of unfinished uploads) within its bounds with non-empty keys of at most
+ * SL_STORAGE_MAX_KEY bytes (and, for uploads, an upload id), a continuation token when
  * truncated, nothing allocated on refusal, messages NUL-terminated within their buffers.
  * abort() marks a broken invariant. */
 #include <stdint.h>
@@ -16,24 +17,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *xml = (const char *)data;
     char eb[256];
 
-    sl__s3_list_page page;
-    sl_err err = sl__storage_xml_list(xml, size, &page, eb, sizeof eb);
-    if (err == SL_OK) {
-        CHECK(page.n <= SL__S3_MAX_PAGE_KEYS);
-        for (size_t i = 0; i < page.n; i++) {
-            size_t kl = strlen(page.objects[i].key);
-            CHECK(kl > 0 && kl <= SL_STORAGE_MAX_KEY);
+    for (int uploads = 0; uploads < 2; uploads++) {
+        sl__s3_list_page page;
+        sl_err err = uploads ? sl__storage_xml_uploads(xml, size, &page, eb, sizeof eb)
+                             : sl__storage_xml_list(xml, size, &page, eb, sizeof eb);
+        if (err == SL_OK) {
+            CHECK(page.n <= SL__S3_MAX_PAGE_KEYS);
+            for (size_t i = 0; i < page.n; i++) {
+                size_t kl = strlen(page.objects[i].key);
+                CHECK(kl > 0 && kl <= SL_STORAGE_MAX_KEY);
+                const char *id = page.objects[i].upload_id;
+                CHECK(uploads ? id && id[0] && strlen(id) <= SL__S3_MAX_TOKEN : id == NULL);
+            }
+            CHECK(!page.truncated || page.next_token);
+            CHECK(!page.next_token || strlen(page.next_token) <= SL__S3_MAX_TOKEN);
+            CHECK(uploads || page.next_upload_id == NULL);
+            sl__storage_list_page_cleanup(&page);
+        } else {
+            CHECK(page.objects == NULL && page.n == 0 && page.next_token == NULL &&
+                  page.next_upload_id == NULL);
+            CHECK(memchr(eb, '\0', sizeof eb) != NULL);
         }
-        CHECK(!page.truncated || page.next_token);
-        CHECK(!page.next_token || strlen(page.next_token) <= SL__S3_MAX_TOKEN);
-        sl__storage_list_page_cleanup(&page);
-    } else {
-        CHECK(page.objects == NULL && page.n == 0 && page.next_token == NULL);
-        CHECK(memchr(eb, '\0', sizeof eb) != NULL);
     }
 
     char *id = NULL;
-    err = sl__storage_xml_upload_id(xml, size, &id, eb, sizeof eb);
+    sl_err err = sl__storage_xml_upload_id(xml, size, &id, eb, sizeof eb);
     CHECK((err == SL_OK) == (id != NULL));
     if (id)
         CHECK(id[0] && strlen(id) <= SL__S3_MAX_TOKEN);

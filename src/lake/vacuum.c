@@ -1,7 +1,7 @@
 /* `sluice lake vacuum`: deletes the table's files that no version within the retention
  * window references (data files of removed or never-committed batches, temporary files of
- * killed writers), so storage does not grow with abandoned work, while every version a
- * reader may still ask for stays whole.
+ * killed writers, and on S3 their unfinished multipart uploads), so storage does not grow
+ * with abandoned work, while every version a reader may still ask for stays whole.
  *
  * Invariants:
  *  1. Kept: every file active in any version from v0 to the latest, where v0 is the last
@@ -162,7 +162,9 @@ typedef struct sweep {
     int64_t cutoff_ms;
     bool temporary;
     strv doomed;
+    strv upload_ids; /* beside doomed: the unfinished upload's id, or "" for a file */
     uint64_t bytes, kept;
+    size_t n_uploads;
 } sweep;
 
 static sl_err consider(void *opaque, const sl_storage_entry *e)
@@ -175,7 +177,9 @@ static sl_err consider(void *opaque, const sl_storage_entry *e)
     if (e->mtime_ms >= sw->cutoff_ms) /* invariant 2 */
         return SL_OK;
     sw->bytes += e->size;
-    return strv_push(&sw->doomed, e->key);
+    sw->n_uploads += e->upload_id != NULL;
+    sl_err err = strv_push(&sw->doomed, e->key);
+    return err ? err : strv_push(&sw->upload_ids, e->upload_id ? e->upload_id : "");
 }
 
 sl_err sl_lake_vacuum(const char *table_uri, const sl_storage_options *so,
@@ -233,11 +237,18 @@ sl_err sl_lake_vacuum(const char *table_uri, const sl_storage_options *so,
         goto out;
     for (size_t i = 0; i < sw.doomed.n; i++) {
         const char *key = sw.doomed.v[i];
-        if (!vo->dry_run && (err = sl_storage_delete(st, key, errbuf, errlen)))
+        const char *upload_id = sw.upload_ids.v[i][0] ? sw.upload_ids.v[i] : NULL;
+        if (!vo->dry_run && (err = sl_storage_delete_temporary(st, key, upload_id, errbuf, errlen)))
             goto out;
         if (vo->progress)
             fputs("\r\033[K", vo->progress); /* the line below takes the progress line's place */
-        fprintf(out, "%s %s\n", vo->dry_run ? "would delete" : "deleted", key);
+        if (upload_id)
+            fprintf(out, "%s %s\n",
+                    vo->dry_run ? "would abort the unfinished upload of"
+                                : "aborted the unfinished upload of",
+                    key);
+        else
+            fprintf(out, "%s %s\n", vo->dry_run ? "would delete" : "deleted", key);
         fflush(out);
         show_progress(vo->progress, "%zu of %zu files %s", i + 1, sw.doomed.n,
                       vo->dry_run ? "listed" : "deleted");
@@ -248,12 +259,16 @@ sl_err sl_lake_vacuum(const char *table_uri, const sl_storage_options *so,
             "%s %zu files (%" PRIu64 " bytes) not referenced by versions %" PRId64 "-%" PRId64
             " (since %" PRId64 " hours ago) and older than that; %" PRIu64
             " referenced files kept\n",
-            vo->dry_run ? "would delete" : "deleted", sw.doomed.n, sw.bytes, v0,
+            vo->dry_run ? "would delete" : "deleted", sw.doomed.n - sw.n_uploads, sw.bytes, v0,
             sl_delta_snapshot_version(k.snap), vo->retain_hours, sw.kept);
+    if (sw.n_uploads)
+        fprintf(out, "%s %zu unfinished uploads begun over %" PRId64 " hours ago\n",
+                vo->dry_run ? "would abort" : "aborted", sw.n_uploads, vo->retain_hours);
     if (ferror(out))
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not write the report");
 out:
     strv_free(&sw.doomed);
+    strv_free(&sw.upload_ids);
     strv_free(&k.keep);
     sl_delta_snapshot_free(k.snap);
     free(vl.ts);

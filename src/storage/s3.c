@@ -523,6 +523,23 @@ static sl_err query_param(sl_buf *q, const char *name, const char *value)
     return err ? err : sl__storage_uri_encode(q, value, false);
 }
 
+typedef sl_err (*listing_parser)(const char *xml, size_t len, sl__s3_list_page *page, char *errbuf,
+                                 size_t errlen);
+
+/* One listing page: GET of the bucket with query (into body), parsed by parse. */
+static sl_err get_listing_page(s3_store *s3, const char *query, sl_buf *body, listing_parser parse,
+                               sl__s3_list_page *page, char *errbuf, size_t errlen)
+{
+    memset(page, 0, sizeof *page);
+    s3_req req = {.method = "GET", .query = query, .out = body};
+    s3_resp r;
+    sl_err err = s3_request(s3, &req, &r, errbuf, errlen);
+    if (!err && (r.status < 200 || r.status > 299))
+        err = status_error(s3, &req, &r, errbuf, errlen);
+    sl_buf_cleanup(&r.err_body);
+    return err ? err : parse(body->data ? body->data : "", body->len, page, errbuf, errlen);
+}
+
 static sl_err s3_list(sl_storage_t *st, const char *prefix, const char *start_after,
                       sl_storage_list_cb cb, void *opaque, char *errbuf, size_t errlen)
 {
@@ -560,17 +577,9 @@ static sl_err s3_list(sl_storage_t *st, const char *prefix, const char *start_af
             err = sl_errbuf_set(errbuf, errlen, err, "s3 list query is too long");
             goto out;
         }
-        s3_req req = {.method = "GET", .query = q.data, .out = &body};
-        s3_resp r;
-        err = s3_request(s3, &req, &r, errbuf, errlen);
-        if (!err && (r.status < 200 || r.status > 299))
-            err = status_error(s3, &req, &r, errbuf, errlen);
-        sl_buf_cleanup(&r.err_body);
-        if (err)
-            goto out;
         sl__s3_list_page page;
         if ((err =
-                 sl__storage_xml_list(body.data ? body.data : "", body.len, &page, errbuf, errlen)))
+                 get_listing_page(s3, q.data, &body, sl__storage_xml_list, &page, errbuf, errlen)))
             goto out;
         for (size_t i = 0; i < page.n && !err; i++) {
             const sl__s3_object *o = &page.objects[i];
@@ -600,6 +609,130 @@ out:
     free(fstart);
     sl_buf_cleanup(&q);
     sl_buf_cleanup(&body);
+    return err;
+}
+
+/* AbortMultipartUpload of fk's upload upload_id; one already gone (404) is not an error. */
+static sl_err abort_multipart(s3_store *s3, const char *fk, const char *upload_id, char *errbuf,
+                              size_t errlen)
+{
+    sl_buf q;
+    sl_buf_init(&q, 8192);
+    sl_err err = sl_buf_append_str(&q, "uploadId=");
+    if (!err)
+        err = sl__storage_uri_encode(&q, upload_id, false);
+    if (err) {
+        sl_buf_cleanup(&q);
+        return sl_errbuf_set(errbuf, errlen, err, "s3 upload id is too long");
+    }
+    s3_req req = {.method = "DELETE", .key = fk, .query = q.data};
+    s3_resp r;
+    err = s3_request(s3, &req, &r, errbuf, errlen);
+    if (!err && (r.status < 200 || r.status > 299)) {
+        err = status_error(s3, &req, &r, errbuf, errlen);
+        if (err == SL_ERR_NOT_FOUND)
+            err = SL_OK;
+    }
+    sl_buf_cleanup(&r.err_body);
+    sl_buf_cleanup(&q);
+    return err;
+}
+
+#define MAX_UPLOAD_PAGES 100000 /* of 1,000 uploads each */
+
+/* Unfinished multipart uploads under prefix (ListMultipartUploads, page after page): a
+ * writer killed mid-upload leaves one, invisible to s3_list, its parts billed until it is
+ * aborted. Each is an entry of size 0 (the parts are not summed), mtime its Initiated. */
+static sl_err s3_list_temporary(sl_storage_t *st, const char *prefix, sl_storage_list_cb cb,
+                                void *opaque, char *errbuf, size_t errlen)
+{
+    s3_store *s3 = (s3_store *)st;
+    size_t plen = strlen(s3->prefix);
+    char *fprefix = full_key(s3, prefix);
+    char *key_marker = NULL, *id_marker = NULL;
+    char last_key[SL_STORAGE_MAX_KEY + 1] = "";
+    size_t pages = 0;
+    sl_buf q, body;
+    sl_buf_init(&q, 16384);
+    sl_buf_init(&body, SL__S3_MAX_BODY);
+    sl_err err = SL_OK;
+    if (!fprefix) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID, "list prefix too long");
+        goto out;
+    }
+    for (;;) {
+        sl_buf_reset(&q);
+        sl_buf_reset(&body);
+        /* Parameters in the byte order SigV4's canonical query wants. */
+        if (key_marker)
+            err = query_param(&q, "key-marker", key_marker);
+        if (!err)
+            err = query_param(&q, "max-uploads", "1000");
+        if (!err)
+            err = query_param(&q, "prefix", fprefix);
+        if (!err && id_marker)
+            err = query_param(&q, "upload-id-marker", id_marker);
+        if (!err)
+            err = query_param(&q, "uploads", "");
+        if (err) {
+            err = sl_errbuf_set(errbuf, errlen, err, "s3 upload list query is too long");
+            goto out;
+        }
+        sl__s3_list_page page;
+        if ((err = get_listing_page(s3, q.data, &body, sl__storage_xml_uploads, &page, errbuf,
+                                    errlen)))
+            goto out;
+        for (size_t i = 0; i < page.n && !err; i++) {
+            const sl__s3_object *o = &page.objects[i];
+            /* Keys ascend (a key's uploads come in the order they began, not by id). */
+            if (strcmp(o->key, last_key) < 0 || strncmp(o->key, fprefix, strlen(fprefix)) != 0) {
+                err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                                    "s3 upload listing sent \"%s\" out of order or outside the "
+                                    "prefix",
+                                    o->key);
+                break;
+            }
+            memcpy(last_key, o->key, strlen(o->key) + 1);
+            sl_storage_entry e = {
+                .key = o->key + plen, .mtime_ms = o->mtime_ms, .upload_id = o->upload_id};
+            err = cb(opaque, &e);
+        }
+        /* A server that answers the same markers again, or pages without end, would loop
+         * us: each page must move them on, and a listing stops at MAX_UPLOAD_PAGES. */
+        bool stuck =
+            page.truncated && key_marker && !strcmp(page.next_token, key_marker) &&
+            !strcmp(page.next_upload_id ? page.next_upload_id : "", id_marker ? id_marker : "");
+        free(key_marker);
+        free(id_marker);
+        key_marker = page.truncated ? page.next_token : NULL;
+        id_marker = page.truncated ? page.next_upload_id : NULL;
+        if (page.truncated)
+            page.next_token = page.next_upload_id = NULL;
+        sl__storage_list_page_cleanup(&page);
+        if (!err && key_marker && (stuck || ++pages >= MAX_UPLOAD_PAGES))
+            err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                                "s3 upload listing does not end (page %zu repeats or passes the "
+                                "limit of %d pages)",
+                                pages, MAX_UPLOAD_PAGES);
+        if (err || !key_marker)
+            goto out;
+    }
+out:
+    free(key_marker);
+    free(id_marker);
+    free(fprefix);
+    sl_buf_cleanup(&q);
+    sl_buf_cleanup(&body);
+    return err;
+}
+
+static sl_err s3_delete_temporary(sl_storage_t *st, const char *key, const char *upload_id,
+                                  char *errbuf, size_t errlen)
+{
+    s3_store *s3 = (s3_store *)st;
+    WITH_FULL_KEY(fk, key);
+    sl_err err = abort_multipart(s3, fk, upload_id, errbuf, errlen);
+    free(fk);
     return err;
 }
 
@@ -661,17 +794,10 @@ static void upload_abort(s3_upload *u)
 {
     if (!u->upload_id)
         return;
-    sl_buf q;
-    sl_buf_init(&q, 8192);
-    if (upload_query(u, 0, &q) == SL_OK) {
-        s3_req req = {.method = "DELETE", .key = u->fk, .query = q.data};
-        s3_resp r;
-        char eb[256];
-        /* Best effort: when the server is gone, the bucket's lifecycle rule cleans up. */
-        (void)s3_request(u->s3, &req, &r, eb, sizeof eb);
-        sl_buf_cleanup(&r.err_body);
-    }
-    sl_buf_cleanup(&q);
+    char eb[256];
+    /* Best effort: when the server is gone, `sluice lake vacuum` or the bucket's lifecycle
+     * rule cleans up. */
+    (void)abort_multipart(u->s3, u->fk, u->upload_id, eb, sizeof eb);
     free(u->upload_id);
     u->upload_id = NULL;
 }
@@ -899,6 +1025,8 @@ static const sl__storage_ops s3_ops = {
     .head = s3_head,
     .del = s3_del,
     .list = s3_list,
+    .list_temporary = s3_list_temporary,
+    .delete_temporary = s3_delete_temporary,
     .upload_new = s3_upload_new,
     .upload_commit = s3_upload_commit,
     .upload_free = s3_upload_free,

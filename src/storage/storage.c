@@ -260,6 +260,20 @@ sl_err sl_storage_list_temporary(sl_storage_t *st, const char *prefix, sl_storag
     return st->ops->list_temporary(st, prefix ? prefix : "", cb, opaque, errbuf, errlen);
 }
 
+sl_err sl_storage_delete_temporary(sl_storage_t *st, const char *key, const char *upload_id,
+                                   char *errbuf, size_t errlen)
+{
+    if (!upload_id)
+        return sl_storage_delete(st, key, errbuf, errlen);
+    sl_err err = check_key(key, errbuf, errlen);
+    if (err)
+        return err;
+    if (!st->ops->delete_temporary)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
+                             "\"%s\" has no unfinished uploads to abort", st->uri);
+    return st->ops->delete_temporary(st, key, upload_id, errbuf, errlen);
+}
+
 sl_err sl_storage_upload_new(sl_storage_t *st, const char *key, sl_storage_upload_t **up,
                              char *errbuf, size_t errlen)
 {

@@ -109,6 +109,9 @@ typedef struct sl_storage_entry {
     const char *key; /* relative to the store's root; valid during the callback */
     uint64_t size;
     int64_t mtime_ms;
+    /* sl_storage_list_temporary on s3://: the unfinished multipart upload's id (size is then
+     * 0 and mtime_ms its start); NULL otherwise. Valid during the callback. */
+    const char *upload_id;
 } sl_storage_entry;
 
 /* Called once per listed object, in ascending byte order of keys. Returning anything but
@@ -122,14 +125,19 @@ SL_MUST_CHECK sl_err sl_storage_list(sl_storage_t *st, const char *prefix, const
                                      sl_storage_list_cb cb, void *opaque, char *errbuf,
                                      size_t errlen);
 
-/* Lists the temporary files that writers killed mid-write left under prefix, which
- * sl_storage_list never shows (file://: ".sl-tmp-*" beside their targets; s3:// has none:
- * an unfinished upload is no object, see AbortIncompleteMultipartUpload). For a vacuum:
- * each key may be given to sl_storage_delete; a live writer's file is among them too, so
- * delete only what is older than any write can take (mtime_ms). */
+/* Lists what writers killed mid-write left under prefix, which sl_storage_list never shows:
+ * on file:// the temporary files (".sl-tmp-*" beside their targets), on s3:// the unfinished
+ * multipart uploads (no object, but their parts are stored and billed). For a vacuum: each
+ * may be given to sl_storage_delete_temporary; a live writer's is among them too, so delete
+ * only what is older than any write can take (mtime_ms). */
 SL_MUST_CHECK sl_err sl_storage_list_temporary(sl_storage_t *st, const char *prefix,
                                                sl_storage_list_cb cb, void *opaque, char *errbuf,
                                                size_t errlen);
+/* Deletes an entry sl_storage_list_temporary listed: the file, or on s3:// aborts the upload
+ * (upload_id as listed; one already gone is not an error). */
+SL_MUST_CHECK sl_err sl_storage_delete_temporary(sl_storage_t *st, const char *key,
+                                                 const char *upload_id, char *errbuf,
+                                                 size_t errlen);
 
 /* ---- upload streams ---- */
 

@@ -25,6 +25,9 @@ typedef struct sl__storage_ops {
     /* NULL: the backend leaves no temporary objects behind */
     sl_err (*list_temporary)(sl_storage_t *st, const char *prefix, sl_storage_list_cb cb,
                              void *opaque, char *errbuf, size_t errlen);
+    /* A listed temporary entry that has an upload_id; NULL when none ever has */
+    sl_err (*delete_temporary)(sl_storage_t *st, const char *key, const char *upload_id,
+                               char *errbuf, size_t errlen);
     sl_err (*upload_new)(sl_storage_t *st, const char *key, sl_storage_upload_t **up, char *errbuf,
                          size_t errlen);
     sl_err (*upload_commit)(sl_storage_upload_t *up, char *errbuf, size_t errlen);
@@ -102,18 +105,24 @@ typedef struct sl__s3_object {
     char *key; /* as S3 sent it (the full key, prefix included) */
     uint64_t size;
     int64_t mtime_ms;
+    char *upload_id; /* an unfinished multipart upload's id (its mtime: Initiated); else NULL */
 } sl__s3_object;
 
 typedef struct sl__s3_list_page {
     sl__s3_object *objects;
     size_t n;
     bool truncated;
-    char *next_token; /* NextContinuationToken; NULL if none */
+    char *next_token;     /* NextContinuationToken, or NextKeyMarker of uploads; NULL if none */
+    char *next_upload_id; /* uploads only: NextUploadIdMarker; NULL if none */
 } sl__s3_list_page;
 
 /* ListObjectsV2's ListBucketResult. SL_ERR_CORRUPT naming what was wrong. */
 SL_MUST_CHECK sl_err sl__storage_xml_list(const char *xml, size_t len, sl__s3_list_page *page,
                                           char *errbuf, size_t errlen);
+/* ListMultipartUploads' ListMultipartUploadsResult: each Upload as an object of size 0 with
+ * its UploadId, its Initiated time as mtime_ms. A truncated page has a next_token. */
+SL_MUST_CHECK sl_err sl__storage_xml_uploads(const char *xml, size_t len, sl__s3_list_page *page,
+                                             char *errbuf, size_t errlen);
 void sl__storage_list_page_cleanup(sl__s3_list_page *page);
 /* InitiateMultipartUploadResult's UploadId (malloc'ed into *upload_id). */
 SL_MUST_CHECK sl_err sl__storage_xml_upload_id(const char *xml, size_t len, char **upload_id,

@@ -1,4 +1,5 @@
-/* S3's XML answers (ListObjectsV2, InitiateMultipartUpload, CompleteMultipartUpload, Error)
+/* S3's XML answers (ListObjectsV2, ListMultipartUploads, InitiateMultipartUpload,
+ * CompleteMultipartUpload, Error)
  * read with libxml2's tree parser. The body is hostile input: its size is capped before
  * parsing, libxml2 runs without network, DTD loading or entity substitution, a document
  * with a DTD is refused outright, and every count and string length is bounded here. */
@@ -103,30 +104,82 @@ static sl_err parse_u64(const char *s, uint64_t *v)
 
 void sl__storage_list_page_cleanup(sl__s3_list_page *page)
 {
-    for (size_t i = 0; i < page->n; i++)
+    for (size_t i = 0; i < page->n; i++) {
         free(page->objects[i].key);
+        free(page->objects[i].upload_id);
+    }
     free(page->objects);
     free(page->next_token);
+    free(page->next_upload_id);
     memset(page, 0, sizeof *page);
 }
 
-sl_err sl__storage_xml_list(const char *xml, size_t len, sl__s3_list_page *page, char *errbuf,
-                            size_t errlen)
+/* The text of root's child name, strdup'ed into *out (NULL when absent or empty); false
+ * when over SL__S3_MAX_TOKEN bytes or out of memory. */
+static bool dup_child(xmlNodePtr root, const char *name, char **out)
+{
+    char text[SL__S3_MAX_TOKEN + 1];
+    *out = NULL;
+    if (!text_of(child(root, name), text, sizeof text))
+        return false;
+    return !text[0] || (*out = strdup(text)) != NULL;
+}
+
+/* The shape both listings share: entries named entry under the root, each with a Key
+ * and a time named time_name (and, for objects, a Size; for uploads, an UploadId), then
+ * IsTruncated and the marker named next_name that continues a truncated listing. */
+typedef struct listing {
+    const char *root, *entry, *time_name, *next_name;
+    bool uploads;
+} listing;
+
+static sl_err parse_entry(xmlNodePtr c, const listing *l, size_t i, sl__s3_object *o, char *errbuf,
+                          size_t errlen)
+{
+    char text[SL__S3_MAX_TOKEN + 1];
+    if (!text_of(child(c, "Key"), text, SL_STORAGE_MAX_KEY + 1) || !text[0])
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                             "s3 listing entry %zu has no key or one over %d bytes", i,
+                             SL_STORAGE_MAX_KEY);
+    if (!(o->key = strdup(text)))
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "out of memory");
+    if (l->uploads) {
+        if (!dup_child(c, "UploadId", &o->upload_id) || !o->upload_id)
+            return sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                                 "s3 upload listing entry \"%s\" has no UploadId or one over %u "
+                                 "bytes (or memory ran out)",
+                                 o->key, SL__S3_MAX_TOKEN);
+    } else if (!text_of(child(c, "Size"), text, 32) || parse_u64(text, &o->size)) {
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                             "s3 listing entry \"%s\" has a bad size \"%.32s\"", o->key, text);
+    }
+    int64_t us;
+    if (!text_of(child(c, l->time_name), text, 64) ||
+        sl_time_parse_rfc3339(text, strlen(text), &us))
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                             "s3 listing entry \"%s\" has a bad %s \"%.64s\"", o->key, l->time_name,
+                             text);
+    o->mtime_ms = us / 1000;
+    return SL_OK;
+}
+
+static sl_err parse_listing(const char *xml, size_t len, const listing *l, sl__s3_list_page *page,
+                            char *errbuf, size_t errlen)
 {
     memset(page, 0, sizeof *page);
     xmlDocPtr doc;
-    sl_err err = parse_doc(xml, len, "ListBucketResult", &doc, errbuf, errlen);
+    sl_err err = parse_doc(xml, len, l->root, &doc, errbuf, errlen);
     if (err)
         return err;
     xmlNodePtr root = xmlDocGetRootElement(doc);
-    char text[SL__S3_MAX_TOKEN + 1];
+    char text[16];
     size_t count = 0;
     for (xmlNodePtr c = root->children; c; c = c->next)
-        if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "Contents") == 0)
+        if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, l->entry) == 0)
             count++;
     if (count > SL__S3_MAX_PAGE_KEYS) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
-                            "s3 listing page has %zu keys, over the limit of %u", count,
+                            "s3 listing page has %zu entries, over the limit of %u", count,
                             SL__S3_MAX_PAGE_KEYS);
         goto out;
     }
@@ -134,50 +187,25 @@ sl_err sl__storage_xml_list(const char *xml, size_t len, sl__s3_list_page *page,
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "out of memory");
         goto out;
     }
-    for (xmlNodePtr c = root->children; c; c = c->next) {
-        if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "Contents") != 0)
+    for (xmlNodePtr c = root->children; c && !err; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, l->entry) != 0)
             continue;
-        sl__s3_object *o = &page->objects[page->n];
-        uint64_t size;
-        int64_t us;
-        if (!text_of(child(c, "Key"), text, SL_STORAGE_MAX_KEY + 1) || !text[0]) {
-            err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
-                                "s3 listing entry %zu has no key or one over %d bytes", page->n,
-                                SL_STORAGE_MAX_KEY);
-            goto out;
-        }
-        if (!(o->key = strdup(text))) {
-            err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        page->n++;
-        if (!text_of(child(c, "Size"), text, 32) || parse_u64(text, &size)) {
-            err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
-                                "s3 listing entry \"%s\" has a bad size \"%.32s\"", o->key, text);
-            goto out;
-        }
-        if (!text_of(child(c, "LastModified"), text, 64) ||
-            sl_time_parse_rfc3339(text, strlen(text), &us)) {
-            err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
-                                "s3 listing entry \"%s\" has a bad LastModified \"%.64s\"", o->key,
-                                text);
-            goto out;
-        }
-        o->size = size;
-        o->mtime_ms = us / 1000;
+        err = parse_entry(c, l, page->n, &page->objects[page->n], errbuf, errlen);
+        page->n++; /* counted even when refused, so the cleanup frees what it holds */
     }
-    if (!text_of(child(root, "IsTruncated"), text, 16)) {
+    if (err)
+        goto out;
+    if (!text_of(child(root, "IsTruncated"), text, sizeof text)) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT, "s3 listing has a bad IsTruncated");
         goto out;
     }
     page->truncated = strcmp(text, "true") == 0;
-    if (!text_of(child(root, "NextContinuationToken"), text, sizeof text)) {
+    if (!dup_child(root, l->next_name, &page->next_token) ||
+        (l->uploads && !dup_child(root, "NextUploadIdMarker", &page->next_upload_id))) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
-                            "s3 listing's continuation token is over %u bytes", SL__S3_MAX_TOKEN);
-        goto out;
-    }
-    if (text[0] && !(page->next_token = strdup(text))) {
-        err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "out of memory");
+                            "s3 listing's continuation marker is over %u bytes (or memory ran "
+                            "out)",
+                            SL__S3_MAX_TOKEN);
         goto out;
     }
     if (page->truncated && !page->next_token)
@@ -188,6 +216,22 @@ out:
     if (err)
         sl__storage_list_page_cleanup(page);
     return err;
+}
+
+sl_err sl__storage_xml_list(const char *xml, size_t len, sl__s3_list_page *page, char *errbuf,
+                            size_t errlen)
+{
+    static const listing objects = {"ListBucketResult", "Contents", "LastModified",
+                                    "NextContinuationToken", false};
+    return parse_listing(xml, len, &objects, page, errbuf, errlen);
+}
+
+sl_err sl__storage_xml_uploads(const char *xml, size_t len, sl__s3_list_page *page, char *errbuf,
+                               size_t errlen)
+{
+    static const listing uploads = {"ListMultipartUploadsResult", "Upload", "Initiated",
+                                    "NextKeyMarker", true};
+    return parse_listing(xml, len, &uploads, page, errbuf, errlen);
 }
 
 sl_err sl__storage_xml_upload_id(const char *xml, size_t len, char **upload_id, char *errbuf,

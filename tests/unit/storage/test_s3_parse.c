@@ -297,6 +297,74 @@ static void xml_hostile_bodies(void **state)
     sl_buf_cleanup(&b);
 }
 
+/* ListMultipartUploads as AWS documents it: two uploads of one key, truncated. */
+static const char UPLOADS_PAGE[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    "<ListMultipartUploadsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+    "<Bucket>bucket</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>"
+    "<NextKeyMarker>t/b.parquet</NextKeyMarker><NextUploadIdMarker>VXBsb2FkIDI</NextUploadIdMarker>"
+    "<MaxUploads>2</MaxUploads><IsTruncated>true</IsTruncated>"
+    "<Upload><Key>t/b.parquet</Key><UploadId>VXBsb2FkIDE</UploadId>"
+    "<Initiator><ID>x</ID></Initiator><StorageClass>STANDARD</StorageClass>"
+    "<Initiated>2024-01-15T10:30:00.000Z</Initiated></Upload>"
+    "<Upload><Key>t/b.parquet</Key><UploadId>VXBsb2FkIDI</UploadId>"
+    "<Initiated>2024-01-15T11:30:00.000Z</Initiated></Upload>"
+    "</ListMultipartUploadsResult>";
+
+static void expect_uploads_refused(const char *xml, const char *needle)
+{
+    sl__s3_list_page page;
+    char eb[256] = "";
+    sl_err err = sl__storage_xml_uploads(xml, strlen(xml), &page, eb, sizeof eb);
+    if (err != SL_ERR_CORRUPT || !strstr(eb, needle))
+        fail_msg("got %s \"%s\", want corrupt with \"%s\"", sl_strerror(err), eb, needle);
+    assert_null(page.objects);
+    assert_null(page.next_token);
+    assert_null(page.next_upload_id);
+}
+
+static void xml_uploads_page(void **state)
+{
+    sl__s3_list_page page;
+    char eb[256];
+    assert_int_equal(
+        sl__storage_xml_uploads(UPLOADS_PAGE, strlen(UPLOADS_PAGE), &page, eb, sizeof eb), SL_OK);
+    assert_int_equal(page.n, 2);
+    assert_string_equal(page.objects[0].key, "t/b.parquet");
+    assert_string_equal(page.objects[0].upload_id, "VXBsb2FkIDE");
+    assert_int_equal(page.objects[0].mtime_ms, INT64_C(1705314600000));
+    assert_int_equal(page.objects[0].size, 0);
+    assert_string_equal(page.objects[1].upload_id, "VXBsb2FkIDI");
+    assert_int_equal(page.objects[1].mtime_ms, INT64_C(1705318200000));
+    assert_true(page.truncated);
+    assert_string_equal(page.next_token, "t/b.parquet");
+    assert_string_equal(page.next_upload_id, "VXBsb2FkIDI");
+    sl__storage_list_page_cleanup(&page);
+
+    const char *none = "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>"
+                       "</ListMultipartUploadsResult>";
+    assert_int_equal(sl__storage_xml_uploads(none, strlen(none), &page, eb, sizeof eb), SL_OK);
+    assert_int_equal(page.n, 0);
+    assert_false(page.truncated);
+    sl__storage_list_page_cleanup(&page);
+
+    /* An object listing is not an upload listing, and each field is checked. */
+    expect_uploads_refused("<ListBucketResult/>", "root is <ListBucketResult>");
+    expect_uploads_refused("<ListMultipartUploadsResult><Upload><Key>k</Key>"
+                           "<Initiated>2024-01-15T10:30:00Z</Initiated></Upload>"
+                           "</ListMultipartUploadsResult>",
+                           "has no UploadId");
+    expect_uploads_refused("<ListMultipartUploadsResult><Upload><Key>k</Key><UploadId>u</UploadId>"
+                           "<Initiated>soon</Initiated></Upload></ListMultipartUploadsResult>",
+                           "bad Initiated");
+    expect_uploads_refused("<ListMultipartUploadsResult><Upload><UploadId>u</UploadId>"
+                           "</Upload></ListMultipartUploadsResult>",
+                           "no key");
+    expect_uploads_refused("<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>"
+                           "</ListMultipartUploadsResult>",
+                           "no continuation token");
+}
+
 static void xml_multipart_and_errors(void **state)
 {
     char eb[256];
@@ -344,15 +412,11 @@ static void xml_multipart_and_errors(void **state)
 int sl_test_s3_parse_run(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(sigv4_s3_get_object),
-        cmocka_unit_test(sigv4_s3_put_object),
-        cmocka_unit_test(sigv4_s3_bucket_queries),
-        cmocka_unit_test(sigv4_suite_vanilla),
-        cmocka_unit_test(sigv4_refuses_bad_input),
-        cmocka_unit_test(uri_encoding),
-        cmocka_unit_test(xml_list_page),
-        cmocka_unit_test(xml_hostile_bodies),
-        cmocka_unit_test(xml_multipart_and_errors),
+        cmocka_unit_test(sigv4_s3_get_object),     cmocka_unit_test(sigv4_s3_put_object),
+        cmocka_unit_test(sigv4_s3_bucket_queries), cmocka_unit_test(sigv4_suite_vanilla),
+        cmocka_unit_test(sigv4_refuses_bad_input), cmocka_unit_test(uri_encoding),
+        cmocka_unit_test(xml_list_page),           cmocka_unit_test(xml_hostile_bodies),
+        cmocka_unit_test(xml_uploads_page),        cmocka_unit_test(xml_multipart_and_errors),
     };
     return cmocka_run_group_tests_name("storage_s3_parse", tests, NULL, NULL);
 }
