@@ -81,7 +81,14 @@ static sl_err list_entry(void *opaque, const sl_storage_entry *e)
     return ll->fail = push_version(&ll->versions, &ll->n, &ll->cap, v);
 }
 
-/* Lists the commits after version `after` (-1: all). */
+static void log_listing_cleanup(log_listing *ll)
+{
+    free(ll->versions);
+    free(ll->checkpoints);
+    ll->versions = ll->checkpoints = NULL;
+}
+
+/* Lists the commits after version `after` (-1: all); log_listing_cleanup frees it. */
 static sl_err list_log(sl_storage_t *st, int64_t after, log_listing *ll, char *errbuf,
                        size_t errlen)
 {
@@ -96,11 +103,8 @@ static sl_err list_log(sl_storage_t *st, int64_t after, log_listing *ll, char *e
                             err == SL_ERR_TOO_LARGE ? "table \"%s\" has more than %u commits"
                                                     : "table \"%s\": out of memory (%u)",
                             sl_storage_uri(st), SL__DELTA_MAX_VERSIONS);
-    if (err) {
-        free(ll->versions);
-        free(ll->checkpoints);
-        ll->versions = ll->checkpoints = NULL;
-    }
+    if (err)
+        log_listing_cleanup(ll);
     return err;
 }
 
@@ -214,8 +218,7 @@ static sl_err from_checkpoint(sl_storage_t *store, int64_t ck, int64_t upto, sl_
         err = cb(opaque, &st->last);
     if (!err)
         err = apply_versions(store, ll.versions, n, st, cb, opaque, errbuf, errlen);
-    free(ll.versions);
-    free(ll.checkpoints);
+    log_listing_cleanup(&ll);
     return err;
 }
 
@@ -251,8 +254,7 @@ static sl_err replay(sl_storage_t *store, int64_t upto, sl__delta_state *st, sl_
     } else if (!(err = check_history(sl_storage_uri(store), &ll, &upto, errbuf, errlen))) {
         err = apply_versions(store, ll.versions, (size_t)upto + 1, st, cb, opaque, errbuf, errlen);
     }
-    free(ll.versions);
-    free(ll.checkpoints);
+    log_listing_cleanup(&ll);
     return err;
 }
 
@@ -303,7 +305,7 @@ sl_err sl_delta_snapshot_update(sl_storage_t *store, sl_delta_snapshot_t *snap,
     }
     if (!err)
         err = apply_versions(store, ll.versions, ll.n, &snap->st, cb, opaque, errbuf, errlen);
-    free(ll.versions);
+    log_listing_cleanup(&ll); /* the checkpoints too: a listing past one has them */
     return err;
 }
 
