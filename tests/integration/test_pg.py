@@ -71,8 +71,22 @@ def test_migrations(pg):
                       " WHERE table_schema = 'public' ORDER BY 1, 2")
     r = migrate(pg)
     checks.check(r.returncode == 0, f"migrating again succeeds: {r.stderr}")
-    checks.check(pg.query("SELECT version FROM sluice_migrations") == [("1",)],
+    checks.check(pg.query("SELECT version FROM sluice_migrations ORDER BY 1") == [("1",), ("2",)],
                  "each migration is recorded once")
+    ff = pg.query("SELECT relname, reloptions::text FROM pg_class WHERE relname LIKE "
+                  "'sluice_rollup_%' AND relkind = 'r' ORDER BY 1")
+    checks.check(ff == [(t, "{fillfactor=50}") for t in ("sluice_rollup_distinct",
+                                                         "sluice_rollup_minute",
+                                                         "sluice_rollup_resources")],
+                 f"rollup tables leave room for in-place updates: {ff}")
+    # A store at version 1 (before the fillfactor) is brought to version 2.
+    pg.query("DELETE FROM sluice_migrations WHERE version = 2; ALTER TABLE "
+             "sluice_rollup_resources RESET (fillfactor)")
+    r = migrate(pg)
+    checks.check(r.returncode == 0 and pg.value("SELECT max(version) FROM sluice_migrations") == "2"
+                 and pg.value("SELECT reloptions::text FROM pg_class WHERE relname = "
+                              "'sluice_rollup_resources'") == "{fillfactor=50}",
+                 f"a version-1 store migrates to 2: {r.stderr}")
     checks.check(pg.query("SELECT table_name, column_name, data_type FROM "
                           "information_schema.columns WHERE table_schema = 'public' "
                           "ORDER BY 1, 2") == schema, "migrating again changes nothing")
