@@ -48,7 +48,9 @@ def make_event(i):
 def sketches(table):
     """HyperLogLog registers per minute and channel computed from raw rows, independently
     of the sink's batches: 1024 registers, low 10 bits of hashtextextended pick one, the
-    rank of the first set bit of the other 54 bits is its value."""
+    rank of the first set bit of the other 54 bits is its value. Only for minutes and
+    channels with at least one non-null id, as the sink keeps no empty sketch (a minute at
+    the edge of the events' times can hold a few events, all without a user_id)."""
     per = []
     for what in ("session_id", "user_id"):
         per.append(
@@ -58,7 +60,8 @@ def sketches(table):
             f" AS rank FROM {table} WHERE {what} IS NOT NULL GROUP BY 1, 2, 3, 4")
     return ("SELECT k.bucket, k.channel, k.what, array_agg(coalesce(s.rank, 0)::smallint "
             "ORDER BY g) FROM (SELECT DISTINCT date_trunc('minute', \"timestamp\") AS bucket, "
-            f"channel, w.what FROM {table}, (VALUES ('session_id'), ('user_id')) w(what)) k "
+            f"channel, w.what FROM {table}, (VALUES ('session_id'), ('user_id')) w(what) "
+            "WHERE CASE w.what WHEN 'session_id' THEN session_id ELSE user_id END IS NOT NULL) k "
             "CROSS JOIN generate_series(0, 1023) g LEFT JOIN (" + " UNION ALL ".join(per) +
             ") s ON s.bucket = k.bucket AND s.channel = k.channel AND s.what = k.what "
             "AND s.reg = g GROUP BY 1, 2, 3")
