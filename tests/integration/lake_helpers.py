@@ -149,3 +149,19 @@ def check_checkpoint_file(checks, table, version, versions):
                  and "partitionColumns VARCHAR[]" in tmap.get("metaData", "")
                  and set(tmap) == {"txn", "add", "remove", "metaData", "protocol"},
                  f"checkpoint {version}: DuckDB sees the schema {tmap}")
+
+
+def check_checkpoints(checks, table, versions, every, label):
+    """The checkpoints of the table in directory `table`, whose replay is `versions`: one
+    every `every` versions and at least one, `_last_checkpoint` naming the newest, each
+    equal to the replay (check_checkpoint_file). Returns their versions."""
+    log = os.path.join(table, "_delta_log")
+    cks = sorted(int(n[:20]) for n in os.listdir(log) if n.endswith(".checkpoint.parquet"))
+    checks.check(cks and cks == list(range(every, len(versions), every)),
+                 f"{label}checkpoints {cks} for versions 0..{len(versions) - 1} every {every}")
+    with open(os.path.join(log, "_last_checkpoint"), encoding="utf-8") as f:
+        last = json.load(f)
+    checks.check(cks and last["version"] == cks[-1], f"{label}_last_checkpoint {last}")
+    for v in cks:
+        check_checkpoint_file(checks, table, v, versions)
+    return cks

@@ -16,7 +16,7 @@ import tempfile
 import time
 
 from harness import SLUICE, Checks, Server, event, node_packages
-from lake_helpers import check_checkpoint_file, duckdb, file_path, history, replay, sql_str
+from lake_helpers import check_checkpoints, duckdb, file_path, history, replay, sql_str
 
 checks = Checks("checkpoint")
 EVERY = 4
@@ -69,14 +69,8 @@ def main():
         versions = replay(table)
         latest = len(versions) - 1
         log = os.path.join(table, "_delta_log")
-        cks = sorted(int(n[:20]) for n in os.listdir(log) if n.endswith(".checkpoint.parquet"))
-        checks.check(cks == list(range(EVERY, latest + 1, EVERY)) and len(cks) >= 3,
-                     f"checkpoints {cks} for versions 0..{latest} every {EVERY}")
-        with open(os.path.join(log, "_last_checkpoint"), encoding="utf-8") as f:
-            last = json.load(f)
-        checks.check(cks and last["version"] == cks[-1], f"_last_checkpoint {last}")
-        for v in cks:
-            check_checkpoint_file(checks, table, v, versions)
+        cks = check_checkpoints(checks, table, versions, EVERY, "")
+        checks.check(len(cks) >= 3, f"at least 3 checkpoints: {cks}")
 
         # A reader that starts at the checkpoint sees what the full replay sees.
         h_full = history(lake_uri)

@@ -33,7 +33,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import SLUICE, Checks, Server, event, node_packages  # noqa: E402
-from lake_helpers import (check_checkpoint_file, duckdb, file_path, history,  # noqa: E402
+from lake_helpers import (check_checkpoints, duckdb, file_path, history,  # noqa: E402
                           replay, sql_str)
 from moto_fixture import Moto  # noqa: E402
 
@@ -221,15 +221,7 @@ def check_same_as_local(moto, tmp):
                  f"same: lake history on s3:// agrees with the downloaded log: {h[-1]}")
     # Checkpoints on S3: every one DuckDB reads equals the replay, _last_checkpoint names
     # the newest, and the history above (which starts from it) already agreed.
-    log = os.path.join(down, "_delta_log")
-    cks = sorted(int(n[:20]) for n in os.listdir(log) if n.endswith(".checkpoint.parquet"))
-    checks.check(cks and cks == list(range(2, len(s3_versions), 2)),
-                 f"same: checkpoints {cks} on s3 for versions 0..{len(s3_versions) - 1}")
-    with open(os.path.join(log, "_last_checkpoint"), encoding="utf-8") as f:
-        last = json.load(f)
-    checks.check(cks and last["version"] == cks[-1], f"same: _last_checkpoint {last}")
-    for v in cks:
-        check_checkpoint_file(checks, down, v, s3_versions)
+    check_checkpoints(checks, down, s3_versions, 2, "same: ")
     # The same through the variables instead of the flags.
     h_env = history(s3[1], env=dict(CREDS, SLUICE_S3_ENDPOINT=moto.endpoint,
                                     SLUICE_S3_PATH_STYLE="true", SLUICE_S3_REGION="eu-west-1"))
