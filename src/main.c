@@ -183,6 +183,7 @@ static void pg_sink_options_from(const sl_config *cfg, sl_pg_sink_options *po)
     po->batch_rows = (size_t)cfg->pg_batch_rows;
     po->batch_bytes = (size_t)cfg->pg_batch_bytes;
     po->linger_ms = (unsigned)cfg->pg_linger_ms;
+    po->writers = (unsigned)cfg->pg_writers;
     pg_schema_from(cfg, &po->schema);
 }
 

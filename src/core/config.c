@@ -108,6 +108,9 @@ static const setting settings[] = {
      SL_CMD_SERVE, F(pg_batch_bytes), "pg sink: bytes of event JSON per transaction at most"},
     {"pg-linger", "SLUICE_PG_LINGER", SETTING_DURATION, "100ms", 0, 60000, 1, SL_CMD_SERVE,
      F(pg_linger_ms), "pg sink: how long a batch may wait to fill before it is written"},
+    {"pg-writers", "SLUICE_PG_WRITERS", SETTING_INT, "2", 1, 64, 0, SL_CMD_SERVE, F(pg_writers),
+     "pg sink: connections writing at once, each for a share of the log's partitions (Kafka: "
+     "members of the group)"},
     {"pg-retention", "SLUICE_PG_RETENTION", SETTING_DURATION, "30d", 1, 36500, DAY_MS,
      SL_CMD_SERVE | SL_CMD_PG_MIGRATE, F(pg_retention_days),
      "day partitions of analytics_events (and rollups) older than this are dropped"},

@@ -53,6 +53,7 @@ typedef struct sl_config {
     int64_t pg_batch_rows;
     int64_t pg_batch_bytes;
     int64_t pg_linger_ms;
+    int64_t pg_writers;
     int64_t pg_retention_days;
     int64_t pg_partitions_ahead;
     /* lake (issue 5): the lake-sink role and `sluice lake` */

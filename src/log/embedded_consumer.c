@@ -1,7 +1,9 @@
-/* Consumers of the embedded log: one per group (flock on DIR/group-NAME.lock), assigned
- * every partition. A poll renews a kept read transaction, copies up to max messages (and
- * at most SL__LOG_POLL_BYTES) into a consumer-owned buffer, and resets the transaction so
- * no snapshot stays pinned between polls (a pinned snapshot stops LMDB reusing pages).
+/* Consumers of the embedded log: one per group and partition (a lock on byte P of
+ * DIR/group-NAME.lock), assigned every partition or, as one of several shares of a group,
+ * the partitions P with P % shares == share. A poll renews a kept read transaction, copies up to
+ * max messages (and at most SL__LOG_POLL_BYTES) into a consumer-owned buffer, and resets the
+ * transaction so no snapshot stays pinned between polls (a pinned snapshot stops LMDB reusing
+ * pages).
  *
  * Invariants:
  *  1. pos[p] is the next offset to read in partition p. Reads position with
@@ -37,10 +39,11 @@ typedef struct emb_consumer {
     uint64_t *pos;       /* invariant 1 */
     uint64_t *saved_pos; /* pos at the start of the running poll (invariant 2) */
     bool *caught;        /* partition read to its end, as of the last poll */
-    unsigned *assigned;  /* 0..parts-1, for the callbacks */
-    unsigned rr;         /* partition the next poll starts with, for fairness */
-    MDB_txn *rtxn;       /* reset between polls */
-    MDB_cursor **curs;   /* per partition, renewed with rtxn */
+    unsigned *assigned;  /* the partitions this consumer reads, ascending */
+    unsigned n_assigned;
+    unsigned rr;       /* index in assigned of the partition the next poll starts with */
+    MDB_txn *rtxn;     /* reset between polls */
+    MDB_cursor **curs; /* per partition, renewed with rtxn */
     char *buf;
     size_t buf_len;
     size_t buf_alloc;
@@ -132,17 +135,26 @@ sl_err sl__log_emb_consumer_open(sl_log_t *log, const sl_log_consumer_options *o
                             "out of memory");
         goto fail;
     }
-    for (unsigned p = 0; p < c->parts; p++)
-        c->assigned[p] = p;
+    unsigned shares = opts->shares > 1 ? opts->shares : 1;
+    for (unsigned p = 0; p < c->parts; p++) {
+        if (p % shares == opts->share)
+            c->assigned[c->n_assigned++] = p;
+    }
+    if (c->n_assigned == 0) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
+                            "share %u of %u of log \"%s\" holds none of its %u partitions",
+                            opts->share, shares, le->dir, c->parts);
+        goto fail;
+    }
 
     if (c->group) {
         char name[SL__LOG_GROUP_MAX + 16];
         snprintf(name, sizeof name, "group-%s.lock", c->group);
-        err = sl__log_lock_file(le->dir, name, &c->lock_fd);
+        err = sl__log_lock_partitions(le->dir, name, c->assigned, c->n_assigned, &c->lock_fd);
         if (err == SL_ERR_BUSY) {
             err = sl_errbuf_set(errbuf, errlen, SL_ERR_BUSY,
-                                "consumer group \"%s\" of log \"%s\" already has a consumer",
-                                c->group, le->dir);
+                                "consumer group \"%s\" of log \"%s\" already has a consumer%s",
+                                c->group, le->dir, shares > 1 ? " of these partitions" : "");
             goto fail;
         }
         if (err) {
@@ -173,7 +185,7 @@ sl_err sl__log_emb_consumer_open(sl_log_t *log, const sl_log_consumer_options *o
         }
     }
     if (opts->on_assign)
-        opts->on_assign(opts->opaque, c->assigned, c->parts);
+        opts->on_assign(opts->opaque, c->assigned, c->n_assigned);
     *out = &c->base;
     return SL_OK;
 fail:
@@ -303,8 +315,8 @@ static sl_err read_partition(emb_consumer *c, poll_state *st, unsigned p, size_t
     return SL_OK;
 }
 
-/* One pass over every partition: first a fair share each, then whatever room is left,
- * starting from a partition that rotates between polls. */
+/* One pass over every assigned partition: first a fair share each, then whatever room is
+ * left, starting from a partition that rotates between polls. */
 static sl_err read_once(emb_consumer *c, sl_log_message *msgs, size_t max, size_t *n_out)
 {
     poll_state st = {.msgs = msgs, .max = max};
@@ -320,19 +332,20 @@ static sl_err read_once(emb_consumer *c, sl_log_message *msgs, size_t max, size_
     if (rc)
         return mdb_fail(c, "read", rc);
     sl_err err = SL_OK;
-    size_t share = max / c->parts + (max % c->parts != 0);
-    for (unsigned i = 0; i < c->parts && !err; i++) {
-        unsigned p = (c->rr + i) % c->parts;
+    unsigned n = c->n_assigned;
+    size_t share = max / n + (max % n != 0);
+    for (unsigned i = 0; i < n && !err; i++) {
+        unsigned p = c->assigned[(c->rr + i) % n];
         size_t room = max - st.n;
         err = read_partition(c, &st, p, room < share ? room : share);
     }
-    for (unsigned i = 0; i < c->parts && !err && st.n < max && !st.full; i++) {
-        unsigned p = (c->rr + i) % c->parts;
+    for (unsigned i = 0; i < n && !err && st.n < max && !st.full; i++) {
+        unsigned p = c->assigned[(c->rr + i) % n];
         if (!c->caught[p])
             err = read_partition(c, &st, p, max - st.n);
     }
     mdb_txn_reset(c->rtxn);
-    c->rr = (c->rr + 1) % c->parts;
+    c->rr = (c->rr + 1) % n;
     if (err) {
         memcpy(c->pos, c->saved_pos, c->parts * sizeof *c->pos);
         return err;
@@ -498,8 +511,8 @@ sl_err sl__log_emb_consumer_committed(sl_log_consumer_t *base, unsigned partitio
 bool sl__log_emb_consumer_is_caught_up(sl_log_consumer_t *base)
 {
     emb_consumer *c = (emb_consumer *)base;
-    for (unsigned p = 0; p < c->parts; p++) {
-        if (!c->caught[p])
+    for (unsigned i = 0; i < c->n_assigned; i++) {
+        if (!c->caught[c->assigned[i]])
             return false;
     }
     return true;
@@ -514,6 +527,6 @@ void sl__log_emb_consumer_close(sl_log_consumer_t *base)
 {
     emb_consumer *c = (emb_consumer *)base;
     if (c->on_revoke)
-        c->on_revoke(c->opaque, c->assigned, c->parts);
+        c->on_revoke(c->opaque, c->assigned, c->n_assigned);
     consumer_free(c);
 }

@@ -94,6 +94,35 @@ out:
     return err;
 }
 
+sl_err sl__log_lock_partitions(const char *dir, const char *name, const unsigned *partitions,
+                               size_t n, int *fd_out)
+{
+    *fd_out = -1;
+    char *path = path_join(dir, name);
+    if (!path)
+        return SL_ERR_NOMEM;
+    sl_err err = SL_OK;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        err = sl__log_mdb_err(errno);
+        goto out;
+    }
+    for (size_t i = 0; i < n && !err; i++) {
+        struct flock fl = {
+            .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)partitions[i], .l_len = 1};
+        if (fcntl(fd, F_OFD_SETLK, &fl) != 0)
+            err = errno == EAGAIN || errno == EACCES ? SL_ERR_BUSY : SL_ERR_IO;
+    }
+    if (err) {
+        close(fd); /* drops the bytes taken so far */
+        goto out;
+    }
+    *fd_out = fd;
+out:
+    free(path);
+    return err;
+}
+
 sl_err sl__log_cond_init_mono(pthread_cond_t *cond)
 {
     pthread_condattr_t attr;

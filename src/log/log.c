@@ -178,6 +178,10 @@ sl_err sl_log_consumer_open(sl_log_t *log, const sl_log_consumer_options *opts,
                              "invalid consumer group name \"%.120s\": use 1 to %u characters "
                              "of A-Z, a-z, 0-9, '.', '_' and '-'",
                              opts->group, SL__LOG_GROUP_MAX);
+    if (opts->shares > 1 && opts->share >= opts->shares)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_INVALID,
+                             "consumer share %u is out of range: there are %u shares", opts->share,
+                             opts->shares);
     return log->be->consumer_open(log, opts, out, errbuf, errlen);
 }
 

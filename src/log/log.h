@@ -93,6 +93,12 @@ typedef struct sl_log_consumer_options {
     sl_log_partitions_cb on_assign;
     sl_log_partitions_cb on_revoke;
     void *opaque;
+    /* Several consumers of one group in one process, each with a share of the partitions
+     * (the pg sink's writers): with shares > 1, this consumer takes the partitions p with
+     * p % shares == share. The embedded backend assigns them at open, and refuses a
+     * consumer whose partitions another consumer of the group holds; Kafka ignores both
+     * fields, since the group's members split the partitions among themselves. */
+    unsigned share, shares;
 } sl_log_consumer_options;
 
 typedef struct sl_log_message {

@@ -273,6 +273,13 @@ size_t sl__log_group_key(char out[SL__LOG_GROUP_KEY_MAX], const char *group, uns
  * *fd_out = -1 and SL_ERR_BUSY when another open file holds it. */
 SL_MUST_CHECK sl_err sl__log_lock_file(const char *dir, const char *name, int *fd_out);
 
+/* Opens (and creates) dir/name with mode 0600 and takes an exclusive, non-blocking
+ * open-file-description lock on byte p of it for each of the n partitions: consumers of
+ * one group that own different partitions can run side by side, two that share one
+ * cannot, in this process or another. *fd_out = -1 and SL_ERR_BUSY when a byte is held. */
+SL_MUST_CHECK sl_err sl__log_lock_partitions(const char *dir, const char *name,
+                                             const unsigned *partitions, size_t n, int *fd_out);
+
 /* mkdir -p dir, mode 0700 for what it creates. */
 SL_MUST_CHECK sl_err sl__log_make_dirs(const char *dir, char *errbuf, size_t errlen);
 

@@ -37,21 +37,25 @@ typedef struct sl_pg_sink_options {
     size_t batch_bytes;       /* ... or this many bytes of event JSON ... */
     unsigned linger_ms;       /* ... or when its first event has waited this long */
     unsigned stop_timeout_ms; /* at stop, how long to keep retrying the last batch */
+    unsigned writers;         /* connections writing at once, each for a share of the
+                               * log's partitions (at most one per partition) */
     sl_pg_schema_options schema;
 } sl_pg_sink_options;
+
+#define SL_PG_WRITERS_MAX 64
 
 void sl_pg_sink_options_default(sl_pg_sink_options *opts);
 
 typedef struct sl_pg_sink sl_pg_sink_t;
 
 /* Opens the sink's consumer group on log (SL_ERR_BUSY if another process holds it) and
- * starts its thread, which connects (retrying with backoff while PostgreSQL is away),
+ * starts its writers' threads; each connects (retrying with backoff while PostgreSQL is away),
  * migrates, seeks to the offsets stored in sluice_offsets and copies batches. log must
  * outlive the sink. */
 SL_MUST_CHECK sl_err sl_pg_sink_start(const sl_pg_sink_options *opts, sl_log_t *log,
                                       sl_pg_sink_t **out, char *errbuf, size_t errlen);
 
-/* Writes what the sink holds (retrying up to stop_timeout_ms), joins its thread, frees.
+/* Writes what the sink holds (retrying up to stop_timeout_ms), joins its threads, frees.
  * NULL is a no-op. */
 void sl_pg_sink_stop(sl_pg_sink_t *sink);
 

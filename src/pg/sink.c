@@ -1,5 +1,7 @@
-/* The pg sink: one thread that polls the log as consumer group "sluice-pg", gathers a
- * batch (by rows, bytes and time), and writes it to PostgreSQL in one transaction: one
+/* The pg sink: writers ("lanes", --pg-writers, 2 by default) that each own a share of the
+ * log's partitions, with a thread, a consumer of group "sluice-pg" and a connection of
+ * their own, so that two PostgreSQL backends work at once. A lane gathers a batch (by
+ * rows, bytes and time) and writes it to PostgreSQL in one transaction: one
  * statement inserts the batch's event ids into sluice_event_ids and answers which were
  * already there, COPY puts the other rows straight into analytics_events, one statement
  * upserts the rollups computed here from those rows (rollup.c), then the offsets in
@@ -47,7 +49,7 @@ typedef struct held {
     unsigned partition;
     uint64_t offset;
     int64_t timestamp_ms;
-    size_t off, len; /* value in sink->values */
+    size_t off, len; /* value in ln->values */
     size_t full_len; /* the record's size; more than len when only its start is held */
 } held;
 
@@ -55,7 +57,7 @@ typedef struct held {
 #define OVERSIZE_KEEP 4096
 
 /* A row of the current attempt: a held message, its slice of the COPY text, its keys
- * in sink->text, and whether it is already stored (its event_id was) or went in now. */
+ * in ln->text, and whether it is already stored (its event_id was) or went in now. */
 typedef struct row {
     size_t msg;
     size_t off, len;
@@ -63,20 +65,40 @@ typedef struct row {
     bool stored_before, inserted;
 } row;
 
+typedef struct lane lane;
+
 typedef struct dead {
     size_t msg;
     char error[512];
 } dead;
 
+/* The sink: its writers ("lanes") and the counters they share. */
 struct sl_pg_sink {
     sl_pg_sink_options opts;
     char *conninfo, *group;
+    lane **lanes;
+    unsigned n_lanes;
+    atomic_bool stopping;
+
+    /* @thread any */
+    atomic_uint_fast64_t rows_total, duplicates_total, dead_total, batches_total;
+    atomic_uint_fast64_t failures_total, partitions_dropped_total;
+    atomic_int_fast64_t last_commit_us;
+};
+
+/* One writer: a thread with its own consumer (a share of the log's partitions), its own
+ * connection and its own batch. Lanes own disjoint partitions, so each keeps invariants
+ * 1-4 for its own; the rows of two lanes meet only in the rollups, whose upserts lock
+ * rows in key order, and in sluice_event_ids. */
+struct lane {
+    sl_pg_sink_t *sink;
+    unsigned index;
     sl_log_consumer_t *c;
     unsigned parts;
     pthread_t thread;
-    atomic_bool stopping;
+    bool started;
 
-    /* @thread the sink thread only, from here to the metrics */
+    /* @thread the lane's thread only, from here to the status */
     PGconn *conn;
     uint64_t *next;     /* per partition, invariant 1 */
     uint64_t *held_to;  /* per partition, invariant 2 */
@@ -104,13 +126,11 @@ struct sl_pg_sink {
     int64_t maintained_ns;
     unsigned backoff_ms;
 
-    /* @thread any */
+    /* @thread any: the lane's status */
     pthread_mutex_t mu; /* guards why */
     char why[512];
     atomic_bool ready;
-    atomic_uint_fast64_t rows_total, duplicates_total, dead_total, batches_total;
-    atomic_uint_fast64_t failures_total, partitions_dropped_total, held_rows;
-    atomic_int_fast64_t last_commit_us;
+    atomic_uint_fast64_t held_rows;
 };
 
 void sl_pg_sink_options_default(sl_pg_sink_options *opts)
@@ -121,38 +141,53 @@ void sl_pg_sink_options_default(sl_pg_sink_options *opts)
         .batch_bytes = 16u << 20,
         .linger_ms = 100,
         .stop_timeout_ms = 10000,
+        .writers = 2,
         .schema = {.retention_days = 30, .partitions_ahead = 3},
     };
 }
 
-static void set_unready(sl_pg_sink_t *sink, const char *why)
+static void set_unready(lane *ln, const char *why)
 {
-    pthread_mutex_lock(&sink->mu);
-    snprintf(sink->why, sizeof sink->why, "%s", why);
-    pthread_mutex_unlock(&sink->mu);
-    atomic_store(&sink->ready, false);
+    pthread_mutex_lock(&ln->mu);
+    snprintf(ln->why, sizeof ln->why, "%s", why);
+    pthread_mutex_unlock(&ln->mu);
+    atomic_store(&ln->ready, false);
 }
 
-/* @thread any HTTP thread */
+/* Ready when every lane is; otherwise the reason of the first that is not.
+ * @thread any HTTP thread */
 static bool is_ready(void *opaque, char *why, size_t whylen)
 {
     sl_pg_sink_t *sink = opaque;
-    if (atomic_load(&sink->ready))
-        return true;
-    pthread_mutex_lock(&sink->mu);
-    snprintf(why, whylen, "%s", sink->why);
-    pthread_mutex_unlock(&sink->mu);
-    return false;
+    for (unsigned i = 0; i < sink->n_lanes; i++) {
+        lane *ln = sink->lanes[i];
+        if (atomic_load(&ln->ready))
+            continue;
+        pthread_mutex_lock(&ln->mu);
+        snprintf(why, whylen, "%s", ln->why);
+        pthread_mutex_unlock(&ln->mu);
+        return false;
+    }
+    return true;
 }
 
 /* @thread any HTTP thread */
 static sl_err write_metrics(void *opaque, sl_buf *out)
 {
     sl_pg_sink_t *sink = opaque;
+    uint64_t held_rows = 0, up = 0;
+    for (unsigned i = 0; i < sink->n_lanes; i++) {
+        held_rows += atomic_load(&sink->lanes[i]->held_rows);
+        up += atomic_load(&sink->lanes[i]->ready);
+    }
     return sl_buf_appendf(
         out,
-        "# HELP sluice_pg_up Whether the pg sink's last attempt to reach PostgreSQL worked.\n"
+        "# HELP sluice_pg_up Whether the last attempt of every pg sink writer to reach "
+        "PostgreSQL worked.\n"
         "# TYPE sluice_pg_up gauge\nsluice_pg_up %d\n"
+        "# HELP sluice_pg_writers_up pg sink writers whose last attempt to reach PostgreSQL "
+        "worked.\n"
+        "# TYPE sluice_pg_writers_up gauge\nsluice_pg_writers_up %" PRIu64 "\n"
         "# HELP sluice_pg_rows_written_total Events inserted into analytics_events.\n"
         "# TYPE sluice_pg_rows_written_total counter\nsluice_pg_rows_written_total %" PRIu64 "\n"
         "# HELP sluice_pg_duplicates_total Events skipped because their event_id was stored.\n"
@@ -172,11 +207,11 @@ static sl_err write_metrics(void *opaque, sl_buf *out)
         "# HELP sluice_pg_last_commit_timestamp_seconds When the last batch committed.\n"
         "# TYPE sluice_pg_last_commit_timestamp_seconds gauge\n"
         "sluice_pg_last_commit_timestamp_seconds %.3f\n",
-        atomic_load(&sink->ready) ? 1 : 0, (uint64_t)atomic_load(&sink->rows_total),
+        up == sink->n_lanes ? 1 : 0, up, (uint64_t)atomic_load(&sink->rows_total),
         (uint64_t)atomic_load(&sink->duplicates_total), (uint64_t)atomic_load(&sink->dead_total),
         (uint64_t)atomic_load(&sink->batches_total), (uint64_t)atomic_load(&sink->failures_total),
-        (uint64_t)atomic_load(&sink->partitions_dropped_total),
-        (uint64_t)atomic_load(&sink->held_rows), (double)atomic_load(&sink->last_commit_us) / 1e6);
+        (uint64_t)atomic_load(&sink->partitions_dropped_total), held_rows,
+        (double)atomic_load(&sink->last_commit_us) / 1e6);
 }
 
 void sl_pg_sink_component(sl_pg_sink_t *sink, sl_component *out)
@@ -212,109 +247,109 @@ static void result_error(const PGresult *res, PGconn *conn, char *out, size_t ou
         out[--n] = '\0';
 }
 
-static sl_err load_offsets(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
+static sl_err load_offsets(lane *ln, char *errbuf, size_t errlen)
 {
-    const char *params[1] = {sink->group};
-    PGresult *res = PQexecParams(sink->conn,
+    const char *params[1] = {ln->sink->group};
+    PGresult *res = PQexecParams(ln->conn,
                                  "SELECT log_partition, next_offset FROM sluice_offsets "
                                  "WHERE consumer_group = $1",
                                  1, NULL, params, NULL, NULL, 0);
     sl_err err = SL_OK;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not read sluice_offsets: %s",
-                            PQerrorMessage(sink->conn));
+                            PQerrorMessage(ln->conn));
         goto out;
     }
-    memset(sink->next, 0, sink->parts * sizeof *sink->next);
+    memset(ln->next, 0, ln->parts * sizeof *ln->next);
     for (int i = 0; i < PQntuples(res); i++) {
         long p = strtol(PQgetvalue(res, i, 0), NULL, 10);
         unsigned long long off = strtoull(PQgetvalue(res, i, 1), NULL, 10);
-        if (p < 0 || (unsigned long)p >= sink->parts)
+        if (p < 0 || (unsigned long)p >= ln->parts)
             continue; /* a partition the log no longer has */
-        sink->next[p] = off;
+        ln->next[p] = off;
     }
 out:
     PQclear(res);
     return err;
 }
 
-static void clear_batch(sl_pg_sink_t *sink)
+static void clear_batch(lane *ln)
 {
-    sink->n_msgs = 0;
-    sink->full = false;
-    sl_buf_reset(&sink->values);
-    atomic_store(&sink->held_rows, 0);
+    ln->n_msgs = 0;
+    ln->full = false;
+    sl_buf_reset(&ln->values);
+    atomic_store(&ln->held_rows, 0);
 }
 
 /* Invariant 1: read the stored offsets, forget the batch, seek there. */
-static sl_err resync(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
+static sl_err resync(lane *ln, char *errbuf, size_t errlen)
 {
-    sl_err err = load_offsets(sink, errbuf, errlen);
+    sl_err err = load_offsets(ln, errbuf, errlen);
     if (err)
         return err;
-    clear_batch(sink);
-    for (unsigned p = 0; p < sink->parts; p++) {
-        sink->held_to[p] = sink->next[p];
-        if (sl_log_consumer_seek(sink->c, p, sink->next[p]))
+    clear_batch(ln);
+    for (unsigned p = 0; p < ln->parts; p++) {
+        ln->held_to[p] = ln->next[p];
+        if (sl_log_consumer_seek(ln->c, p, ln->next[p]))
             return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not seek partition %u: %s", p,
-                                 sl_log_consumer_errmsg(sink->c));
+                                 sl_log_consumer_errmsg(ln->c));
     }
-    sink->resync_needed = false;
+    ln->resync_needed = false;
     return SL_OK;
 }
 
-static sl_err maintain(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
+static sl_err maintain(lane *ln, char *errbuf, size_t errlen)
 {
     unsigned dropped = 0;
     sl_err err =
-        sl__pg_partitions_maintain(sink->conn, &sink->opts.schema,
+        sl__pg_partitions_maintain(ln->conn, &ln->sink->opts.schema,
                                    sl__pg_day_of_us(sl_time_now_us()), &dropped, errbuf, errlen);
     if (err)
         return err;
-    sink->n_known_days = 0;
-    sink->maintained_ns = sl_time_mono_ns();
+    ln->n_known_days = 0;
+    ln->maintained_ns = sl_time_mono_ns();
     if (dropped) {
-        atomic_fetch_add(&sink->partitions_dropped_total, dropped);
+        atomic_fetch_add(&ln->sink->partitions_dropped_total, dropped);
         sl_diag(SL_DIAG_INFO, "pg: dropped partitions past retention", "partitions=%u", dropped);
     }
     return SL_OK;
 }
 
 /* Connects, migrates, prepares the session and reads the stored offsets. */
-static sl_err connect_pg(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
+static sl_err connect_pg(lane *ln, char *errbuf, size_t errlen)
 {
     const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {sink->conninfo, "5", "sluice-pg-sink", NULL};
-    sink->conn = PQconnectdbParams(keys, vals, 1);
+    const char *vals[] = {ln->sink->conninfo, "5", "sluice-pg-sink", NULL};
+    ln->conn = PQconnectdbParams(keys, vals, 1);
     sl_err err;
-    if (PQstatus(sink->conn) != CONNECTION_OK) {
+    if (PQstatus(ln->conn) != CONNECTION_OK) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not connect to postgresql: %s",
-                            PQerrorMessage(sink->conn));
+                            PQerrorMessage(ln->conn));
         goto out;
     }
     /* work_mem: the id statement hashes the batch's new ids in memory (4 MB would spill
      * a large batch to disk). synchronous_commit stays on: a batch is durable in
      * PostgreSQL before the sink moves past it. */
-    if ((err = sl__pg_exec(sink->conn,
+    if ((err = sl__pg_exec(ln->conn,
                            "SET client_min_messages = warning; SET timezone = 'UTC'; "
                            "SET work_mem = '64MB'",
                            errbuf, errlen)) ||
-        (err = sl__pg_migrate_conn(sink->conn, errbuf, errlen)) ||
-        (err = maintain(sink, errbuf, errlen)))
+        (err = sl__pg_migrate_conn(ln->conn, errbuf, errlen)) ||
+        (err = maintain(ln, errbuf, errlen)))
         goto out;
-    err = resync(sink, errbuf, errlen);
+    err = resync(ln, errbuf, errlen);
 out:
     if (err) {
-        PQfinish(sink->conn);
-        sink->conn = NULL;
+        PQfinish(ln->conn);
+        ln->conn = NULL;
     }
     return err;
 }
 
-static void disconnect(sl_pg_sink_t *sink)
+static void disconnect(lane *ln)
 {
-    PQfinish(sink->conn);
-    sink->conn = NULL;
+    PQfinish(ln->conn);
+    ln->conn = NULL;
 }
 
 /* ---- one batch ---- */
@@ -327,27 +362,27 @@ static uint64_t hash_bytes(const char *p, size_t n)
     return h;
 }
 
-static const char *row_id(const sl_pg_sink_t *sink, const row *r, size_t *len)
+static const char *row_id(const lane *ln, const row *r, size_t *len)
 {
     *len = r->keys.event_id.len;
-    return sink->text.data + r->keys.event_id.off;
+    return ln->text.data + r->keys.event_id.off;
 }
 
 /* Whether the row just built repeats the event_id of an earlier row of the batch (then a
  * client sent it twice in quick succession); if not, remembers it. */
-static bool is_repeat(sl_pg_sink_t *sink, const row *r)
+static bool is_repeat(lane *ln, const row *r)
 {
     size_t len;
-    const char *id = row_id(sink, r, &len);
-    size_t mask = sink->n_id_slots - 1;
+    const char *id = row_id(ln, r, &len);
+    size_t mask = ln->n_id_slots - 1;
     for (size_t at = hash_bytes(id, len) & mask;; at = (at + 1) & mask) {
-        uint32_t slot = sink->id_slots[at];
+        uint32_t slot = ln->id_slots[at];
         if (slot == 0) {
-            sink->id_slots[at] = (uint32_t)sink->n_rows + 1;
+            ln->id_slots[at] = (uint32_t)ln->n_rows + 1;
             return false;
         }
         size_t olen;
-        const char *other = row_id(sink, &sink->rows[slot - 1], &olen);
+        const char *other = row_id(ln, &ln->rows[slot - 1], &olen);
         if (olen == len && memcmp(other, id, len) == 0)
             return true;
     }
@@ -355,70 +390,70 @@ static bool is_repeat(sl_pg_sink_t *sink, const row *r)
 
 /* Builds the COPY text of the held messages not yet stored; records that are not JSON
  * objects become dead letters right away. Creates the partitions the rows need. */
-static sl_err build_rows(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
+static sl_err build_rows(lane *ln, char *errbuf, size_t errlen)
 {
-    sl_buf_reset(&sink->copy);
-    sl_buf_reset(&sink->text);
-    sink->n_rows = 0;
-    sink->n_dead = 0;
-    sink->n_repeats = 0;
-    memset(sink->id_slots, 0, sink->n_id_slots * sizeof *sink->id_slots);
+    sl_buf_reset(&ln->copy);
+    sl_buf_reset(&ln->text);
+    ln->n_rows = 0;
+    ln->n_dead = 0;
+    ln->n_repeats = 0;
+    memset(ln->id_slots, 0, ln->n_id_slots * sizeof *ln->id_slots);
     int32_t today = sl__pg_day_of_us(sl_time_now_us());
-    int32_t oldest = today - (int32_t)sink->opts.schema.retention_days;
-    int32_t newest = today + (int32_t)sink->opts.schema.partitions_ahead;
-    for (size_t i = 0; i < sink->n_msgs; i++) {
-        const held *h = &sink->msgs[i];
+    int32_t oldest = today - (int32_t)ln->sink->opts.schema.retention_days;
+    int32_t newest = today + (int32_t)ln->sink->opts.schema.partitions_ahead;
+    for (size_t i = 0; i < ln->n_msgs; i++) {
+        const held *h = &ln->msgs[i];
         if (h->len < h->full_len) {
-            dead *d = &sink->dead[sink->n_dead++];
+            dead *d = &ln->dead[ln->n_dead++];
             d->msg = i;
             snprintf(d->error, sizeof d->error,
                      "record of %zu bytes is over half of --pg-batch-bytes (%zu); its first %zu "
                      "bytes are kept here",
-                     h->full_len, sink->opts.batch_bytes, h->len);
+                     h->full_len, ln->sink->opts.batch_bytes, h->len);
             continue;
         }
         sl_log_message m = {.partition = h->partition,
                             .offset = h->offset,
                             .timestamp_ms = h->timestamp_ms,
-                            .value = sink->values.data + h->off,
+                            .value = ln->values.data + h->off,
                             .value_len = h->len};
-        size_t off = sink->copy.len, text_off = sink->text.len;
+        size_t off = ln->copy.len, text_off = ln->text.len;
         int32_t day;
-        dead *d = &sink->dead[sink->n_dead];
+        dead *d = &ln->dead[ln->n_dead];
         row r = {.msg = i, .off = off};
-        sl_err err = sl__pg_row_append(&sink->copy, &sink->text, &m, &r.keys, &day, d->error,
-                                       sizeof d->error);
+        sl_err err =
+            sl__pg_row_append(&ln->copy, &ln->text, &m, &r.keys, &day, d->error, sizeof d->error);
         if (err == SL_ERR_INVALID || err == SL_ERR_TOO_LARGE) {
             d->msg = i;
-            sink->n_dead++;
+            ln->n_dead++;
             continue;
         }
         if (err)
             return sl_errbuf_set(errbuf, errlen, err, "could not build a COPY row: %s",
                                  sl_strerror(err));
-        r.len = sink->copy.len - off;
-        if (is_repeat(sink, &r)) {
-            sink->copy.len = off;
-            sink->copy.data[off] = '\0';
-            sink->text.len = text_off;
-            sink->n_repeats++;
+        r.len = ln->copy.len - off;
+        if (is_repeat(ln, &r)) {
+            ln->copy.len = off;
+            ln->copy.data[off] = '\0';
+            ln->text.len = text_off;
+            ln->n_repeats++;
             continue;
         }
-        sink->rows[sink->n_rows++] = r;
+        ln->rows[ln->n_rows++] = r;
         /* Rows outside the kept window get no partition: PostgreSQL refuses them and
          * they become dead letters with its reason. */
         if (day == SL__PG_NO_DAY || day < oldest || day > newest)
             continue;
         bool known = false;
-        for (size_t k = 0; k < sink->n_known_days && !known; k++)
-            known = sink->known_days[k] == day;
+        for (size_t k = 0; k < ln->n_known_days && !known; k++)
+            known = ln->known_days[k] == day;
         if (known)
             continue;
-        if ((err = sl__pg_partition_ensure(sink->conn, day, errbuf, errlen)))
+        if ((err = sl__pg_partition_ensure(ln->conn, day, errbuf, errlen)))
             return err;
-        if (sink->n_known_days == sizeof sink->known_days / sizeof sink->known_days[0])
-            sink->n_known_days = 0;
-        sink->known_days[sink->n_known_days++] = day;
+        if (ln->n_known_days == sizeof ln->known_days / sizeof ln->known_days[0])
+            ln->n_known_days = 0;
+        ln->known_days[ln->n_known_days++] = day;
     }
     return SL_OK;
 }
@@ -439,86 +474,86 @@ typedef enum outcome { WROTE, REFUSED, FAILED } outcome;
 
 /* Why a statement or COPY failed: REFUSED (reason in why) when PostgreSQL refused the
  * data, FAILED (errbuf) on anything else. */
-static outcome failure(sl_pg_sink_t *sink, PGresult *res, const char *what, char *why,
-                       size_t whylen, char *errbuf, size_t errlen)
+static outcome failure(lane *ln, PGresult *res, const char *what, char *why, size_t whylen,
+                       char *errbuf, size_t errlen)
 {
-    if (PQstatus(sink->conn) == CONNECTION_OK && is_data_error(res)) {
-        result_error(res, sink->conn, why, whylen);
+    if (PQstatus(ln->conn) == CONNECTION_OK && is_data_error(res)) {
+        result_error(res, ln->conn, why, whylen);
         return REFUSED;
     }
     char msg[512];
-    result_error(res, sink->conn, msg, sizeof msg);
+    result_error(res, ln->conn, msg, sizeof msg);
     sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not %s: %s", what, msg);
     return FAILED;
 }
 
 /* Inserts the ids of rows [lo, hi) and marks the rows whose id was stored before. */
-static outcome insert_ids(sl_pg_sink_t *sink, size_t lo, size_t hi, char *why, size_t whylen,
-                          char *errbuf, size_t errlen)
+static outcome insert_ids(lane *ln, size_t lo, size_t hi, char *why, size_t whylen, char *errbuf,
+                          size_t errlen)
 {
-    sl__pg_array_reset(&sink->ids);
-    sl__pg_array_reset(&sink->times);
+    sl__pg_array_reset(&ln->ids);
+    sl__pg_array_reset(&ln->times);
     sl_err err = SL_OK;
     for (size_t i = lo; i < hi && !err; i++) {
-        const sl__pg_keys *k = &sink->rows[i].keys;
-        sink->rows[i].stored_before = false;
-        err = sl__pg_array_text(&sink->ids, sink->text.data + k->event_id.off, k->event_id.len);
+        const sl__pg_keys *k = &ln->rows[i].keys;
+        ln->rows[i].stored_before = false;
+        err = sl__pg_array_text(&ln->ids, ln->text.data + k->event_id.off, k->event_id.len);
         if (!err)
             err = sl__pg_array_text(
-                &sink->times,
-                k->timestamp.len == SL__PG_NULL ? NULL : sink->text.data + k->timestamp.off,
+                &ln->times,
+                k->timestamp.len == SL__PG_NULL ? NULL : ln->text.data + k->timestamp.off,
                 k->timestamp.len);
     }
-    if (err || (err = sl__pg_array_finish(&sink->ids, &sink->ids_param)) ||
-        (err = sl__pg_array_finish(&sink->times, &sink->times_param))) {
+    if (err || (err = sl__pg_array_finish(&ln->ids, &ln->ids_param)) ||
+        (err = sl__pg_array_finish(&ln->times, &ln->times_param))) {
         sl_errbuf_set(errbuf, errlen, err, "could not build the id statement: %s",
                       sl_strerror(err));
         return FAILED;
     }
-    const char *vals[2] = {sink->ids_param.data, sink->times_param.data};
-    int lens[2] = {(int)sink->ids_param.len, (int)sink->times_param.len};
+    const char *vals[2] = {ln->ids_param.data, ln->times_param.data};
+    int lens[2] = {(int)ln->ids_param.len, (int)ln->times_param.len};
     int fmts[2] = {1, 1};
-    PGresult *res = PQexecParams(sink->conn, ids_sql, 2, NULL, vals, lens, fmts, 0);
+    PGresult *res = PQexecParams(ln->conn, ids_sql, 2, NULL, vals, lens, fmts, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        outcome oc = failure(sink, res, "insert event ids", why, whylen, errbuf, errlen);
+        outcome oc = failure(ln, res, "insert event ids", why, whylen, errbuf, errlen);
         PQclear(res);
         return oc;
     }
     for (int i = 0; i < PQntuples(res); i++) {
         unsigned long long at = strtoull(PQgetvalue(res, i, 0), NULL, 10);
         if (at < hi - lo)
-            sink->rows[lo + at].stored_before = true;
+            ln->rows[lo + at].stored_before = true;
     }
     PQclear(res);
     return WROTE;
 }
 
 /* Sends rows [lo, hi) but those stored before as one COPY into analytics_events. */
-static outcome copy_rows(sl_pg_sink_t *sink, size_t lo, size_t hi, char *why, size_t whylen,
-                         char *errbuf, size_t errlen)
+static outcome copy_rows(lane *ln, size_t lo, size_t hi, char *why, size_t whylen, char *errbuf,
+                         size_t errlen)
 {
-    PGconn *conn = sink->conn;
+    PGconn *conn = ln->conn;
     char sql[512];
     snprintf(sql, sizeof sql, "COPY analytics_events (%s) FROM STDIN", sl__pg_copy_columns);
     PGresult *res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
-        outcome oc = failure(sink, res, "start COPY", why, whylen, errbuf, errlen);
+        outcome oc = failure(ln, res, "start COPY", why, whylen, errbuf, errlen);
         PQclear(res);
         return oc;
     }
     PQclear(res);
     bool sent = true;
     for (size_t i = lo; i < hi && sent;) {
-        if (sink->rows[i].stored_before) {
+        if (ln->rows[i].stored_before) {
             i++;
             continue;
         }
         /* a run of consecutive new rows is one slice of the COPY text */
         size_t j = i + 1;
-        while (j < hi && !sink->rows[j].stored_before)
+        while (j < hi && !ln->rows[j].stored_before)
             j++;
-        const char *from = sink->copy.data + sink->rows[i].off;
-        size_t len = sink->rows[j - 1].off + sink->rows[j - 1].len - sink->rows[i].off;
+        const char *from = ln->copy.data + ln->rows[i].off;
+        size_t len = ln->rows[j - 1].off + ln->rows[j - 1].len - ln->rows[i].off;
         while (len > 0 && sent) {
             int chunk = len > (1u << 30) ? 1 << 30 : (int)len;
             sent = PQputCopyData(conn, from, chunk) == 1;
@@ -535,7 +570,7 @@ static outcome copy_rows(sl_pg_sink_t *sink, size_t lo, size_t hi, char *why, si
     res = PQgetResult(conn);
     outcome oc = PQresultStatus(res) == PGRES_COMMAND_OK
                      ? WROTE
-                     : failure(sink, res, "write rows", why, whylen, errbuf, errlen);
+                     : failure(ln, res, "write rows", why, whylen, errbuf, errlen);
     PQclear(res);
     /* Drain what is left of the COPY exchange, if anything. */
     while ((res = PQgetResult(conn)))
@@ -546,46 +581,46 @@ static outcome copy_rows(sl_pg_sink_t *sink, size_t lo, size_t hi, char *why, si
 /* Writes rows [lo, hi): their ids, then the rows whose ids were new; marks those
  * inserted. REFUSED (reason in why) when PostgreSQL refused the data, FAILED (errbuf) on
  * anything else. */
-static outcome write_rows(sl_pg_sink_t *sink, size_t lo, size_t hi, char *why, size_t whylen,
-                          char *errbuf, size_t errlen)
+static outcome write_rows(lane *ln, size_t lo, size_t hi, char *why, size_t whylen, char *errbuf,
+                          size_t errlen)
 {
-    outcome oc = insert_ids(sink, lo, hi, why, whylen, errbuf, errlen);
+    outcome oc = insert_ids(ln, lo, hi, why, whylen, errbuf, errlen);
     bool any_new = false;
     for (size_t i = lo; i < hi && !any_new; i++)
-        any_new = !sink->rows[i].stored_before;
+        any_new = !ln->rows[i].stored_before;
     if (oc == WROTE && any_new)
-        oc = copy_rows(sink, lo, hi, why, whylen, errbuf, errlen);
+        oc = copy_rows(ln, lo, hi, why, whylen, errbuf, errlen);
     for (size_t i = lo; i < hi; i++)
-        sink->rows[i].inserted = oc == WROTE && !sink->rows[i].stored_before;
+        ln->rows[i].inserted = oc == WROTE && !ln->rows[i].stored_before;
     return oc;
 }
 
 /* Writes rows under savepoints, halving any range PostgreSQL refuses until the refused
  * rows stand alone; those become dead letters (invariant 3). The stack holds [lo, hi)
  * pairs; halving 2^32 rows needs at most 32 levels of two pairs. */
-static sl_err write_halving(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
+static sl_err write_halving(lane *ln, char *errbuf, size_t errlen)
 {
-    size_t stack[2 * 64] = {0, sink->n_rows};
+    size_t stack[2 * 64] = {0, ln->n_rows};
     size_t top = 2;
     while (top > 0) {
         size_t hi = stack[--top], lo = stack[--top];
         sl_err err;
-        if ((err = sl__pg_exec(sink->conn, "SAVEPOINT part", errbuf, errlen)))
+        if ((err = sl__pg_exec(ln->conn, "SAVEPOINT part", errbuf, errlen)))
             return err;
         char why[512];
-        outcome oc = write_rows(sink, lo, hi, why, sizeof why, errbuf, errlen);
+        outcome oc = write_rows(ln, lo, hi, why, sizeof why, errbuf, errlen);
         if (oc == FAILED)
             return SL_ERR_IO;
         if (oc == WROTE) {
-            if ((err = sl__pg_exec(sink->conn, "RELEASE part", errbuf, errlen)))
+            if ((err = sl__pg_exec(ln->conn, "RELEASE part", errbuf, errlen)))
                 return err;
             continue;
         }
-        if ((err = sl__pg_exec(sink->conn, "ROLLBACK TO part; RELEASE part", errbuf, errlen)))
+        if ((err = sl__pg_exec(ln->conn, "ROLLBACK TO part; RELEASE part", errbuf, errlen)))
             return err;
         if (hi - lo == 1) {
-            dead *d = &sink->dead[sink->n_dead++];
-            d->msg = sink->rows[lo].msg;
+            dead *d = &ln->dead[ln->n_dead++];
+            d->msg = ln->rows[lo].msg;
             snprintf(d->error, sizeof d->error, "%s", why);
             continue;
         }
@@ -600,24 +635,24 @@ static sl_err write_halving(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
     return SL_OK;
 }
 
-static sl_err write_dead_letters(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
+static sl_err write_dead_letters(lane *ln, char *errbuf, size_t errlen)
 {
-    for (size_t i = 0; i < sink->n_dead; i++) {
-        const held *h = &sink->msgs[sink->dead[i].msg];
+    for (size_t i = 0; i < ln->n_dead; i++) {
+        const held *h = &ln->msgs[ln->dead[i].msg];
         /* The reason may quote the record's own bytes (a duplicate key), which need not be
          * UTF-8; PostgreSQL would refuse it and the batch could never commit. Keep ASCII. */
-        for (char *c = sink->dead[i].error; *c; c++) {
+        for (char *c = ln->dead[i].error; *c; c++) {
             if ((unsigned char)*c >= 0x80 || (unsigned char)*c < 0x20)
                 *c = '?';
         }
         char part[16], off[24];
         snprintf(part, sizeof part, "%u", h->partition);
         snprintf(off, sizeof off, "%" PRIu64, h->offset);
-        const char *vals[5] = {sink->group, part, off, sink->dead[i].error,
-                               sink->values.data + h->off};
+        const char *vals[5] = {ln->sink->group, part, off, ln->dead[i].error,
+                               ln->values.data + h->off};
         int lens[5] = {0, 0, 0, 0, (int)h->len};
         int fmts[5] = {0, 0, 0, 0, 1};
-        PGresult *res = PQexecParams(sink->conn,
+        PGresult *res = PQexecParams(ln->conn,
                                      "INSERT INTO sluice_dead_letters (consumer_group, "
                                      "log_partition, log_offset, error, payload) VALUES "
                                      "($1, $2, $3, $4, $5)",
@@ -626,25 +661,25 @@ static sl_err write_dead_letters(sl_pg_sink_t *sink, char *errbuf, size_t errlen
         PQclear(res);
         if (!ok)
             return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not store a dead letter: %s",
-                                 PQerrorMessage(sink->conn));
+                                 PQerrorMessage(ln->conn));
     }
     return SL_OK;
 }
 
 /* The new next offsets of the batch's partitions, as one upsert. */
-static sl_err write_offsets(sl_pg_sink_t *sink, sl_buf *sql, char *errbuf, size_t errlen)
+static sl_err write_offsets(lane *ln, sl_buf *sql, char *errbuf, size_t errlen)
 {
-    char *group = PQescapeLiteral(sink->conn, sink->group, strlen(sink->group));
+    char *group = PQescapeLiteral(ln->conn, ln->sink->group, strlen(ln->sink->group));
     if (!group)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "%s", PQerrorMessage(sink->conn));
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "%s", PQerrorMessage(ln->conn));
     sl_err err = sl_buf_append_str(sql, "INSERT INTO sluice_offsets (consumer_group, "
                                         "log_partition, next_offset) VALUES ");
     bool first = true;
-    for (unsigned p = 0; p < sink->parts && !err; p++) {
-        if (sink->held_to[p] <= sink->next[p])
+    for (unsigned p = 0; p < ln->parts && !err; p++) {
+        if (ln->held_to[p] <= ln->next[p])
             continue;
         err = sl_buf_appendf(sql, "%s(%s, %u, %" PRIu64 ")", first ? "" : ", ", group, p,
-                             sink->held_to[p]);
+                             ln->held_to[p]);
         first = false;
     }
     PQfreemem(group);
@@ -656,74 +691,74 @@ static sl_err write_offsets(sl_pg_sink_t *sink, sl_buf *sql, char *errbuf, size_
                                       "SET next_offset = greatest(sluice_offsets.next_offset, "
                                       "excluded.next_offset), updated_at = now()")))
         return err;
-    return sl__pg_exec(sink->conn, sql->data, errbuf, errlen);
+    return sl__pg_exec(ln->conn, sql->data, errbuf, errlen);
 }
 
 /* One transaction for the held batch. SL_OK: committed (or nothing to do). */
-static sl_err write_batch(sl_pg_sink_t *sink, char *errbuf, size_t errlen)
+static sl_err write_batch(lane *ln, char *errbuf, size_t errlen)
 {
     sl_err err;
-    if ((err = build_rows(sink, errbuf, errlen)))
+    if ((err = build_rows(ln, errbuf, errlen)))
         return err;
-    size_t n_unparsed = sink->n_dead;
+    size_t n_unparsed = ln->n_dead;
     uint64_t inserted = 0;
-    if ((err = sl__pg_exec(sink->conn, "BEGIN", errbuf, errlen)))
+    if ((err = sl__pg_exec(ln->conn, "BEGIN", errbuf, errlen)))
         return err;
-    if (sink->n_rows > 0) {
+    if (ln->n_rows > 0) {
         char why[512];
-        outcome oc = write_rows(sink, 0, sink->n_rows, why, sizeof why, errbuf, errlen);
+        outcome oc = write_rows(ln, 0, ln->n_rows, why, sizeof why, errbuf, errlen);
         if (oc == FAILED)
             return SL_ERR_IO;
         if (oc == REFUSED) {
             sl_diag(SL_DIAG_WARN, "pg: a batch holds refused rows; finding them",
-                    "rows=%zu first_error=\"%s\"", sink->n_rows, why);
-            if ((err = sl__pg_exec(sink->conn, "ROLLBACK; BEGIN", errbuf, errlen)) ||
-                (err = write_halving(sink, errbuf, errlen)))
+                    "rows=%zu first_error=\"%s\"", ln->n_rows, why);
+            if ((err = sl__pg_exec(ln->conn, "ROLLBACK; BEGIN", errbuf, errlen)) ||
+                (err = write_halving(ln, errbuf, errlen)))
                 return err;
         }
     }
     /* The rollups count exactly the rows that went in. */
-    sl__pg_rollup_reset(sink->rollup);
-    for (size_t i = 0; i < sink->n_rows; i++) {
-        if (!sink->rows[i].inserted)
+    sl__pg_rollup_reset(ln->rollup);
+    for (size_t i = 0; i < ln->n_rows; i++) {
+        if (!ln->rows[i].inserted)
             continue;
         inserted++;
-        if ((sl__pg_rollup_full(sink->rollup) &&
-             (err = sl__pg_rollup_flush(sink->rollup, sink->conn, errbuf, errlen))) ||
-            (err = sl__pg_rollup_add(sink->rollup, sink->text.data, &sink->rows[i].keys)))
+        if ((sl__pg_rollup_full(ln->rollup) &&
+             (err = sl__pg_rollup_flush(ln->rollup, ln->conn, errbuf, errlen))) ||
+            (err = sl__pg_rollup_add(ln->rollup, ln->text.data, &ln->rows[i].keys)))
             return err == SL_ERR_IO
                        ? err
                        : sl_errbuf_set(errbuf, errlen, err, "could not compute the rollups: %s",
                                        sl_strerror(err));
     }
-    if ((err = sl__pg_rollup_flush(sink->rollup, sink->conn, errbuf, errlen)))
+    if ((err = sl__pg_rollup_flush(ln->rollup, ln->conn, errbuf, errlen)))
         return err;
     sl_buf sql;
     sl_buf_init(&sql, 1u << 20);
-    err = write_dead_letters(sink, errbuf, errlen);
+    err = write_dead_letters(ln, errbuf, errlen);
     if (!err)
-        err = write_offsets(sink, &sql, errbuf, errlen);
+        err = write_offsets(ln, &sql, errbuf, errlen);
     sl_buf_cleanup(&sql);
-    if (err || (err = sl__pg_exec(sink->conn, "COMMIT", errbuf, errlen)))
+    if (err || (err = sl__pg_exec(ln->conn, "COMMIT", errbuf, errlen)))
         return err;
-    for (size_t i = 0; i < sink->n_dead; i++) {
-        const held *h = &sink->msgs[sink->dead[i].msg];
+    for (size_t i = 0; i < ln->n_dead; i++) {
+        const held *h = &ln->msgs[ln->dead[i].msg];
         sl_diag(SL_DIAG_WARN, "pg: record refused, kept in sluice_dead_letters",
                 "partition=%u offset=%" PRIu64 " error=\"%s\"", h->partition, h->offset,
-                sink->dead[i].error);
+                ln->dead[i].error);
     }
-    for (unsigned p = 0; p < sink->parts; p++) {
-        if (sink->held_to[p] > sink->next[p])
-            sink->next[p] = sink->held_to[p];
+    for (unsigned p = 0; p < ln->parts; p++) {
+        if (ln->held_to[p] > ln->next[p])
+            ln->next[p] = ln->held_to[p];
     }
     /* rows refused while halving are counted in n_rows too */
-    size_t accepted = sink->n_rows - (sink->n_dead - n_unparsed);
-    atomic_fetch_add(&sink->rows_total, inserted);
-    atomic_fetch_add(&sink->dead_total, sink->n_dead);
-    atomic_fetch_add(&sink->duplicates_total,
-                     sink->n_repeats + (accepted > inserted ? accepted - inserted : 0));
-    atomic_fetch_add(&sink->batches_total, 1);
-    atomic_store(&sink->last_commit_us, sl_time_now_us());
+    size_t accepted = ln->n_rows - (ln->n_dead - n_unparsed);
+    atomic_fetch_add(&ln->sink->rows_total, inserted);
+    atomic_fetch_add(&ln->sink->dead_total, ln->n_dead);
+    atomic_fetch_add(&ln->sink->duplicates_total,
+                     ln->n_repeats + (accepted > inserted ? accepted - inserted : 0));
+    atomic_fetch_add(&ln->sink->batches_total, 1);
+    atomic_store(&ln->sink->last_commit_us, sl_time_now_us());
     return SL_OK;
 }
 
@@ -736,176 +771,251 @@ static void sleep_ms(unsigned ms)
 }
 
 /* Waits out the backoff in short steps, so stop is seen; doubles it for next time. */
-static void back_off(sl_pg_sink_t *sink)
+static void back_off(lane *ln)
 {
-    for (unsigned waited = 0; waited < sink->backoff_ms && !atomic_load(&sink->stopping);
+    for (unsigned waited = 0; waited < ln->backoff_ms && !atomic_load(&ln->sink->stopping);
          waited += 50)
         sleep_ms(50);
-    sink->backoff_ms =
-        sink->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : sink->backoff_ms * 2;
+    ln->backoff_ms = ln->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ln->backoff_ms * 2;
 }
 
-static void failed(sl_pg_sink_t *sink, char *errbuf)
+static void failed(lane *ln, char *errbuf)
 {
     sl__pg_one_line(errbuf);
-    atomic_fetch_add(&sink->failures_total, 1);
+    atomic_fetch_add(&ln->sink->failures_total, 1);
     /* the first failure of an outage, then one line per longest backoff */
-    if (sink->backoff_ms == BACKOFF_MIN_MS || sink->backoff_ms >= BACKOFF_MAX_MS)
-        sl_diag(SL_DIAG_WARN, "pg: postgresql unavailable, retrying", "detail=\"%s\" held=%zu",
-                errbuf, sink->n_msgs);
-    set_unready(sink, errbuf);
-    disconnect(sink);
+    if (ln->backoff_ms == BACKOFF_MIN_MS || ln->backoff_ms >= BACKOFF_MAX_MS)
+        sl_diag(SL_DIAG_WARN, "pg: postgresql unavailable, retrying",
+                "writer=%u detail=\"%s\" held=%zu", ln->index, errbuf, ln->n_msgs);
+    set_unready(ln, errbuf);
+    disconnect(ln);
 }
 
 /* Polls into the batch; false on a log error (errbuf). */
-static bool gather(sl_pg_sink_t *sink, int timeout_ms, char *errbuf, size_t errlen)
+static bool gather(lane *ln, int timeout_ms, char *errbuf, size_t errlen)
 {
     sl_log_message msgs[POLL_CHUNK];
-    size_t room = sink->opts.batch_rows - sink->n_msgs;
+    size_t room = ln->sink->opts.batch_rows - ln->n_msgs;
     size_t n = 0;
-    if (sl_log_consumer_poll(sink->c, msgs, room < POLL_CHUNK ? room : POLL_CHUNK, &n,
-                             timeout_ms)) {
+    if (sl_log_consumer_poll(ln->c, msgs, room < POLL_CHUNK ? room : POLL_CHUNK, &n, timeout_ms)) {
         sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not read the log: %s",
-                      sl_log_consumer_errmsg(sink->c));
+                      sl_log_consumer_errmsg(ln->c));
         return false;
     }
-    memset(sink->rewound, 0, sink->parts * sizeof *sink->rewound);
+    memset(ln->rewound, 0, ln->parts * sizeof *ln->rewound);
     for (size_t i = 0; i < n; i++) {
         const sl_log_message *m = &msgs[i];
-        if (m->partition >= sink->parts || sink->rewound[m->partition])
+        if (m->partition >= ln->parts || ln->rewound[m->partition])
             continue;
-        if (m->offset < sink->held_to[m->partition])
+        if (m->offset < ln->held_to[m->partition])
             continue; /* a re-delivery (invariant 2) */
         /* A record over half the batch's bytes is never written (only its start is kept,
          * for its dead letter); one that does not fit now is read again for the next
          * batch: its partition is rewound to it (invariant 4). */
-        size_t keep = m->value_len > sink->opts.batch_bytes / 2 ? OVERSIZE_KEEP : m->value_len;
-        if (sink->values.len + keep > sink->values.cap) {
-            if (sl_log_consumer_seek(sink->c, m->partition, m->offset)) {
+        size_t keep = m->value_len > ln->sink->opts.batch_bytes / 2 ? OVERSIZE_KEEP : m->value_len;
+        if (ln->values.len + keep > ln->values.cap) {
+            if (sl_log_consumer_seek(ln->c, m->partition, m->offset)) {
                 sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not seek partition %u: %s",
-                              m->partition, sl_log_consumer_errmsg(sink->c));
+                              m->partition, sl_log_consumer_errmsg(ln->c));
                 return false;
             }
-            sink->rewound[m->partition] = true;
-            sink->full = true;
+            ln->rewound[m->partition] = true;
+            ln->full = true;
             continue;
         }
-        size_t off = sink->values.len;
-        if (sl_buf_append(&sink->values, m->value, keep)) {
+        size_t off = ln->values.len;
+        if (sl_buf_append(&ln->values, m->value, keep)) {
             sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "could not hold a record of %zu bytes",
                           keep);
             return false;
         }
-        if (sink->n_msgs == 0)
-            sink->first_ns = sl_time_mono_ns();
-        sink->msgs[sink->n_msgs++] = (held){.partition = m->partition,
-                                            .offset = m->offset,
-                                            .timestamp_ms = m->timestamp_ms,
-                                            .off = off,
-                                            .len = keep,
-                                            .full_len = m->value_len};
-        sink->held_to[m->partition] = m->offset + 1;
+        if (ln->n_msgs == 0)
+            ln->first_ns = sl_time_mono_ns();
+        ln->msgs[ln->n_msgs++] = (held){.partition = m->partition,
+                                        .offset = m->offset,
+                                        .timestamp_ms = m->timestamp_ms,
+                                        .off = off,
+                                        .len = keep,
+                                        .full_len = m->value_len};
+        ln->held_to[m->partition] = m->offset + 1;
     }
-    atomic_store(&sink->held_rows, sink->n_msgs);
-    if (sink->resync_needed && resync(sink, errbuf, errlen))
+    atomic_store(&ln->held_rows, ln->n_msgs);
+    if (ln->resync_needed && resync(ln, errbuf, errlen))
         return false;
     return true;
 }
 
-static bool batch_is_due(const sl_pg_sink_t *sink)
+static bool batch_is_due(const lane *ln)
 {
-    if (sink->n_msgs == 0)
+    if (ln->n_msgs == 0)
         return false;
-    return sink->full || sink->n_msgs >= sink->opts.batch_rows ||
-           sink->values.len + (1u << 20) >= sink->opts.batch_bytes ||
-           sl_time_mono_ns() - sink->first_ns >= (int64_t)sink->opts.linger_ms * 1000000;
+    return ln->full || ln->n_msgs >= ln->sink->opts.batch_rows ||
+           ln->values.len + (1u << 20) >= ln->sink->opts.batch_bytes ||
+           sl_time_mono_ns() - ln->first_ns >= (int64_t)ln->sink->opts.linger_ms * 1000000;
 }
 
-static void *sink_main(void *arg)
+static void *lane_main(void *arg)
 {
-    sl_pg_sink_t *sink = arg;
+    lane *ln = arg;
     char errbuf[512];
     int64_t stop_deadline = 0;
     for (;;) {
-        bool stopping = atomic_load(&sink->stopping);
+        bool stopping = atomic_load(&ln->sink->stopping);
         if (stopping && !stop_deadline)
-            stop_deadline = sl_time_mono_ns() + (int64_t)sink->opts.stop_timeout_ms * 1000000;
-        if (stopping && (sink->n_msgs == 0 || sl_time_mono_ns() > stop_deadline))
+            stop_deadline = sl_time_mono_ns() + (int64_t)ln->sink->opts.stop_timeout_ms * 1000000;
+        if (stopping && (ln->n_msgs == 0 || sl_time_mono_ns() > stop_deadline))
             break;
-        if (!sink->conn) {
-            if (connect_pg(sink, errbuf, sizeof errbuf)) {
-                failed(sink, errbuf);
-                back_off(sink);
+        if (!ln->conn) {
+            if (connect_pg(ln, errbuf, sizeof errbuf)) {
+                failed(ln, errbuf);
+                back_off(ln);
                 continue;
             }
-            if (!atomic_load(&sink->ready))
-                sl_diag(SL_DIAG_INFO, "pg: connected", "held=%zu", sink->n_msgs);
-            atomic_store(&sink->ready, true);
+            if (!atomic_load(&ln->ready))
+                sl_diag(SL_DIAG_INFO, "pg: connected", "writer=%u held=%zu", ln->index, ln->n_msgs);
+            atomic_store(&ln->ready, true);
         }
-        if (!stopping && !batch_is_due(sink)) {
+        if (!stopping && !batch_is_due(ln)) {
             int timeout = POLL_IDLE_MS;
-            if (sink->n_msgs > 0) {
-                int64_t left =
-                    (int64_t)sink->opts.linger_ms - (sl_time_mono_ns() - sink->first_ns) / 1000000;
+            if (ln->n_msgs > 0) {
+                int64_t left = (int64_t)ln->sink->opts.linger_ms -
+                               (sl_time_mono_ns() - ln->first_ns) / 1000000;
                 /* capped, so a stop is seen while a long linger runs */
                 timeout = left < 0 ? 0 : left < POLL_IDLE_MS ? (int)left : POLL_IDLE_MS;
             }
-            if (!gather(sink, timeout, errbuf, sizeof errbuf)) {
-                failed(sink, errbuf);
-                back_off(sink);
+            if (!gather(ln, timeout, errbuf, sizeof errbuf)) {
+                failed(ln, errbuf);
+                back_off(ln);
             }
             continue;
         }
-        if (sink->n_msgs > 0) {
-            if (write_batch(sink, errbuf, sizeof errbuf)) {
-                failed(sink, errbuf);
-                back_off(sink);
+        if (ln->n_msgs > 0) {
+            if (write_batch(ln, errbuf, sizeof errbuf)) {
+                failed(ln, errbuf);
+                back_off(ln);
                 continue;
             }
-            clear_batch(sink);
-            sink->backoff_ms = BACKOFF_MIN_MS;
+            clear_batch(ln);
+            ln->backoff_ms = BACKOFF_MIN_MS;
         }
-        if (sl_time_mono_ns() - sink->maintained_ns > MAINTAIN_EVERY_NS &&
-            maintain(sink, errbuf, sizeof errbuf)) {
-            failed(sink, errbuf);
+        if (sl_time_mono_ns() - ln->maintained_ns > MAINTAIN_EVERY_NS &&
+            maintain(ln, errbuf, sizeof errbuf)) {
+            failed(ln, errbuf);
             continue;
         }
     }
-    if (sink->n_msgs > 0)
+    if (ln->n_msgs > 0)
         sl_diag(SL_DIAG_WARN, "pg: stopped with events not written (they stay in the log)",
-                "held=%zu", sink->n_msgs);
-    disconnect(sink);
+                "writer=%u held=%zu", ln->index, ln->n_msgs);
+    disconnect(ln);
     return NULL;
 }
 
 static void on_assign(void *opaque, const unsigned *partitions, size_t n)
 {
-    sl_pg_sink_t *sink = opaque;
-    sink->resync_needed = true; /* runs inside poll, on the sink thread */
+    lane *ln = opaque;
+    ln->resync_needed = true; /* runs inside poll, on the lane's thread */
+}
+
+static void lane_free(lane *ln)
+{
+    if (!ln)
+        return;
+    sl_log_consumer_close(ln->c);
+    free(ln->next);
+    free(ln->held_to);
+    free(ln->msgs);
+    free(ln->rows);
+    free(ln->dead);
+    free(ln->id_slots);
+    free(ln->rewound);
+    sl_buf_cleanup(&ln->values);
+    sl_buf_cleanup(&ln->copy);
+    sl_buf_cleanup(&ln->text);
+    sl__pg_rollup_free(ln->rollup);
+    sl__pg_array_cleanup(&ln->ids);
+    sl__pg_array_cleanup(&ln->times);
+    sl_buf_cleanup(&ln->ids_param);
+    sl_buf_cleanup(&ln->times_param);
+    pthread_mutex_destroy(&ln->mu);
+    free(ln);
+}
+
+/* A lane with its buffers and its consumer (share index of the sink's lanes). */
+static sl_err lane_new(sl_pg_sink_t *sink, sl_log_t *log, unsigned index, lane **out, char *errbuf,
+                       size_t errlen)
+{
+    const sl_pg_sink_options *opts = &sink->opts;
+    lane *ln = calloc(1, sizeof *ln);
+    if (!ln)
+        return SL_ERR_NOMEM;
+    pthread_mutex_init(&ln->mu, NULL);
+    ln->sink = sink;
+    ln->index = index;
+    ln->parts = sl_log_partition_count(log);
+    ln->next = calloc(ln->parts, sizeof *ln->next);
+    ln->held_to = calloc(ln->parts, sizeof *ln->held_to);
+    ln->rewound = calloc(ln->parts, sizeof *ln->rewound);
+    ln->msgs = calloc(opts->batch_rows, sizeof *ln->msgs);
+    ln->rows = calloc(opts->batch_rows, sizeof *ln->rows);
+    ln->dead = calloc(opts->batch_rows, sizeof *ln->dead);
+    for (ln->n_id_slots = 16; ln->n_id_slots < 2 * opts->batch_rows;)
+        ln->n_id_slots *= 2;
+    ln->id_slots = calloc(ln->n_id_slots, sizeof *ln->id_slots);
+    sl_buf_init(&ln->values, opts->batch_bytes);
+    /* escaping can double a value, and each row adds its seq and separators */
+    sl_buf_init(&ln->copy, 2 * opts->batch_bytes + 64 * opts->batch_rows);
+    /* the keys and the records' other non-string values, as long as the COPY text at most */
+    sl_buf_init(&ln->text, 2 * opts->batch_bytes + 64 * opts->batch_rows);
+    sl__pg_array_init(&ln->ids, SL__PG_OID_TEXT);
+    sl__pg_array_init(&ln->times, SL__PG_OID_TEXT);
+    sl_buf_init(&ln->ids_param, SL__PG_PARAM_MAX);
+    sl_buf_init(&ln->times_param, SL__PG_PARAM_MAX);
+    ln->backoff_ms = BACKOFF_MIN_MS;
+    set_unready(ln, "not connected to postgresql yet");
+    sl_err err = SL_OK;
+    if (!ln->next || !ln->held_to || !ln->rewound || !ln->msgs || !ln->rows || !ln->dead ||
+        !ln->id_slots || sl__pg_rollup_new(&ln->rollup)) {
+        err = SL_ERR_NOMEM;
+        goto out;
+    }
+    sl_log_consumer_options co = {
+        .group = sink->group,
+        .from_beginning = true, /* PostgreSQL holds the offsets (invariant 1) */
+        .on_assign = on_assign,
+        .opaque = ln,
+        .share = index,
+        .shares = sink->n_lanes,
+    };
+    err = sl_log_consumer_open(log, &co, &ln->c, errbuf, errlen);
+out:
+    if (err) {
+        lane_free(ln);
+        ln = NULL;
+    }
+    *out = ln;
+    return err;
 }
 
 static void sink_free(sl_pg_sink_t *sink)
 {
-    sl_log_consumer_close(sink->c);
+    for (unsigned i = 0; i < sink->n_lanes; i++)
+        lane_free(sink->lanes[i]);
+    free(sink->lanes);
     free(sink->conninfo);
     free(sink->group);
-    free(sink->next);
-    free(sink->held_to);
-    free(sink->msgs);
-    free(sink->rows);
-    free(sink->dead);
-    free(sink->id_slots);
-    free(sink->rewound);
-    sl_buf_cleanup(&sink->values);
-    sl_buf_cleanup(&sink->copy);
-    sl_buf_cleanup(&sink->text);
-    sl__pg_rollup_free(sink->rollup);
-    sl__pg_array_cleanup(&sink->ids);
-    sl__pg_array_cleanup(&sink->times);
-    sl_buf_cleanup(&sink->ids_param);
-    sl_buf_cleanup(&sink->times_param);
-    pthread_mutex_destroy(&sink->mu);
     free(sink);
+}
+
+/* Stops and joins the lanes that run, then frees the sink. */
+static void sink_stop_all(sl_pg_sink_t *sink)
+{
+    atomic_store(&sink->stopping, true);
+    for (unsigned i = 0; i < sink->n_lanes; i++) {
+        if (sink->lanes[i] && sink->lanes[i]->started)
+            pthread_join(sink->lanes[i]->thread, NULL);
+    }
+    sink_free(sink);
 }
 
 sl_err sl_pg_sink_start(const sl_pg_sink_options *opts, sl_log_t *log, sl_pg_sink_t **out,
@@ -918,65 +1028,45 @@ sl_err sl_pg_sink_start(const sl_pg_sink_options *opts, sl_log_t *log, sl_pg_sin
         return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
                              "pg batch limits out of range: %zu rows, %zu bytes", opts->batch_rows,
                              opts->batch_bytes);
+    if (opts->writers == 0 || opts->writers > SL_PG_WRITERS_MAX)
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "pg writers out of range: %u (1 to %u)",
+                             opts->writers, SL_PG_WRITERS_MAX);
     sl_pg_sink_t *sink = calloc(1, sizeof *sink);
     if (!sink)
         return SL_ERR_NOMEM;
-    pthread_mutex_init(&sink->mu, NULL);
     sink->opts = *opts;
-    sink->parts = sl_log_partition_count(log);
     sink->conninfo = strdup(opts->conninfo);
     sink->group = strdup(opts->group ? opts->group : "sluice-pg");
-    sink->next = calloc(sink->parts, sizeof *sink->next);
-    sink->held_to = calloc(sink->parts, sizeof *sink->held_to);
-    sink->rewound = calloc(sink->parts, sizeof *sink->rewound);
-    sink->msgs = calloc(opts->batch_rows, sizeof *sink->msgs);
-    sink->rows = calloc(opts->batch_rows, sizeof *sink->rows);
-    sink->dead = calloc(opts->batch_rows, sizeof *sink->dead);
-    for (sink->n_id_slots = 16; sink->n_id_slots < 2 * opts->batch_rows;)
-        sink->n_id_slots *= 2;
-    sink->id_slots = calloc(sink->n_id_slots, sizeof *sink->id_slots);
-    sl_buf_init(&sink->values, opts->batch_bytes);
-    /* escaping can double a value, and each row adds its seq and separators */
-    sl_buf_init(&sink->copy, 2 * opts->batch_bytes + 64 * opts->batch_rows);
-    /* the keys and the records' other non-string values, as long as the COPY text at most */
-    sl_buf_init(&sink->text, 2 * opts->batch_bytes + 64 * opts->batch_rows);
-    sl__pg_array_init(&sink->ids, SL__PG_OID_TEXT);
-    sl__pg_array_init(&sink->times, SL__PG_OID_TEXT);
-    sl_buf_init(&sink->ids_param, SL__PG_PARAM_MAX);
-    sl_buf_init(&sink->times_param, SL__PG_PARAM_MAX);
-    sink->backoff_ms = BACKOFF_MIN_MS;
-    set_unready(sink, "not connected to postgresql yet");
-    sl_err err = SL_OK;
-    if (!sink->conninfo || !sink->group || !sink->next || !sink->held_to || !sink->rewound ||
-        !sink->msgs || !sink->rows || !sink->dead || !sink->id_slots ||
-        sl__pg_rollup_new(&sink->rollup)) {
-        err = SL_ERR_NOMEM;
-        goto out;
+    /* A lane owns at least one partition. */
+    unsigned parts = sl_log_partition_count(log);
+    sink->n_lanes = opts->writers < parts ? opts->writers : parts;
+    sink->lanes = calloc(sink->n_lanes, sizeof *sink->lanes);
+    if (!sink->conninfo || !sink->group || !sink->lanes) {
+        sink->n_lanes = 0;
+        sink_free(sink);
+        return SL_ERR_NOMEM;
     }
-    sl_log_consumer_options co = {
-        .group = sink->group,
-        .from_beginning = true, /* PostgreSQL holds the offsets (invariant 1) */
-        .on_assign = on_assign,
-        .opaque = sink,
-    };
-    if ((err = sl_log_consumer_open(log, &co, &sink->c, errbuf, errlen)))
-        goto out;
-    if (pthread_create(&sink->thread, NULL, sink_main, sink)) {
-        err = sl_errbuf_set(errbuf, errlen, SL_ERR_INTERNAL, "could not start the pg sink thread");
-        goto out;
+    sl_err err = SL_OK;
+    for (unsigned i = 0; i < sink->n_lanes && !err; i++)
+        err = lane_new(sink, log, i, &sink->lanes[i], errbuf, errlen);
+    for (unsigned i = 0; i < sink->n_lanes && !err; i++) {
+        lane *ln = sink->lanes[i];
+        if (pthread_create(&ln->thread, NULL, lane_main, ln))
+            err =
+                sl_errbuf_set(errbuf, errlen, SL_ERR_INTERNAL, "could not start a pg sink thread");
+        else
+            ln->started = true;
+    }
+    if (err) {
+        sink_stop_all(sink);
+        return err;
     }
     *out = sink;
     return SL_OK;
-out:
-    sink_free(sink);
-    return err;
 }
 
 void sl_pg_sink_stop(sl_pg_sink_t *sink)
 {
-    if (!sink)
-        return;
-    atomic_store(&sink->stopping, true);
-    pthread_join(sink->thread, NULL);
-    sink_free(sink);
+    if (sink)
+        sink_stop_all(sink);
 }

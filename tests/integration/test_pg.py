@@ -406,6 +406,11 @@ def test_outage(pg, srv):
         time.sleep(0.2)
     checks.check(srv.request("GET", "/ready")[0] == 200, "/ready is 200 again")
     checks.check(metric(srv, "sluice_pg_up") == 1, "sluice_pg_up is 1 again")
+    # the default two writers, each on a connection of its own
+    checks.check(metric(srv, "sluice_pg_writers_up") == 2, "both pg writers are up")
+    backends = pg.value("SELECT count(*) FROM pg_stat_activity"
+                        " WHERE application_name = 'sluice-pg-sink'")
+    checks.check(backends == "2", f"two sink connections ({backends})")
 
 
 def test_graceful_stop(pg):

@@ -600,6 +600,61 @@ static void test_consumer_commit_resume(void **state)
     cbrec_free(r);
 }
 
+/* Shares of one group split the partitions: each reads only its own (p % shares ==
+ * share), together they read every record once, and a consumer that would overlap a
+ * share's partitions is refused, in this process as in another. */
+static void test_consumer_shares(void **state)
+{
+    fixture *fx = *state;
+    cbrec *r = cbrec_new();
+    sl_log_t *log = open_log(fx->uri, true, 5);
+    fill(log, r, 100, "s");
+    char eb[256] = "";
+    sl_log_consumer_t *c[2] = {NULL, NULL}, *other = NULL;
+    for (unsigned i = 0; i < 2; i++) {
+        sl_log_consumer_options co = {.group = "g", .share = i, .shares = 2};
+        assert_int_equal(sl_log_consumer_open(log, &co, &c[i], eb, sizeof eb), SL_OK);
+    }
+    /* the whole group, or a share again, overlaps */
+    sl_log_consumer_options whole = {.group = "g"};
+    assert_int_equal(sl_log_consumer_open(log, &whole, &other, eb, sizeof eb), SL_ERR_BUSY);
+    assert_non_null(strstr(eb, "already has a consumer"));
+    sl_log_consumer_options again = {.group = "g", .share = 1, .shares = 2};
+    assert_int_equal(sl_log_consumer_open(log, &again, &other, eb, sizeof eb), SL_ERR_BUSY);
+    assert_non_null(strstr(eb, "of these partitions"));
+    sl_log_consumer_options out_of_range = {.group = "h", .share = 2, .shares = 2};
+    assert_int_equal(sl_log_consumer_open(log, &out_of_range, &other, eb, sizeof eb),
+                     SL_ERR_INVALID);
+    assert_non_null(strstr(eb, "share 2 is out of range"));
+    sl_log_consumer_options empty = {.group = "h", .share = 5, .shares = 6};
+    assert_int_equal(sl_log_consumer_open(log, &empty, &other, eb, sizeof eb), SL_ERR_INVALID);
+    assert_non_null(strstr(eb, "holds none"));
+
+    size_t total = 0;
+    for (unsigned i = 0; i < 2; i++) {
+        sl_log_message msgs[16];
+        size_t n;
+        uint64_t next[5] = {0};
+        do {
+            assert_int_equal(sl_log_consumer_poll(c[i], msgs, 16, &n, 0), SL_OK);
+            for (size_t k = 0; k < n; k++) {
+                assert_int_equal(msgs[k].partition % 2, i);
+                assert_int_equal(msgs[k].offset, next[msgs[k].partition]++);
+            }
+            total += n;
+        } while (n > 0 || !sl_log_consumer_is_caught_up(c[i]));
+    }
+    assert_int_equal(total, 100);
+    sl_log_consumer_close(c[0]);
+    /* share 0's partitions are free again: the whole group still overlaps share 1 */
+    assert_int_equal(sl_log_consumer_open(log, &whole, &other, eb, sizeof eb), SL_ERR_BUSY);
+    sl_log_consumer_close(c[1]);
+    assert_int_equal(sl_log_consumer_open(log, &whole, &other, eb, sizeof eb), SL_OK);
+    sl_log_consumer_close(other);
+    sl_log_close(log);
+    cbrec_free(r);
+}
+
 static void test_seek(void **state)
 {
     fixture *fx = *state;
@@ -1093,6 +1148,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_producer_lock_busy, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_group_lock_and_names, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_consumer_commit_resume, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_consumer_shares, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_seek, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_poll_waits_and_wakes, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_poll_byte_cap, setup_dir, teardown_dir),
