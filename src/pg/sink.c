@@ -117,7 +117,7 @@ struct lane {
     size_t n_dead;
     sl__pg_rollup *rollup;
     sl__pg_array ids, times; /* parameters of the id statement */
-    sl_buf ids_param, times_param;
+    sl_buf ids_param, times_param; /* ids_param also holds the ids' COPY text */
     uint32_t *id_slots;     /* open addressing over the batch's event ids: row index + 1 */
     size_t n_id_slots;      /* a power of two, at least twice batch_rows */
     size_t n_repeats;       /* rows of this attempt dropped as repeats of an earlier row */
@@ -487,16 +487,59 @@ static outcome failure(lane *ln, PGresult *res, const char *what, char *why, siz
     return FAILED;
 }
 
-/* Inserts the ids of rows [lo, hi) and marks the rows whose id was stored before. */
-static outcome insert_ids(lane *ln, size_t lo, size_t hi, char *why, size_t whylen, char *errbuf,
-                          size_t errlen)
+/* COPY ... FROM STDIN in three steps: start (NULL on success, else the failed result),
+ * send (false when the connection failed), finish (the final result, to be cleared). */
+static PGresult *copy_start(lane *ln, const char *sql)
+{
+    PGresult *res = PQexec(ln->conn, sql);
+    if (PQresultStatus(res) == PGRES_COPY_IN) {
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+static bool copy_send(lane *ln, const char *from, size_t len)
+{
+    while (len > 0) {
+        int chunk = len > (1u << 30) ? 1 << 30 : (int)len;
+        if (PQputCopyData(ln->conn, from, chunk) != 1)
+            return false;
+        from += chunk;
+        len -= (size_t)chunk;
+    }
+    return true;
+}
+
+static PGresult *copy_finish(lane *ln, bool sent)
+{
+    /* After a failed send the COPY ends with an error, so its result is one; a failed
+     * end shows in the result too. */
+    PQputCopyEnd(ln->conn, sent ? NULL : "could not send the data");
+    PGresult *res = PQgetResult(ln->conn);
+    /* Drain what is left of the COPY exchange, if anything. */
+    PGresult *rest;
+    while ((rest = PQgetResult(ln->conn)))
+        PQclear(rest);
+    return res;
+}
+
+static bool is_unique_violation(const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return state && !strcmp(state, "23505");
+}
+
+/* The statement that inserts the ids of rows [lo, hi) and marks the rows whose id was
+ * stored before. */
+static outcome insert_ids_answering(lane *ln, size_t lo, size_t hi, char *why, size_t whylen,
+                                    char *errbuf, size_t errlen)
 {
     sl__pg_array_reset(&ln->ids);
     sl__pg_array_reset(&ln->times);
     sl_err err = SL_OK;
     for (size_t i = lo; i < hi && !err; i++) {
         const sl__pg_keys *k = &ln->rows[i].keys;
-        ln->rows[i].stored_before = false;
         err = sl__pg_array_text(&ln->ids, ln->text.data + k->event_id.off, k->event_id.len);
         if (!err)
             err = sl__pg_array_text(
@@ -528,22 +571,74 @@ static outcome insert_ids(lane *ln, size_t lo, size_t hi, char *why, size_t whyl
     return WROTE;
 }
 
+/* COPY of the ids of rows [lo, hi) into sluice_event_ids: each row's COPY text starts
+ * with its event_id and timestamp fields (sl__pg_copy_columns), which are sent as they
+ * are. Fails as a whole, with a unique violation, if any id was stored before. */
+static outcome copy_ids(lane *ln, size_t lo, size_t hi, bool *stored_before, char *why,
+                        size_t whylen, char *errbuf, size_t errlen)
+{
+    sl_buf_reset(&ln->ids_param);
+    sl_err err = SL_OK;
+    for (size_t i = lo; i < hi && !err; i++) {
+        const char *text = ln->copy.data + ln->rows[i].off;
+        const char *tab = memchr(text, '\t', ln->rows[i].len);
+        tab = tab ? memchr(tab + 1, '\t', ln->rows[i].len - (size_t)(tab + 1 - text)) : NULL;
+        if (!tab) {
+            sl_errbuf_set(errbuf, errlen, SL_ERR_INTERNAL, "a COPY row has fewer than 3 fields");
+            return FAILED;
+        }
+        if (!(err = sl_buf_append(&ln->ids_param, text, (size_t)(tab - text))))
+            err = sl_buf_append_char(&ln->ids_param, '\n');
+    }
+    if (err) {
+        sl_errbuf_set(errbuf, errlen, err, "could not build the ids' COPY: %s", sl_strerror(err));
+        return FAILED;
+    }
+    PGresult *res =
+        copy_start(ln, "COPY sluice_event_ids (event_id, \"timestamp\") FROM STDIN");
+    if (!res)
+        res = copy_finish(ln, copy_send(ln, ln->ids_param.data, ln->ids_param.len));
+    outcome oc = WROTE;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        *stored_before = is_unique_violation(res);
+        oc = failure(ln, res, "insert event ids", why, whylen, errbuf, errlen);
+    }
+    PQclear(res);
+    return oc;
+}
+
+/* Inserts the ids of rows [lo, hi) and marks the rows whose id was stored before. Offsets
+ * rule out replays, so only a client's retry repeats a stored id, and almost every batch
+ * has none: its ids go in with COPY, which costs PostgreSQL less than the statement,
+ * under a savepoint. When one was stored before, that is rolled back and the statement,
+ * which answers which ones, runs instead. */
+static outcome insert_ids(lane *ln, size_t lo, size_t hi, char *why, size_t whylen, char *errbuf,
+                          size_t errlen)
+{
+    for (size_t i = lo; i < hi; i++)
+        ln->rows[i].stored_before = false;
+    if (sl__pg_exec(ln->conn, "SAVEPOINT ids", errbuf, errlen))
+        return FAILED;
+    bool stored_before = false;
+    outcome oc = copy_ids(ln, lo, hi, &stored_before, why, whylen, errbuf, errlen);
+    if (oc == WROTE)
+        return sl__pg_exec(ln->conn, "RELEASE ids", errbuf, errlen) ? FAILED : WROTE;
+    if (oc == FAILED || !stored_before)
+        return oc; /* the caller rolls back */
+    if (sl__pg_exec(ln->conn, "ROLLBACK TO ids; RELEASE ids", errbuf, errlen))
+        return FAILED;
+    return insert_ids_answering(ln, lo, hi, why, whylen, errbuf, errlen);
+}
+
 /* Sends rows [lo, hi) but those stored before as one COPY into analytics_events. */
 static outcome copy_rows(lane *ln, size_t lo, size_t hi, char *why, size_t whylen, char *errbuf,
                          size_t errlen)
 {
-    PGconn *conn = ln->conn;
     char sql[512];
     snprintf(sql, sizeof sql, "COPY analytics_events (%s) FROM STDIN", sl__pg_copy_columns);
-    PGresult *res = PQexec(conn, sql);
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
-        outcome oc = failure(ln, res, "start COPY", why, whylen, errbuf, errlen);
-        PQclear(res);
-        return oc;
-    }
-    PQclear(res);
+    PGresult *res = copy_start(ln, sql);
     bool sent = true;
-    for (size_t i = lo; i < hi && sent;) {
+    for (size_t i = lo; i < hi && sent && !res;) {
         if (ln->rows[i].stored_before) {
             i++;
             continue;
@@ -552,29 +647,16 @@ static outcome copy_rows(lane *ln, size_t lo, size_t hi, char *why, size_t whyle
         size_t j = i + 1;
         while (j < hi && !ln->rows[j].stored_before)
             j++;
-        const char *from = ln->copy.data + ln->rows[i].off;
-        size_t len = ln->rows[j - 1].off + ln->rows[j - 1].len - ln->rows[i].off;
-        while (len > 0 && sent) {
-            int chunk = len > (1u << 30) ? 1 << 30 : (int)len;
-            sent = PQputCopyData(conn, from, chunk) == 1;
-            from += chunk;
-            len -= (size_t)chunk;
-        }
+        sent = copy_send(ln, ln->copy.data + ln->rows[i].off,
+                         ln->rows[j - 1].off + ln->rows[j - 1].len - ln->rows[i].off);
         i = j;
     }
-    if (!sent || PQputCopyEnd(conn, NULL) != 1) {
-        sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not send COPY data: %s",
-                      PQerrorMessage(conn));
-        return FAILED;
-    }
-    res = PQgetResult(conn);
+    if (!res)
+        res = copy_finish(ln, sent);
     outcome oc = PQresultStatus(res) == PGRES_COMMAND_OK
                      ? WROTE
                      : failure(ln, res, "write rows", why, whylen, errbuf, errlen);
     PQclear(res);
-    /* Drain what is left of the COPY exchange, if anything. */
-    while ((res = PQgetResult(conn)))
-        PQclear(res);
     return oc;
 }
 

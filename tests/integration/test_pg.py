@@ -363,6 +363,16 @@ def test_dead_letters_and_dedup(pg, srv):
     time.sleep(1)
     n = pg.value(f"SELECT count(*) FROM analytics_events WHERE event_id = '{retry['event_id']}'")
     checks.check(n == "1", f"an event a client sent three times is stored once ({n})")
+    # A retry inside a batch of new events (one session, so one partition and one batch):
+    # the new ones still go in.
+    fresh = [event(timestamp=iso(now), session_id=retry["session_id"]) for _ in range(2)]
+    status, _ = srv.post([fresh[0], retry, fresh[1]])
+    checks.check(status == 200, "a batch holding a retry is accepted")
+    got = wait_rows(pg, before + 24)
+    time.sleep(1)
+    n = pg.value(f"SELECT count(*) FROM analytics_events WHERE event_id = '{retry['event_id']}'")
+    checks.check(got == before + 24 and n == "1",
+                 f"the batch's two new events are stored and the retry is not ({got - before}, {n})")
     _, _, metrics = srv.request("GET", "/metrics")
     metrics = metrics.decode()
     dup = [line for line in metrics.splitlines() if line.startswith("sluice_pg_duplicates_total")]
