@@ -116,12 +116,12 @@ struct lane {
     dead *dead;
     size_t n_dead;
     sl__pg_rollup *rollup;
-    sl__pg_array ids, times; /* parameters of the id statement */
+    sl__pg_array ids, times;       /* parameters of the id statement */
     sl_buf ids_param, times_param; /* ids_param also holds the ids' COPY text */
-    uint32_t *id_slots;     /* open addressing over the batch's event ids: row index + 1 */
-    size_t n_id_slots;      /* a power of two, at least twice batch_rows */
-    size_t n_repeats;       /* rows of this attempt dropped as repeats of an earlier row */
-    int32_t known_days[64]; /* partitions known to exist (a small cache) */
+    uint32_t *id_slots;            /* open addressing over the batch's event ids: row index + 1 */
+    size_t n_id_slots;             /* a power of two, at least twice batch_rows */
+    size_t n_repeats;              /* rows of this attempt dropped as repeats of an earlier row */
+    int32_t known_days[64];        /* partitions known to exist (a small cache) */
     size_t n_known_days;
     int64_t maintained_ns;
     unsigned backoff_ms;
@@ -594,8 +594,7 @@ static outcome copy_ids(lane *ln, size_t lo, size_t hi, bool *stored_before, cha
         sl_errbuf_set(errbuf, errlen, err, "could not build the ids' COPY: %s", sl_strerror(err));
         return FAILED;
     }
-    PGresult *res =
-        copy_start(ln, "COPY sluice_event_ids (event_id, \"timestamp\") FROM STDIN");
+    PGresult *res = copy_start(ln, "COPY sluice_event_ids (event_id, \"timestamp\") FROM STDIN");
     if (!res)
         res = copy_finish(ln, copy_send(ln, ln->ids_param.data, ln->ids_param.len));
     outcome oc = WROTE;
