@@ -1,6 +1,8 @@
 /* Capped growable buffer; see buf.h. */
 #include "core/buf.h"
 
+#include "core/swar.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +51,7 @@ sl_err sl_buf_reserve(sl_buf *b, size_t extra)
     return SL_OK;
 }
 
-sl_err sl_buf_append(sl_buf *b, const void *data, size_t len)
+sl_err sl_buf_append_grow(sl_buf *b, const void *data, size_t len)
 {
     sl_err err = sl_buf_reserve(b, len);
     if (err)
@@ -64,11 +66,6 @@ sl_err sl_buf_append(sl_buf *b, const void *data, size_t len)
 sl_err sl_buf_append_str(sl_buf *b, const char *s)
 {
     return sl_buf_append(b, s, strlen(s));
-}
-
-sl_err sl_buf_append_char(sl_buf *b, char c)
-{
-    return sl_buf_append(b, &c, 1);
 }
 
 sl_err sl_buf_appendf(sl_buf *b, const char *fmt, ...)
@@ -89,9 +86,9 @@ sl_err sl_buf_appendf(sl_buf *b, const char *fmt, ...)
     return SL_OK;
 }
 
-/* Bytes a JSON string must escape: control characters, '"' and '\\'. A table keeps the
- * scan of the (usually clean) bytes to one load and test each: this writer is the largest
- * single cost of normalizing an event. */
+/* Bytes a JSON string must escape: control characters, '"' and '\\'. Words of clean
+ * bytes are skipped eight at a time (core/swar.h) and the table tests the bytes of a word
+ * that holds one: this writer is the largest single cost of normalizing an event. */
 static const unsigned char json_escape_needed[256] = {
     [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
     [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1,
@@ -110,6 +107,15 @@ sl_err sl_buf_append_json_string(sl_buf *b, const char *s, size_t len)
     b->data[b->len++] = '"';
     size_t run = 0; /* start of the pending run of bytes that need no escape */
     for (size_t i = 0; i < len; i++) {
+        /* Eight clean bytes at a time: no control character, '"' or '\\'. */
+        while (i + 8 <= len) {
+            uint64_t w = sl_swar_load(s + i);
+            if (sl_swar_has_below(w, 0x20) | sl_swar_has_byte(w, '"') | sl_swar_has_byte(w, '\\'))
+                break;
+            i += 8;
+        }
+        if (i == len)
+            break;
         unsigned char c = (unsigned char)s[i];
         if (!json_escape_needed[c])
             continue;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "core/err.h"
 
@@ -21,9 +22,28 @@ void sl_buf_cleanup(sl_buf *b);
 /* Empties the buffer and keeps its memory for reuse. */
 void sl_buf_reset(sl_buf *b);
 
-SL_MUST_CHECK sl_err sl_buf_append(sl_buf *b, const void *data, size_t len);
+/* Appends that must first grow the buffer (or fail); the inline appends below call it. */
+SL_MUST_CHECK sl_err sl_buf_append_grow(sl_buf *b, const void *data, size_t len);
+
+/* Inline, as the sinks and the normalizer append a few bytes at a time, millions of times
+ * a second: when there is room, a copy and no call. */
+SL_MUST_CHECK static inline sl_err sl_buf_append(sl_buf *b, const void *data, size_t len)
+{
+    if (len >= b->alloc - b->len || len > b->cap - b->len) /* alloc 0: always grows */
+        return sl_buf_append_grow(b, data, len);
+    if (len)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return SL_OK;
+}
+
+SL_MUST_CHECK static inline sl_err sl_buf_append_char(sl_buf *b, char c)
+{
+    return sl_buf_append(b, &c, 1);
+}
+
 SL_MUST_CHECK sl_err sl_buf_append_str(sl_buf *b, const char *s);
-SL_MUST_CHECK sl_err sl_buf_append_char(sl_buf *b, char c);
 SL_MUST_CHECK sl_err sl_buf_appendf(sl_buf *b, const char *fmt, ...) SL_PRINTF(2, 3);
 /* Appends s as a JSON string literal, quotes included, escaping as RFC 8259 requires.
  * s must be valid UTF-8 (it is copied byte for byte apart from escapes). */

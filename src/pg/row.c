@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/swar.h"
 #include "core/time.h"
 #include "event/event.h"
 #include "pg/pg_int.h"
@@ -25,6 +26,16 @@ static sl_err append_escaped(sl_buf *out, const char *s, size_t len)
         return err;
     size_t run = 0;
     for (size_t i = 0; i < len; i++) {
+        /* Eight bytes at a time while none is below 0x0e (tab, newline, carriage return
+         * and other controls, which the switch sorts out) or a backslash. */
+        while (i + 8 <= len) {
+            uint64_t w = sl_swar_load(s + i);
+            if (sl_swar_has_below(w, 0x0e) | sl_swar_has_byte(w, '\\'))
+                break;
+            i += 8;
+        }
+        if (i == len)
+            break;
         const char *esc = NULL;
         switch (s[i]) {
         case '\\':

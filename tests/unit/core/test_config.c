@@ -142,10 +142,41 @@ static void buf_cap_and_json_escapes(void **state)
     sl_buf_cleanup(&b);
 }
 
+/* The writer skips clean bytes eight at a time: every byte that needs an escape, at every
+ * offset of strings up to three words long, must still be escaped, and nothing else. */
+static void buf_json_escapes_at_every_offset(void **state)
+{
+    (void)state;
+    const struct {
+        char raw;
+        const char *escaped;
+    } cases[] = {
+        {'"', "\\\""}, {'\\', "\\\\"}, {'\n', "\\n"}, {'\x1f', "\\u001f"}, {'\0', "\\u0000"}};
+    char raw[24], want[64];
+    sl_buf b;
+    sl_buf_init(&b, 1024);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (size_t len = 1; len <= sizeof raw; len++) {
+            for (size_t at = 0; at < len; at++) {
+                memset(raw, 'x', len);
+                raw[len - 1] = '\x7f'; /* clean, and above every escaped byte */
+                raw[at] = cases[c].raw;
+                snprintf(want, sizeof want, "\"%.*s%s%.*s\"", (int)at, raw, cases[c].escaped,
+                         (int)(len - at - 1), raw + at + 1);
+                sl_buf_reset(&b);
+                assert_int_equal(sl_buf_append_json_string(&b, raw, len), SL_OK);
+                assert_string_equal(b.data, want);
+            }
+        }
+    }
+    sl_buf_cleanup(&b);
+}
+
 int sl_test_config_run(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(config_defaults_and_suffixes),
+        cmocka_unit_test(buf_json_escapes_at_every_offset),
         cmocka_unit_test(config_flag_beats_env_beats_default),
         cmocka_unit_test(config_errors_name_the_setting),
         cmocka_unit_test(config_bool_flags),

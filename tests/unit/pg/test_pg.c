@@ -73,6 +73,45 @@ static void test_row_full_event(void **state)
     sl_buf_cleanup(&b);
 }
 
+/* The COPY escaper skips clean bytes eight at a time: a tab, newline, carriage return or
+ * backslash at any offset of an interaction_text up to three words long is escaped, and a
+ * control character it need not escape (0x01, 0x0d - 1) stays as it is. */
+static void test_row_escapes_at_every_offset(void **state)
+{
+    (void)state;
+    const struct {
+        const char *json, *copy;
+    } cases[] = {{"\\t", "\\t"},   {"\\n", "\\n"},      {"\\r", "\\r"},
+                 {"\\\\", "\\\\"}, {"\\u0001", "\x01"}, {"\\u000c", "\x0c"}};
+    sl_buf b, want;
+    sl_buf_init(&b, 1 << 20);
+    sl_buf_init(&want, 1 << 20);
+    char json[256], eb[256];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int len = 1; len <= 24; len++) {
+            for (int at = 0; at < len; at++) {
+                snprintf(json, sizeof json,
+                         "{\"event_id\":\"e\",\"interaction_text\":\"%.*s%s%.*s\"}", at,
+                         "xxxxxxxxxxxxxxxxxxxxxxxx", cases[c].json, len - at - 1,
+                         "xxxxxxxxxxxxxxxxxxxxxxxx");
+                sl_log_message m = msg(json);
+                int32_t day;
+                sl_buf_reset(&b);
+                assert_int_equal(row(&b, &m, &day, eb, sizeof eb), SL_OK);
+                sl_buf_reset(&want);
+                assert_int_equal(sl_buf_appendf(&want, "\t%.*s%s%.*s\t", at,
+                                                "xxxxxxxxxxxxxxxxxxxxxxxx", cases[c].copy,
+                                                len - at - 1, "xxxxxxxxxxxxxxxxxxxxxxxx"),
+                                 SL_OK);
+                if (!strstr(b.data, want.data))
+                    fail_msg("row %s lacks %s", b.data, want.data);
+            }
+        }
+    }
+    sl_buf_cleanup(&want);
+    sl_buf_cleanup(&b);
+}
+
 static void test_row_fallbacks(void **state)
 {
     sl_buf b;
@@ -176,11 +215,9 @@ static void test_hash_matches_postgresql(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_row_full_event),
-        cmocka_unit_test(test_row_fallbacks),
-        cmocka_unit_test(test_row_refusals),
-        cmocka_unit_test(test_days),
-        cmocka_unit_test(test_hash_matches_postgresql),
+        cmocka_unit_test(test_row_full_event), cmocka_unit_test(test_row_escapes_at_every_offset),
+        cmocka_unit_test(test_row_fallbacks),  cmocka_unit_test(test_row_refusals),
+        cmocka_unit_test(test_days),           cmocka_unit_test(test_hash_matches_postgresql),
     };
     sl_buf_init(&key_text, 1 << 20);
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
