@@ -69,44 +69,43 @@ static char *path_join(const char *dir, const char *name)
     return p;
 }
 
-sl_err sl__log_lock_file(const char *dir, const char *name, int *fd_out)
+/* Opens dir/name, created with mode 0600, for the locks below. */
+static sl_err open_lock_file(const char *dir, const char *name, int *fd)
 {
-    *fd_out = -1;
     char *path = path_join(dir, name);
     if (!path)
         return SL_ERR_NOMEM;
-    sl_err err = SL_OK;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        err = sl__log_mdb_err(errno);
-        goto out;
-    }
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    sl_err err = *fd < 0 ? sl__log_mdb_err(errno) : SL_OK;
+    free(path);
+    return err;
+}
+
+sl_err sl__log_lock_file(const char *dir, const char *name, int *fd_out)
+{
+    *fd_out = -1;
+    int fd = -1;
+    sl_err err = open_lock_file(dir, name, &fd);
+    if (err)
+        return err;
     /* flock locks belong to the open file description, so a second open in this very
      * process conflicts too: that is what makes the BUSY checks hold within a process. */
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         err = errno == EWOULDBLOCK ? SL_ERR_BUSY : SL_ERR_IO;
         close(fd);
-        goto out;
+        return err;
     }
     *fd_out = fd;
-out:
-    free(path);
-    return err;
+    return SL_OK;
 }
 
 sl_err sl__log_lock_partitions(const char *dir, const char *name, const unsigned *partitions,
                                size_t n, int *fd_out)
 {
     *fd_out = -1;
-    char *path = path_join(dir, name);
-    if (!path)
-        return SL_ERR_NOMEM;
-    sl_err err = SL_OK;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        err = sl__log_mdb_err(errno);
-        goto out;
-    }
+    int fd = -1;
+    sl_err err = open_lock_file(dir, name, &fd);
+    /* F_OFD_SETLK: like flock, owned by the open file description, but per byte */
     for (size_t i = 0; i < n && !err; i++) {
         struct flock fl = {
             .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)partitions[i], .l_len = 1};
@@ -114,13 +113,12 @@ sl_err sl__log_lock_partitions(const char *dir, const char *name, const unsigned
             err = errno == EAGAIN || errno == EACCES ? SL_ERR_BUSY : SL_ERR_IO;
     }
     if (err) {
-        close(fd); /* drops the bytes taken so far */
-        goto out;
+        if (fd >= 0)
+            close(fd); /* drops the bytes taken so far */
+        return err;
     }
     *fd_out = fd;
-out:
-    free(path);
-    return err;
+    return SL_OK;
 }
 
 sl_err sl__log_cond_init_mono(pthread_cond_t *cond)
