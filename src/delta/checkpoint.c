@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "core/ostream.h"
 #include "delta/delta_int.h"
 #include "parquet/parquet.h"
@@ -794,16 +795,12 @@ static sl_err expiry_entry(void *opaque, const sl_storage_entry *e)
     if ((!commit && !checkpoint) || v >= ex->before || e->mtime_ms >= ex->cut_ms ||
         strlen(e->key) >= sizeof ex->keys[0])
         return SL_OK;
-    if (ex->n == ex->cap) {
-        size_t cap = ex->cap ? ex->cap * 2 : 64;
-        if (cap > SL__DELTA_MAX_VERSIONS)
-            return ex->fail = SL_ERR_TOO_LARGE;
-        void *grown = realloc(ex->keys, cap * sizeof *ex->keys);
-        if (!grown)
-            return ex->fail = SL_ERR_NOMEM;
-        ex->keys = grown;
-        ex->cap = cap;
-    }
+    if (ex->n >= SL__DELTA_MAX_VERSIONS)
+        return ex->fail = SL_ERR_TOO_LARGE;
+    void *grown = sl_grow(ex->keys, ex->n, &ex->cap, 64, sizeof *ex->keys);
+    if (!grown)
+        return ex->fail = SL_ERR_NOMEM;
+    ex->keys = grown;
     snprintf(ex->keys[ex->n++], sizeof ex->keys[0], "%s", e->key);
     return SL_OK;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "delta/delta_int.h"
 
 /* Reader features whose tables this reader lists correctly: vacuumProtocolCheck only
@@ -525,12 +526,11 @@ static sl_err add_tombstone(apply_ctx *ax, json_t *a, char **path)
         if (st->n_tombstones >= SL__DELTA_MAX_TOMBSTONES)
             return fail(ax, SL_ERR_TOO_LARGE, "more than %u removed files to remember",
                         SL__DELTA_MAX_TOMBSTONES);
-        size_t cap = st->cap_tombstones ? st->cap_tombstones * 2 : 64;
-        sl__delta_tombstone *grown = realloc(st->tombstones, cap * sizeof *grown);
+        sl__delta_tombstone *grown =
+            sl_grow(st->tombstones, st->n_tombstones, &st->cap_tombstones, 64, sizeof *grown);
         if (!grown)
             return SL_ERR_NOMEM;
         st->tombstones = grown;
-        st->cap_tombstones = cap;
     }
     sl__delta_tombstone t = {.deletion_ms = -1, .size = -1, .data_change = true};
     int64_t n;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "delta/delta_int.h"
 
 #define LOG_PREFIX "_delta_log/"
@@ -48,12 +49,10 @@ static sl_err push_version(int64_t **arr, size_t *n, size_t *cap, int64_t v)
     if (*n == *cap) {
         if (*cap >= SL__DELTA_MAX_VERSIONS)
             return SL_ERR_TOO_LARGE;
-        size_t grown_cap = *cap ? *cap * 2 : 64;
-        int64_t *grown = realloc(*arr, grown_cap * sizeof *grown);
+        int64_t *grown = sl_grow(*arr, *n, cap, 64, sizeof *grown);
         if (!grown)
             return SL_ERR_NOMEM;
         *arr = grown;
-        *cap = grown_cap;
     }
     (*arr)[(*n)++] = v;
     return SL_OK;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "core/time.h"
 #include "lake/lake.h"
 
@@ -31,14 +32,10 @@ typedef struct strv {
 
 static sl_err strv_push(strv *s, const char *str)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 256;
-        char **grown = realloc(s->v, cap * sizeof *grown);
-        if (!grown)
-            return SL_ERR_NOMEM;
-        s->v = grown;
-        s->cap = cap;
-    }
+    char **grown = sl_grow(s->v, s->n, &s->cap, 256, sizeof *grown);
+    if (!grown)
+        return SL_ERR_NOMEM;
+    s->v = grown;
     if (!(s->v[s->n] = strdup(str)))
         return SL_ERR_NOMEM;
     s->n++;

@@ -30,6 +30,7 @@
 #include <zlib.h>
 
 #include "core/diag.h"
+#include "core/grow.h"
 #include "core/time.h"
 #include "log/log_int.h"
 
@@ -462,17 +463,13 @@ static sl_err replay_segment(emb_log *lg, walpos *at, bool *found, char *errbuf,
                     lg->le->dir, at->seq, at->pos, f.partition);
             break;
         }
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 1024;
-            wrec *nr = realloc(recs, nc * sizeof *nr);
-            if (!nr) {
-                err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "could not open log \"%s\": %s",
-                                    lg->le->dir, "out of memory");
-                goto out;
-            }
-            recs = nr;
-            cap = nc;
+        wrec *nr = sl_grow(recs, n, &cap, 1024, sizeof *nr);
+        if (!nr) {
+            err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "could not open log \"%s\": %s",
+                                lg->le->dir, "out of memory");
+            goto out;
         }
+        recs = nr;
         recs[n++] = (wrec){.key = f.key,
                            .key_len = f.key_len,
                            .value = f.value,

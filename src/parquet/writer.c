@@ -20,6 +20,8 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "core/grow.h"
+
 #define SL_PQ_CREATED_BY_DEFAULT "sluice version 0.1.0"
 /* Level slots per data page at most, whatever page_bytes says (num_values is an int32,
  * and readers allocate per page). */
@@ -1329,16 +1331,12 @@ static sl_err flush_row_group(sl_pq_writer_t *pw, char *errbuf, size_t errlen)
     sl_err err = SL_OK;
     sl__pq_row_group *rg;
     pw->limit = pw->mem_cap; /* the headroom is for this */
-    if (pw->n_rgs == pw->rgs_alloc) {
-        size_t na = pw->rgs_alloc ? pw->rgs_alloc * 2 : 8;
-        sl__pq_row_group *nr = realloc(pw->rgs, na * sizeof *nr);
-        if (!nr) {
-            err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "out of memory for a row group");
-            goto out;
-        }
-        pw->rgs = nr;
-        pw->rgs_alloc = na;
+    sl__pq_row_group *nr = sl_grow(pw->rgs, pw->n_rgs, &pw->rgs_alloc, 8, sizeof *nr);
+    if (!nr) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "out of memory for a row group");
+        goto out;
     }
+    pw->rgs = nr;
     rg = &pw->rgs[pw->n_rgs];
     memset(rg, 0, sizeof *rg);
     rg->columns = sl__pq_arena_alloc(&pw->meta, pw->n_cols * sizeof *rg->columns);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "core/time.h"
 #include "pg/pg_int.h"
 
@@ -217,14 +218,10 @@ static group *find_group(table *t, const sl_buf *key)
             memcmp(t->keys.data + g->key_off, key->data, key->len) == 0)
             return g;
     }
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? 2 * t->cap : 64;
-        group *grown = realloc(t->groups, cap * sizeof *grown);
-        if (!grown)
-            return NULL;
-        t->groups = grown;
-        t->cap = cap;
-    }
+    group *grown = sl_grow(t->groups, t->n, &t->cap, 64, sizeof *grown);
+    if (!grown)
+        return NULL;
+    t->groups = grown;
     size_t off = t->keys.len;
     if (sl_buf_append(&t->keys, key->data, key->len))
         return NULL;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/fs.h"
+#include "core/grow.h"
 #include "core/uuid.h"
 
 #define TMP_PREFIX     ".sl-tmp-"
@@ -280,12 +281,10 @@ static sl_err acc_add(list_acc *acc, const char *key, const struct stat *sb)
     if (acc->n == acc->alloc) {
         if (acc->n >= MAX_LIST_KEYS)
             return SL_ERR_TOO_LARGE;
-        size_t na = acc->alloc ? acc->alloc * 2 : 64;
-        sl_storage_entry *nv = realloc(acc->v, na * sizeof *nv);
+        sl_storage_entry *nv = sl_grow(acc->v, acc->n, &acc->alloc, 64, sizeof *nv);
         if (!nv)
             return SL_ERR_NOMEM;
         acc->v = nv;
-        acc->alloc = na;
     }
     char *k = strdup(key);
     if (!k)

@@ -11,6 +11,7 @@
 
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/grow.h"
 
 int sl_test_config_run(void);
 
@@ -172,11 +173,37 @@ static void buf_json_escapes_at_every_offset(void **state)
     sl_buf_cleanup(&b);
 }
 
+static void grow_doubles_and_keeps_on_failure(void **state)
+{
+    (void)state;
+    size_t cap = 0;
+    int *a = sl_grow(NULL, 0, &cap, 4, sizeof *a);
+    assert_non_null(a);
+    assert_int_equal(cap, 4);
+    for (int i = 0; i < 4; i++)
+        a[i] = i;
+    assert_ptr_equal(sl_grow(a, 3, &cap, 4, sizeof *a), a); /* room left: unchanged */
+    assert_int_equal(cap, 4);
+    int *b = sl_grow(a, 4, &cap, 4, sizeof *b);
+    assert_non_null(b);
+    assert_int_equal(cap, 8);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(b[i], i); /* kept across the move */
+    size_t huge = SIZE_MAX / 2 + 1;
+    assert_null(sl_grow(b, huge, &huge, 4, sizeof *b)); /* would overflow */
+    assert_int_equal(huge, SIZE_MAX / 2 + 1);
+    size_t big = SIZE_MAX / 8;
+    assert_null(sl_grow(b, big, &big, 4, sizeof *b));
+    assert_int_equal(big, SIZE_MAX / 8);
+    free(b);
+}
+
 int sl_test_config_run(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(config_defaults_and_suffixes),
         cmocka_unit_test(buf_json_escapes_at_every_offset),
+        cmocka_unit_test(grow_doubles_and_keeps_on_failure),
         cmocka_unit_test(config_flag_beats_env_beats_default),
         cmocka_unit_test(config_errors_name_the_setting),
         cmocka_unit_test(config_bool_flags),
