@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/grow.h"
+#include "core/hash.h"
 #include "delta/delta_int.h"
 
 /* Reader features whose tables this reader lists correctly: vacuumProtocolCheck only
@@ -153,16 +154,6 @@ static char *canonical_path(const char *p, size_t len, bool *bad)
     return out;
 }
 
-static uint64_t hash_path(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 /* ---- the active-file index (invariant 1) ---- */
 
 static size_t slot_find(const sl__delta_state *st, const char *path, uint64_t h)
@@ -177,7 +168,7 @@ static size_t slot_find(const sl__delta_state *st, const char *path, uint64_t h)
 
 bool sl__delta_state_is_active(const sl__delta_state *st, const char *path)
 {
-    return st->n_slots && st->slots[slot_find(st, path, hash_path(path))] != 0;
+    return st->n_slots && st->slots[slot_find(st, path, sl_hash_bytes(path, strlen(path)))] != 0;
 }
 
 static sl_err index_grow(sl__delta_state *st)
@@ -237,7 +228,7 @@ static void index_remove(sl__delta_state *st, size_t i)
 static sl_err index_put(apply_ctx *ax, sl_delta_file *f)
 {
     sl__delta_state *st = ax->st;
-    uint64_t h = hash_path(f->path);
+    uint64_t h = sl_hash_bytes(f->path, strlen(f->path));
     if (st->n_slots == 0 && index_grow(st))
         return SL_ERR_NOMEM;
     size_t i = slot_find(st, f->path, h);
@@ -566,7 +557,7 @@ static sl_err apply_remove(apply_ctx *ax, json_t *a)
         goto out;
     sl__delta_state *st = ax->st;
     if (st->n_slots) {
-        size_t i = slot_find(st, path, hash_path(path));
+        size_t i = slot_find(st, path, sl_hash_bytes(path, strlen(path)));
         if (st->slots[i])
             index_remove(st, i);
     }

@@ -251,7 +251,6 @@ SL_MUST_CHECK sl_err sl__pq_rle_decode(const void *p, size_t len, int bit_width,
 int sl__pq_bit_width(uint32_t max);
 
 /* ---- helpers ---- */
-uint64_t sl__pq_hash(const void *p, size_t n);
 bool sl__pq_utf8_is_valid(const char *s, size_t n);
 
 #endif

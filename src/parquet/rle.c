@@ -1,6 +1,6 @@
 /* The RLE / bit-packed hybrid encoding of Parquet (definition and repetition levels,
- * dictionary indices), and two small helpers of the writer: a byte hash for dictionary
- * lookups and UTF-8 validation of STRING/JSON values. */
+ * dictionary indices), and a helper of the writer: UTF-8 validation of STRING/JSON
+ * values. */
 #include "parquet/parquet_int.h"
 
 #include <string.h>
@@ -166,31 +166,7 @@ sl_err sl__pq_rle_decode(const void *p, size_t len, int bw, uint32_t *vals, size
     return SL_OK;
 }
 
-/* A multiply-xorshift hash over 8-byte words: fast for the short strings of dictionary
- * columns, good enough spread for a power-of-two open-addressing table. */
-uint64_t sl__pq_hash(const void *p, size_t n)
-{
-    const uint8_t *s = p;
-    const uint64_t m = 0x9e3779b97f4a7c15u;
-    uint64_t h = 0x243f6a8885a308d3u ^ (n * m);
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * m;
-        h ^= h >> 29;
-        s += 8;
-        n -= 8;
-    }
-    if (n) {
-        uint64_t w = 0;
-        memcpy(&w, s, n);
-        h = (h ^ w) * m;
-        h ^= h >> 29;
-    }
-    h *= 0xbf58476d1ce4e5b9u;
-    return h ^ (h >> 32);
-}
-
+/* Whether s is valid UTF-8. */
 bool sl__pq_utf8_is_valid(const char *str, size_t n)
 {
     const uint8_t *s = (const uint8_t *)str, *end = s + n;

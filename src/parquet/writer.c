@@ -21,6 +21,7 @@
 #include <zstd.h>
 
 #include "core/grow.h"
+#include "core/hash.h"
 
 #define SL_PQ_CREATED_BY_DEFAULT "sluice version 0.1.0"
 /* Level slots per data page at most, whatever page_bytes says (num_values is an int32,
@@ -640,7 +641,7 @@ static uint32_t hash_fixed(uint64_t w)
 
 static uint32_t hash_bytes(const void *p, size_t n)
 {
-    uint64_t h = sl__pq_hash(p, n);
+    uint64_t h = sl_hash_bytes(p, n);
     return (uint32_t)(h ^ (h >> 32));
 }
 

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/grow.h"
+#include "core/hash.h"
 #include "core/time.h"
 #include "pg/pg_int.h"
 
@@ -195,18 +196,10 @@ static const char *key_field(const char *key, size_t *at, size_t *len,
     return s;
 }
 
-static uint64_t hash_key(const char *p, size_t n)
-{
-    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * UINT64_C(1099511628211);
-    return h;
-}
-
 /* The group of the key in r->key, added if new; NULL when out of memory. */
 static group *find_group(table *t, const sl_buf *key)
 {
-    uint64_t h = hash_key(key->data, key->len);
+    uint64_t h = sl_hash_bytes(key->data, key->len);
     size_t mask = 2 * MAX_GROUPS - 1;
     size_t at = h & mask;
     for (;; at = (at + 1) & mask) {

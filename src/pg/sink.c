@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "core/diag.h"
+#include "core/hash.h"
 #include "core/time.h"
 #include "pg/pg_int.h"
 
@@ -354,14 +355,6 @@ static void disconnect(lane *ln)
 
 /* ---- one batch ---- */
 
-static uint64_t hash_bytes(const char *p, size_t n)
-{
-    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * UINT64_C(1099511628211);
-    return h;
-}
-
 static const char *row_id(const lane *ln, const row *r, size_t *len)
 {
     *len = r->keys.event_id.len;
@@ -375,7 +368,7 @@ static bool is_repeat(lane *ln, const row *r)
     size_t len;
     const char *id = row_id(ln, r, &len);
     size_t mask = ln->n_id_slots - 1;
-    for (size_t at = hash_bytes(id, len) & mask;; at = (at + 1) & mask) {
+    for (size_t at = sl_hash_bytes(id, len) & mask;; at = (at + 1) & mask) {
         uint32_t slot = ln->id_slots[at];
         if (slot == 0) {
             ln->id_slots[at] = (uint32_t)ln->n_rows + 1;
