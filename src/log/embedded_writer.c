@@ -175,50 +175,49 @@ static int part_cursor(emb_log *lg, MDB_txn *txn, unsigned p, MDB_cursor **out)
     return 0;
 }
 
-/* Deletes the oldest record of partition p, keeping scratch counts true (invariant 3).
- * @thread writer */
-static int delete_oldest(emb_log *lg, MDB_txn *txn, unsigned p, bool *touched)
+/* Deletes partition p's oldest record, then the next ones while they were appended before
+ * `before_ts` and, when `incoming` is not NULL, the log does not yet fit retention_bytes
+ * with *incoming more bytes; keeps scratch counts true (invariant 3). One cursor walk: after
+ * a delete LMDB leaves the cursor on the next record, so no record costs a search from the
+ * root. @thread writer */
+static int delete_oldest(emb_log *lg, MDB_txn *txn, unsigned p, int64_t before_ts,
+                         const uint64_t *incoming, bool *touched)
 {
+    pstate *ps = &lg->scratch[p];
     MDB_cursor *cur;
     int rc = part_cursor(lg, txn, p, &cur);
     if (rc)
         return rc;
-    pstate *ps = &lg->scratch[p];
     MDB_val k, v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    if (rc == MDB_NOTFOUND) {
-        ps->records = 0;
-        lg->total_bytes -= ps->bytes;
-        ps->bytes = 0;
-        ps->first_ts = INT64_MAX;
+    while (rc == 0) {
+        uint64_t b = record_bytes(&v);
+        rc = mdb_cursor_del(cur, 0);
+        if (rc)
+            return rc;
+        if (b > ps->bytes)
+            b = ps->bytes;
+        ps->bytes -= b;
+        lg->total_bytes -= b;
+        if (ps->records)
+            ps->records--;
         touched[p] = true;
-        return 0;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        if (rc)
+            break;
+        ps->first_ts = record_ts(&v);
+        if (ps->first_ts >= before_ts ||
+            (incoming && lg->total_bytes + *incoming <= lg->retention_bytes))
+            return 0;
     }
-    if (rc)
+    if (rc != MDB_NOTFOUND)
         return rc;
-    uint64_t b = record_bytes(&v);
-    rc = mdb_cursor_del(cur, 0);
-    if (rc)
-        return rc;
-    if (b > ps->bytes)
-        b = ps->bytes;
-    ps->bytes -= b;
-    lg->total_bytes -= b;
-    if (ps->records)
-        ps->records--;
+    /* Nothing left: whatever the counters say, it is zero (repairs drift). */
+    ps->first_ts = INT64_MAX;
+    lg->total_bytes -= ps->bytes;
+    ps->bytes = 0;
+    ps->records = 0;
     touched[p] = true;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    if (rc == MDB_NOTFOUND) {
-        ps->first_ts = INT64_MAX;
-        /* Nothing left: whatever the counters say, it is zero (repairs drift). */
-        lg->total_bytes -= ps->bytes;
-        ps->bytes = 0;
-        ps->records = 0;
-        return 0;
-    }
-    if (rc)
-        return rc;
-    ps->first_ts = record_ts(&v);
     return 0;
 }
 
@@ -250,8 +249,8 @@ static int enforce_retention(emb_log *lg, MDB_txn *txn, int64_t now, uint64_t in
     if (lg->retention_ms) {
         int64_t cutoff = now - (int64_t)lg->retention_ms;
         for (unsigned p = 0; p < parts; p++) {
-            while (ps[p].records && ps[p].first_ts < cutoff) {
-                rc = delete_oldest(lg, txn, p, touched);
+            if (ps[p].records && ps[p].first_ts < cutoff) {
+                rc = delete_oldest(lg, txn, p, cutoff, NULL, touched);
                 if (rc)
                     return rc;
             }
@@ -277,12 +276,9 @@ static int enforce_retention(emb_log *lg, MDB_txn *txn, int64_t now, uint64_t in
         }
         if (victim == parts)
             break; /* counters say bytes but no records remain: nothing to delete */
-        do {
-            rc = delete_oldest(lg, txn, victim, touched);
-            if (rc)
-                return rc;
-        } while (lg->total_bytes + incoming > lg->retention_bytes && ps[victim].records &&
-                 ps[victim].first_ts < runner_up);
+        rc = delete_oldest(lg, txn, victim, runner_up, &incoming, touched);
+        if (rc)
+            return rc;
     }
     return 0;
 }

@@ -961,6 +961,43 @@ static void test_retention_by_age(void **state)
     cbrec_free(r);
 }
 
+/* Age retention that reaches into a partition stops at its first young record: the walk
+ * deletes the old run and leaves the rest, and the partition's oldest time moves on. */
+static void test_retention_by_age_keeps_younger(void **state)
+{
+    fixture *fx = *state;
+    cbrec *r = cbrec_new();
+    sl_log_options o;
+    sl_log_options_default(&o);
+    o.producer = true;
+    o.partitions = 1;
+    o.retention_ms = 2000;
+    o.max_size_bytes = 16ull << 20;
+    sl_log_t *log = NULL;
+    char eb[256];
+    assert_int_equal(sl_log_open(fx->uri, &o, &log, eb, sizeof eb), SL_OK);
+    fill(log, r, 10, "old");
+    sleep_ms(1200);
+    fill(log, r, 5, "mid");
+    sleep_ms(1200);
+    fill(log, r, 1, "new"); /* its apply runs retention: "old" is 2.4 s old, "mid" 1.2 s */
+    sl_log_stats st;
+    sl_log_get_stats(log, &st);
+    assert_int_equal(st.records, 6);
+    sl_log_close(log);
+
+    log = open_log(fx->uri, false, 1);
+    readback *rb = calloc(1, sizeof *rb);
+    read_all(log, rb);
+    assert_int_equal(rb->n, 6);
+    assert_int_equal(rb->offset[0], 10);
+    assert_string_equal(rb->value[0], "mid-0");
+    assert_string_equal(rb->value[5], "new-0");
+    free(rb);
+    sl_log_close(log);
+    cbrec_free(r);
+}
+
 /* ---- a full store ---- */
 
 static void test_map_full_is_clean(void **state)
@@ -1156,6 +1193,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_drains_pending, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_retention_by_bytes, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_retention_by_age, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_retention_by_age_keeps_younger, setup_dir,
+                                        teardown_dir),
         cmocka_unit_test_setup_teardown(test_map_full_is_clean, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_corrupt_record, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_print, setup_dir, teardown_dir),
