@@ -921,19 +921,26 @@ static void test_retention_by_bytes(void **state)
     cbrec_free(r);
 }
 
-static void test_retention_by_age(void **state)
+/* A one-partition producer whose records go after `retention_ms`. */
+static sl_log_t *open_aging_producer(const char *uri, uint64_t retention_ms)
 {
-    fixture *fx = *state;
-    cbrec *r = cbrec_new();
     sl_log_options o;
     sl_log_options_default(&o);
     o.producer = true;
     o.partitions = 1;
-    o.retention_ms = 150;
+    o.retention_ms = retention_ms;
     o.max_size_bytes = 16ull << 20;
     sl_log_t *log = NULL;
     char eb[256];
-    assert_int_equal(sl_log_open(fx->uri, &o, &log, eb, sizeof eb), SL_OK);
+    assert_int_equal(sl_log_open(uri, &o, &log, eb, sizeof eb), SL_OK);
+    return log;
+}
+
+static void test_retention_by_age(void **state)
+{
+    fixture *fx = *state;
+    cbrec *r = cbrec_new();
+    sl_log_t *log = open_aging_producer(fx->uri, 150);
     fill(log, r, 10, "old");
     sl_log_stats st;
     sl_log_get_stats(log, &st);
@@ -967,15 +974,7 @@ static void test_retention_by_age_keeps_younger(void **state)
 {
     fixture *fx = *state;
     cbrec *r = cbrec_new();
-    sl_log_options o;
-    sl_log_options_default(&o);
-    o.producer = true;
-    o.partitions = 1;
-    o.retention_ms = 2000;
-    o.max_size_bytes = 16ull << 20;
-    sl_log_t *log = NULL;
-    char eb[256];
-    assert_int_equal(sl_log_open(fx->uri, &o, &log, eb, sizeof eb), SL_OK);
+    sl_log_t *log = open_aging_producer(fx->uri, 2000);
     fill(log, r, 10, "old");
     sleep_ms(1200);
     fill(log, r, 5, "mid");
