@@ -1,11 +1,11 @@
 /* The pg sink: writers ("lanes", --pg-writers, 2 by default) that each own a share of the
  * log's partitions, with a thread, a consumer of group "sluice-pg" and a connection of
  * their own, so that two PostgreSQL backends work at once. A lane gathers a batch (by
- * rows, bytes and time) and writes it to PostgreSQL in one transaction: one
- * statement inserts the batch's event ids into sluice_event_ids and answers which were
- * already there, COPY puts the other rows straight into analytics_events, one statement
- * upserts the rollups computed here from those rows (rollup.c), then the offsets in
- * sluice_offsets, then COMMIT.
+ * rows, bytes and time) and writes it to PostgreSQL in one transaction: COPY puts the
+ * batch's event ids into sluice_event_ids (only when one was stored before, a statement
+ * that answers which ones runs instead), COPY puts the other rows straight into
+ * analytics_events, one statement upserts the rollups computed here from those rows
+ * (rollup.c), then the offsets in sluice_offsets, then COMMIT.
  *
  * Invariants:
  *  1. PostgreSQL is the only record of progress: next[p] is the offset after the last
