@@ -35,15 +35,13 @@ up: build
 down:
 	./scripts/pg-local.sh stop
 
+# The Parquet tests' independent readers (DuckDB, hyparquet), exactly as the committed lock
+# file lists them (it names DuckDB's bindings for every platform, so `npm ci` accepts it).
+node-deps:
+	cd tests/node && npm ci --no-audit --no-fund
+
 # Every test: the release build, the whole suite again under ASan+UBSan, and the fuzz
 # targets replaying their seed corpora plus a short fresh run.
-# The Parquet tests' independent readers (DuckDB, hyparquet) at the committed lock file's
-# versions. Not `npm ci`: the registry here lacks DuckDB's bindings for other platforms, so
-# the lock cannot list them and `npm ci` refuses it as out of sync; `npm install` installs
-# the locked versions and leaves the lock as it is.
-node-deps:
-	cd tests/node && npm install --no-audit --no-fund
-
 test: format-check build build-asan build-fuzz node-deps
 	cd $(BUILD) && ctest $(CTEST_FLAGS) -j 2
 	cd build-asan && ctest $(CTEST_FLAGS) -j 2

@@ -212,12 +212,12 @@ NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "node"
 def node_packages():
     """The independent readers of tests/node (DuckDB, hyparquet) at the committed lock's
     versions, installed once if `make node-deps` has not (a file lock guards parallel
-    tests). `npm install`, not `npm ci`: see node-deps in the Makefile."""
+    tests)."""
     marker = os.path.join(NODE_DIR, "node_modules", "@duckdb", "node-api")
     if os.path.isdir(marker):
         return
     with open(os.path.join(NODE_DIR, "package.json")) as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         if not os.path.isdir(marker):
-            subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=NODE_DIR,
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR,
                            check=True, stdout=subprocess.DEVNULL, timeout=600)
