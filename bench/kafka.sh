@@ -6,7 +6,8 @@
 # checkout of that directory. The reference is copied to a temp dir, npm-installed there,
 # and its broker address (kafka:29092) rewritten to the mock's; nothing of it is committed.
 # Usage: [REFERENCE_API_DIR=DIR] bench/kafka.sh [seconds] [connections]
-# Env: SLUICE (build/sluice), KAFKA_MOCK (build/sluice-kafka-mock), REFERENCE_PATH
+# Env: SLUICE (build/sluice), KAFKA_MOCK (build/sluice-kafka-mock), CEILING (1: first run
+# KAFKA_CEILING, build/sluice-kafka-ceiling, an ideal producer without HTTP), REFERENCE_PATH
 # (/analytics), REFERENCE_ENTRY (package.json's main, else server.js/index.js/app.js),
 # ROUNDS (1: with N, both servers stay up and their runs alternate N times; the medians and
 # the median of the per-round ratios follow, bench/rounds.py).
@@ -17,6 +18,8 @@ CONNS=${2:-64}
 ROUNDS=${ROUNDS:-1}
 SLUICE=${SLUICE:-build/sluice}
 KAFKA_MOCK=${KAFKA_MOCK:-build/sluice-kafka-mock}
+KAFKA_CEILING=${KAFKA_CEILING:-build/sluice-kafka-ceiling}
+CEILING=${CEILING:-1}
 REFERENCE_PATH=${REFERENCE_PATH:-/analytics}
 OUT=$(mktemp -d /tmp/sluice-bench-kafka.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$OUT"' EXIT
@@ -26,12 +29,15 @@ wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/n
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
 # run_wrk NAME PID URL: one wrk run; appends a result row and records it in $WRK_RUNS.
+# The mock cluster's CPU over the run is the row's last column.
 run_wrk() {
-  local name=$1 pid=$2 url=$3 t0 t1
+  local name=$1 pid=$2 url=$3 t0 t1 m0 m1
   t0=$(cpu_ticks "$pid")
+  m0=$(cpu_ticks "$MOCK_PID")
   BATCH=1 wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s bench/post_event.lua "$url" > "$OUT/run.wrk"
   t1=$(cpu_ticks "$pid")
-  python3 bench/wrk_row.py kafka "$name" "$OUT/run.wrk" "$((t1 - t0))" >> "$OUT/rows"
+  m1=$(cpu_ticks "$MOCK_PID")
+  python3 bench/wrk_row.py kafka "$name" "$OUT/run.wrk" "$((t1 - t0))" "$((m1 - m0))" >> "$OUT/rows"
 }
 export WRK_RUNS="$OUT/runs.jsonl"
 SLUICE_NAME="sluice (kafka://)"
@@ -40,14 +46,27 @@ REFERENCE_NAME="reference (Express + KafkaJS)"
 # --- the mock cluster: 1 broker, 8 partitions, topic analytics-events ---
 mkfifo "$OUT/mock.in"
 "$KAFKA_MOCK" --brokers 1 --partitions 8 --topic analytics-events < "$OUT/mock.in" > "$OUT/mock.out" 2>/dev/null &
+MOCK_PID=$!
 exec 9>"$OUT/mock.in" # keeps the mock's stdin open
 for _ in $(seq 100); do grep -q '^bootstrap=' "$OUT/mock.out" && break; sleep 0.1; done
 BOOTSTRAP=$(sed -n 's/^bootstrap=//p' "$OUT/mock.out")
 [ -n "$BOOTSTRAP" ] || { echo "the mock cluster did not start" >&2; exit 1; }
 echo "mock cluster: $BOOTSTRAP"
 
-echo "| server | requests/s | p50 ms | p99 ms | server CPU µs/request | non-2xx |" > "$OUT/rows"
-echo "|---|---|---|---|---|---|" >> "$OUT/rows"
+# --- the ceiling without HTTP: an ideal producer with sluice's settings (bench/kafka_ceiling.c),
+# $CONNS messages in flight as $CONNS keep-alive clients keep, at linger.ms 0 and at sluice's
+# default ---
+if [ "$CEILING" = 1 ]; then
+  for linger in 0 0.2; do
+    m0=$(cpu_ticks "$MOCK_PID")
+    r=$("$KAFKA_CEILING" "$BOOTSTRAP" 5 "$CONNS" "linger.ms=$linger")
+    m1=$(cpu_ticks "$MOCK_PID")
+    echo "ideal producer, linger.ms=$linger, $CONNS in flight: $r mock_cpu_ticks $((m1 - m0))"
+  done | tee "$OUT/ceiling"
+fi
+
+echo "| server | requests/s | p50 ms | p99 ms | server CPU µs/request | non-2xx | mock cluster CPU µs/request |" > "$OUT/rows"
+echo "|---|---|---|---|---|---|---|" >> "$OUT/rows"
 
 # --- sluice, Kafka backend ---
 SPORT=$(free_port)
@@ -99,6 +118,7 @@ kill -TERM "$SPID"; wait "$SPID" || true
 
 echo
 echo "$DURATION s per run, $CONNS connections, one ~500-byte event per request, same mock cluster."
+[ "$CEILING" = 1 ] && cat "$OUT/ceiling"
 cat "$OUT/rows"
 if [ -n "${NODE_PID:-}" ]; then
   # sluice's requests/s over the reference's, per round and their median

@@ -2,8 +2,9 @@
 
   wrk_row.py ceiling NAME WRK_OUT CPU_TICKS HWM_KB                  (a reference that stores nothing)
   wrk_row.py ingest  NAME WRK_OUT CPU_TICKS BATCH HWM_KB ANON_KB    (bench/ingest.sh)
-  wrk_row.py kafka   NAME WRK_OUT CPU_TICKS                         (bench/kafka.sh)
-CPU_TICKS is the server's user+system clock ticks over the run (from /proc/PID/stat).
+  wrk_row.py kafka   NAME WRK_OUT CPU_TICKS MOCK_TICKS              (bench/kafka.sh)
+CPU_TICKS is the server's user+system clock ticks over the run (from /proc/PID/stat),
+MOCK_TICKS the same for the Kafka mock cluster both servers produce to.
 With WRK_ROUND=K the row's name says "(round K)"; with WRK_RUNS=FILE the run's figures
 are also appended to FILE as a JSON line (under the plain name) for bench/rounds.py."""
 
@@ -46,8 +47,9 @@ def main():
               f"| {w['p99']:.2f} | {cpu_us:.1f} | {hwm / 1024:.1f} ({anon / 1024:.1f} anonymous) "
               f"| {w['non2xx']} |")
     elif kind == "kafka":
+        mock_us = int(sys.argv[5]) / os.sysconf("SC_CLK_TCK") * 1e6 / max(w["requests"], 1)
         print(f"| {name} | {w['rps']:,.0f} | {w['p50']:.2f} | {w['p99']:.2f} | {cpu_us:.0f} "
-              f"| {w['non2xx']} |")
+              f"| {w['non2xx']} | {mock_us:.1f} |")
     else:
         sys.exit(f"wrk_row.py: unknown kind {kind!r}")
     if os.environ.get("WRK_RUNS"):

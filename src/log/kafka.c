@@ -393,10 +393,14 @@ sl_err sl__log_kafka_open(const char *spec, const sl_log_options *opts, sl_log_t
         "all",
         "compression.codec",
         "lz4",
-        /* Every HTTP answer waits for its ack: 1 ms rather than librdkafka's 5 measured
-         * 8.2k -> 11.3k requests/s at 64 connections (bench/kafka.sh); load still batches. */
+        /* Every HTTP answer waits for its ack, so the linger bounds a keep-alive client's
+         * rate: 64 messages kept in flight by an ideal producer (bench/kafka_ceiling.c)
+         * reach 34-37k acks/s at 1 ms, 37-39k at 0.5, 47-55k at 0.2 and 263-281k at 0.
+         * 0.2 ms rather than 0 because load still fills batches and each produce request
+         * costs the broker thread and the broker CPU (bench/kafka.sh at 64 connections:
+         * 1 ms 30-37k requests/s, 0.2 ms 36-44k, 0 ms 29-48k; docs/benchmarks.md). */
         "linger.ms",
-        "1",
+        "0.2",
         "partitioner",
         "murmur2_random",
         "message.timeout.ms",
