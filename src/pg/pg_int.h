@@ -84,6 +84,11 @@ SL_MUST_CHECK sl_err sl__pg_rollup_add(sl__pg_rollup *r, const char *text, const
  * empties it. SL_ERR_IO with PostgreSQL's message when that fails. */
 SL_MUST_CHECK sl_err sl__pg_rollup_flush(sl__pg_rollup *r, PGconn *conn, char *errbuf,
                                          size_t errlen);
+/* Whether PostgreSQL reads the timestamptz text s to the same instant as C does, and that
+ * instant in microseconds since 1970 (rollup.c): RFC 3339 with at most six fraction
+ * digits (PostgreSQL rounds more, sl_time truncates) and no leap second. Anything else is
+ * left for PostgreSQL to read. */
+bool sl__pg_time_exact(const char *s, size_t len, int64_t *us);
 /* PostgreSQL's hashtextextended(text, 0) of a deterministic collation, for the sketches. */
 uint64_t sl__pg_hash_text(const char *s, size_t len);
 

@@ -128,13 +128,9 @@ static size_t stored_len(const char *s, size_t len, size_t limit)
     return i;
 }
 
-/* The minute of a timestamp text that PostgreSQL reads to the same instant (invariant
- * 1): RFC 3339 with at most six fraction digits (PostgreSQL rounds more, sl_time
- * truncates) and no leap second. */
-static bool minute_of(const char *s, size_t len, int64_t *minute_us)
+bool sl__pg_time_exact(const char *s, size_t len, int64_t *us)
 {
-    int64_t us;
-    if (len < 20 || (s[17] == '6' && s[18] == '0') || sl_time_parse_rfc3339(s, len, &us))
+    if (len < 20 || (s[17] == '6' && s[18] == '0') || sl_time_parse_rfc3339(s, len, us))
         return false;
     if (s[19] == '.') {
         size_t digits = 0;
@@ -143,6 +139,16 @@ static bool minute_of(const char *s, size_t len, int64_t *minute_us)
         if (digits > 6)
             return false;
     }
+    return true;
+}
+
+/* The minute of a timestamp text that PostgreSQL reads to the same instant (invariant
+ * 1). */
+static bool minute_of(const char *s, size_t len, int64_t *minute_us)
+{
+    int64_t us;
+    if (!sl__pg_time_exact(s, len, &us))
+        return false;
     int64_t m = INT64_C(60000000);
     *minute_us = us / m * m - (us % m < 0 ? m : 0);
     return true;

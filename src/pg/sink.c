@@ -1,9 +1,10 @@
 /* The pg sink: writers ("lanes", --pg-writers, 2 by default) that each own a share of the
  * log's partitions, with a thread, a consumer of group "sluice-pg" and a connection of
  * their own, so that two PostgreSQL backends work at once. A lane gathers a batch (by
- * rows, bytes and time) and writes it to PostgreSQL in one transaction: COPY puts the
- * batch's event ids into sluice_event_ids (only when one was stored before, a statement
- * that answers which ones runs instead), COPY puts the other rows straight into
+ * rows, bytes and time) and writes it to PostgreSQL in one transaction: a binary COPY puts
+ * the batch's event ids into sluice_event_ids (only when one was stored before, or a
+ * timestamp is not one C reads exactly, a statement that answers which ones were stored
+ * runs instead), COPY puts the other rows straight into
  * analytics_events, one statement upserts the rollups computed here from those rows
  * (rollup.c), then the offsets in sluice_offsets, then COMMIT.
  *
@@ -118,7 +119,7 @@ struct lane {
     size_t n_dead;
     sl__pg_rollup *rollup;
     sl__pg_array ids, times;       /* parameters of the id statement */
-    sl_buf ids_param, times_param; /* ids_param also holds the ids' COPY text */
+    sl_buf ids_param, times_param; /* ids_param also holds the ids' binary COPY */
     uint32_t *id_slots;            /* open addressing over the batch's event ids: row index + 1 */
     size_t n_id_slots;             /* a power of two, at least twice batch_rows */
     size_t n_repeats;              /* rows of this attempt dropped as repeats of an earlier row */
@@ -564,30 +565,56 @@ static outcome insert_ids_answering(lane *ln, size_t lo, size_t hi, char *why, s
     return WROTE;
 }
 
-/* COPY of the ids of rows [lo, hi) into sluice_event_ids: each row's COPY text starts
- * with its event_id and timestamp fields (sl__pg_copy_columns), which are sent as they
- * are. Fails as a whole, with a unique violation, if any id was stored before. */
-static outcome copy_ids(lane *ln, size_t lo, size_t hi, bool *stored_before, char *why,
-                        size_t whylen, char *errbuf, size_t errlen)
+/* Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01 (UTC). */
+#define PG_EPOCH_US INT64_C(946684800000000)
+
+/* Writes v big-endian into p's first n bytes. */
+static void put_be(unsigned char *p, uint64_t v, int n)
 {
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+/* The ids of rows [lo, hi) in PostgreSQL's binary COPY format into ln->ids_param: each
+ * id's text and its timestamp as microseconds since 2000, so PostgreSQL parses no time.
+ * *binary is false (and ids_param is not to be sent) when a row's timestamp is not one C
+ * reads exactly as PostgreSQL does (sl__pg_time_exact): those ids need the statement,
+ * which hands PostgreSQL the texts. */
+static sl_err build_ids_copy(lane *ln, size_t lo, size_t hi, bool *binary)
+{
+    static const unsigned char header[19] = "PGCOPY\n\377\r\n\0"; /* flags, extension: 0 */
     sl_buf_reset(&ln->ids_param);
-    sl_err err = SL_OK;
+    sl_err err = sl_buf_append(&ln->ids_param, header, sizeof header);
+    *binary = true;
     for (size_t i = lo; i < hi && !err; i++) {
-        const char *text = ln->copy.data + ln->rows[i].off;
-        const char *tab = memchr(text, '\t', ln->rows[i].len);
-        tab = tab ? memchr(tab + 1, '\t', ln->rows[i].len - (size_t)(tab + 1 - text)) : NULL;
-        if (!tab) {
-            sl_errbuf_set(errbuf, errlen, SL_ERR_INTERNAL, "a COPY row has fewer than 3 fields");
-            return FAILED;
+        const sl__pg_keys *k = &ln->rows[i].keys;
+        int64_t us;
+        if (k->timestamp.len == SL__PG_NULL ||
+            !sl__pg_time_exact(ln->text.data + k->timestamp.off, k->timestamp.len, &us)) {
+            *binary = false;
+            return SL_OK;
         }
-        if (!(err = sl_buf_append(&ln->ids_param, text, (size_t)(tab - text))))
-            err = sl_buf_append_char(&ln->ids_param, '\n');
+        /* two fields: the id's length and bytes, then 8 bytes of time */
+        unsigned char head[6], time[12];
+        put_be(head, 2, 2);
+        put_be(head + 2, k->event_id.len, 4);
+        put_be(time, 8, 4);
+        put_be(time + 4, (uint64_t)(us - PG_EPOCH_US), 8);
+        if (!(err = sl_buf_append(&ln->ids_param, head, sizeof head)) &&
+            !(err =
+                  sl_buf_append(&ln->ids_param, ln->text.data + k->event_id.off, k->event_id.len)))
+            err = sl_buf_append(&ln->ids_param, time, sizeof time);
     }
-    if (err) {
-        sl_errbuf_set(errbuf, errlen, err, "could not build the ids' COPY: %s", sl_strerror(err));
-        return FAILED;
-    }
-    PGresult *res = copy_start(ln, "COPY sluice_event_ids (event_id, \"timestamp\") FROM STDIN");
+    return err ? err : sl_buf_append(&ln->ids_param, "\xff\xff", 2); /* the trailer, -1 */
+}
+
+/* Binary COPY of the ids built by build_ids_copy into sluice_event_ids. Fails as a whole,
+ * with a unique violation, if any id was stored before. */
+static outcome copy_ids(lane *ln, bool *stored_before, char *why, size_t whylen, char *errbuf,
+                        size_t errlen)
+{
+    PGresult *res = copy_start(
+        ln, "COPY sluice_event_ids (event_id, \"timestamp\") FROM STDIN (FORMAT binary)");
     if (!res)
         res = copy_finish(ln, copy_send(ln, ln->ids_param.data, ln->ids_param.len));
     outcome oc = WROTE;
@@ -603,16 +630,25 @@ static outcome copy_ids(lane *ln, size_t lo, size_t hi, bool *stored_before, cha
  * rule out replays, so only a client's retry repeats a stored id, and almost every batch
  * has none: its ids go in with COPY, which costs PostgreSQL less than the statement,
  * under a savepoint. When one was stored before, that is rolled back and the statement,
- * which answers which ones, runs instead. */
+ * which answers which ones, runs instead; so it does when a timestamp is not one the
+ * binary COPY can carry. */
 static outcome insert_ids(lane *ln, size_t lo, size_t hi, char *why, size_t whylen, char *errbuf,
                           size_t errlen)
 {
     for (size_t i = lo; i < hi; i++)
         ln->rows[i].stored_before = false;
+    bool binary;
+    sl_err err = build_ids_copy(ln, lo, hi, &binary);
+    if (err) {
+        sl_errbuf_set(errbuf, errlen, err, "could not build the ids' COPY: %s", sl_strerror(err));
+        return FAILED;
+    }
+    if (!binary)
+        return insert_ids_answering(ln, lo, hi, why, whylen, errbuf, errlen);
     if (sl__pg_exec(ln->conn, "SAVEPOINT ids", errbuf, errlen))
         return FAILED;
     bool stored_before = false;
-    outcome oc = copy_ids(ln, lo, hi, &stored_before, why, whylen, errbuf, errlen);
+    outcome oc = copy_ids(ln, &stored_before, why, whylen, errbuf, errlen);
     if (oc == WROTE)
         return sl__pg_exec(ln->conn, "RELEASE ids", errbuf, errlen) ? FAILED : WROTE;
     if (oc == FAILED || !stored_before)

@@ -77,8 +77,10 @@ def main():
         got = wait_for(pg, "SELECT count(*) FROM analytics_events", "200")
         checks.check(got == "200", f"200 posted events stored ({got})")
 
-        foreign = {"timestamp": iso(now), "channel": "web", "event_type": "page_view",
-                   "session_id": "ref-session", "page": "/home"}
+        # Not RFC 3339 but a time PostgreSQL reads: the sink cannot carry it in the ids'
+        # binary COPY, so the statement inserts the batch's ids.
+        foreign = {"timestamp": now.strftime("%Y-%m-%d %H:%M:%S.%f+00"), "channel": "web",
+                   "event_type": "page_view", "session_id": "ref-session", "page": "/home"}
         lines = json.dumps(foreign) + "\n" + "this is not json\n"
         r = subprocess.run(["kcat", "-P", "-b", mock.bootstrap, "-t", "analytics-events",
                             "-k", "ref-session"], input=lines, text=True, capture_output=True,
@@ -94,6 +96,13 @@ def main():
         checks.check(len(ids) == 1 and ids[0][0].startswith("sluice:"),
                      f"the foreign event without event_id is stored once, id from its "
                      f"position: {ids}")
+        ts = pg.value("SELECT \"timestamp\" = %s::timestamptz FROM analytics_events"
+                      " WHERE session_id = 'ref-session'" % repr(foreign["timestamp"]))
+        checks.check(ts == "t", f"the foreign event's time is PostgreSQL's reading ({ts})")
+        # Every stored id, by binary COPY or by the statement, carries its row's time.
+        off = pg.value("SELECT count(*) FROM analytics_events a JOIN sluice_event_ids i"
+                       " USING (event_id) WHERE i.\"timestamp\" = a.\"timestamp\"")
+        checks.check(off == "201", f"the 201 ids have their rows' times ({off})")
 
         srv.kill()
         srv = kafka_server(mock, extra).start()

@@ -191,6 +191,28 @@ static void test_days(void **state)
     assert_int_equal(sl__pg_day_of_us(INT64_C(86400000000)), 1);
 }
 
+/* Timestamp texts C reads to the instant PostgreSQL does (the ids' binary COPY carries
+ * those), and some it leaves to PostgreSQL. */
+static void test_time_exact(void **state)
+{
+    int64_t us = 0;
+    assert_true(sl__pg_time_exact("2024-01-15T10:30:00Z", 20, &us));
+    assert_int_equal(us, INT64_C(1705314600000000));
+    assert_true(sl__pg_time_exact("2024-02-29T23:59:59.5Z", 22, &us));
+    assert_int_equal(us, INT64_C(1709251199500000));
+    assert_true(sl__pg_time_exact("2024-01-15T10:30:00.123456+02:00", 32, &us));
+    assert_int_equal(us, INT64_C(1705307400123456));
+    static const char *const left[] = {
+        "2024-01-15T10:30:00.1234567Z", /* PostgreSQL rounds a seventh digit */
+        "2016-12-31T23:59:60Z",         /* a leap second is the next minute there */
+        "2024-01-15 10:30:00+00",       /* not RFC 3339 */
+        "1700000000000",
+        "",
+    };
+    for (size_t i = 0; i < sizeof left / sizeof left[0]; i++)
+        assert_false(sl__pg_time_exact(left[i], strlen(left[i]), &us));
+}
+
 /* hashtextextended(s, 0) as PostgreSQL 15 computed it (SELECT hashtextextended('...', 0)):
  * every length class of the hash's tail, and a string over two whole blocks. */
 static void test_hash_matches_postgresql(void **state)
@@ -218,6 +240,7 @@ int main(void)
         cmocka_unit_test(test_row_full_event), cmocka_unit_test(test_row_escapes_at_every_offset),
         cmocka_unit_test(test_row_fallbacks),  cmocka_unit_test(test_row_refusals),
         cmocka_unit_test(test_days),           cmocka_unit_test(test_hash_matches_postgresql),
+        cmocka_unit_test(test_time_exact),
     };
     sl_buf_init(&key_text, 1 << 20);
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
