@@ -347,13 +347,17 @@ def main():
     ap.add_argument("--rate", type=int, default=10000)
     ap.add_argument("--seconds", type=int, default=30)
     ap.add_argument("--no-indexes", action="store_true")
-    # The throughput run's events span this many seconds. 3000 (50 minutes) makes most
-    # rollup rows new in each batch, as when a long backlog is replayed; a few seconds is a
-    # sink keeping up with fast traffic, whose batches update the same minute's rows.
-    ap.add_argument("--spread", type=float, default=3000)
+    # The throughput run's events span this many seconds. By default they are as dense in
+    # time as the freshness load (events / rate: 30 s for 300,000 at 10,000/s), i.e. the
+    # backlog that traffic at that rate leaves behind for the sink to catch up. 3000
+    # (50 minutes) is the sparse worst case of the rollups: nearly every event makes a new
+    # (minute, channel, resource) row.
+    ap.add_argument("--spread", type=float, default=None)
     # The sink's --pg-writers values to measure, each against the same server COPY.
     ap.add_argument("--writers", type=lambda v: [int(w) for w in v.split(",")], default=[1, 2])
     args = ap.parse_args()
+    if args.spread is None:
+        args.spread = args.events / args.rate
     rnd = random.Random(7)
     work = tempfile.mkdtemp(prefix="sluice-bench-pg-")
     lines = []
