@@ -716,6 +716,7 @@ static void log_group(emb_log *lg, wunit *units)
 void *sl__log_emb_writer_main(void *arg)
 {
     emb_log *lg = arg;
+    pthread_setname_np(pthread_self(), "sl-log-writer"); /* for per-thread CPU in /proc */
     for (;;) {
         pthread_mutex_lock(&lg->qmu);
         while (!lg->qhead && !lg->closing)
@@ -747,6 +748,7 @@ static bool apply_due(const emb_log *lg, int64_t mono, int64_t next_apply)
 void *sl__log_emb_applier_main(void *arg)
 {
     emb_log *lg = arg;
+    pthread_setname_np(pthread_self(), "sl-log-applier");
     sl__log_env *le = lg->le;
     int64_t next_apply = 0;
     bool gave_up = false; /* closing after LMDB refused: nothing more may be applied */
