@@ -549,8 +549,9 @@ static bool room_for(emb_log *lg, uint64_t incoming)
     return held + incoming <= lg->max_size_bytes / 2;
 }
 
-/* Gives every record of the group its partition, offset and append time; unassign takes
- * the offsets back after a failure. @thread writer */
+/* Gives every record of the group its offset and append time, and a record without a key
+ * its partition (round-robin); unassign takes the offsets back after a failure.
+ * @thread writer */
 static void assign(emb_log *lg, wunit *units)
 {
     unsigned parts = lg->le->partitions;
@@ -558,8 +559,8 @@ static void assign(emb_log *lg, wunit *units)
     for (wunit *u = units; u; u = u->next) {
         for (size_t i = 0; i < u->n; i++) {
             wrec *r = &u->recs[i];
-            r->part =
-                r->key ? sl_log_partition_for_key(r->key, r->key_len, parts) : lg->rr++ % parts;
+            if (!r->key) /* a keyed record got its partition in sl_log_append */
+                r->part = lg->rr++ % parts;
             r->off = lg->wnext[r->part]++;
             r->ts = ts;
         }
