@@ -7,11 +7,19 @@
 # sluice takes its settings from the environment too: SLUICE_HTTP_POLL=1 measures --http-poll.
 # ROUNDS=N (default 1) repeats the three runs N times, interleaved, and adds their medians
 # (bench/rounds.py): one run on this shared VM moves by 10-30 % from the next.
+# FLOOR=1 adds, in each round and with the same wrk script, nginx reading batches of 100 and
+# bench/durable_floor.c (built here with cc, a measuring instrument, not product): the least
+# a durable server must do (read the POST, one pwrite+fdatasync per group, answer), durable
+# over a reused file, durable appending to a growing file ("grow", every byte on a fresh page),
+# without the fdatasync ("nosync") and without the writer ("none", HTTP alone), for single
+# events and batches of 100; and sluice's CPU per request split by thread (HTTP workers,
+# log writer, log applier). Its figures bound what sluice could reach on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNS=${2:-64}
 ROUNDS=${ROUNDS:-1}
+FLOOR=${FLOOR:-0}
 SLUICE=${SLUICE:-build/sluice}
 OUT=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$OUT"' EXIT
@@ -26,6 +34,9 @@ sample_anon() { local max=0 fmax=0 v f; while kill -0 "$1" 2>/dev/null; do
   read -r v f < <(awk '/RssAnon/{a=$2} /RssFile/{f=$2} END{print a+0, f+0}' "/proc/$1/status" 2>/dev/null || echo "0 0")
   [ "${v:-0}" -gt "$max" ] && max=$v; [ "${f:-0}" -gt "$fmax" ] && fmax=$f
   echo "$max" > "$2"; echo "$fmax" > "$2.file"; sleep 0.1; done; }
+# thread_ticks "PIDS": "comm ticks" per thread, summed over threads of the same name.
+thread_ticks() { for t in $(for p in $1; do echo /proc/"$p"/task/*; done); do echo "$(tr ' ' _ < "$t/comm") $(awk '{print $14+$15}' "$t/stat")"; done 2>/dev/null |
+  awk '{s[$1]+=$2} END{for (k in s) print k, s[k]}'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
 # run_wrk NAME "PIDS" PORT BATCH KIND: one wrk run against a server whose processes are
@@ -33,6 +44,7 @@ wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/n
 run_wrk() {
   local name=$1 pids=$2 port=$3 batch=$4 kind=$5 ticks0=0 ticks1=0 hwm=0 p
   for p in $pids; do ticks0=$((ticks0 + $(cpu_ticks "$p"))); done
+  [ "$kind" = ingest ] && [ "$FLOOR" = 1 ] && thread_ticks "$pids" > "$OUT/threads0"
   BATCH=$batch wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s bench/post_event.lua \
     "http://127.0.0.1:$port/analytics" > "$OUT/$name.wrk"
   for p in $pids; do ticks1=$((ticks1 + $(cpu_ticks "$p"))); hwm=$((hwm + $(hwm_kb "$p"))); done
@@ -40,7 +52,13 @@ run_wrk() {
     python3 bench/wrk_row.py ceiling "$name" "$OUT/$name.wrk" "$((ticks1 - ticks0))" "$hwm" >> "$OUT/rows"
   else
     python3 bench/wrk_row.py ingest "$name" "$OUT/$name.wrk" "$((ticks1 - ticks0))" "$batch" \
-      "$hwm" "$(cat "$OUT/anon.$pids")" >> "$OUT/rows"
+      "$hwm" "$(cat "$OUT/anon.$pids" 2>/dev/null || echo 0)" >> "$OUT/rows"
+  fi
+  if [ "$kind" = ingest ] && [ "$FLOOR" = 1 ]; then # CPU µs per request of each thread name
+    thread_ticks "$pids" | awk -v name="$name${WRK_ROUND:+ (round $WRK_ROUND)}" -v req="$(awk '/requests in/{print $1}' "$OUT/$name.wrk")" \
+      -v hz="$(getconf CLK_TCK)" 'NR==FNR{t0[$1]=$2; next}
+      {d=$2-t0[$1]; if (d>0) out=out sprintf("%s %s %.1f", sep, $1, d*1e6/hz/req); sep=","} END{print "| " name " |" out " |"}' \
+      "$OUT/threads0" - >> "$OUT/threads"
   fi
 }
 
@@ -55,6 +73,26 @@ nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" &
 wait_port "$NPORT"
 sleep 0.3
 NGINX_MASTER=$(cat "$OUT/nginx/nginx.pid")
+NGINX_WORKERS=$(pgrep -P "$NGINX_MASTER" | tr '\n' ' ')
+if [ "$FLOOR" = 1 ]; then
+  cc -O2 -std=c17 -pthread bench/durable_floor.c -o "$OUT/durable_floor"
+  echo "| run | CPU µs per request by thread |" > "$OUT/threads"
+  echo "|---|---|" >> "$OUT/threads"
+fi
+
+# floor_runs BATCH: the probe in its four modes, each on a fresh file.
+floor_runs() {
+  local mode fport fpid
+  for mode in durable grow nosync none; do
+    fport=$(free_port)
+    "$OUT/durable_floor" "$fport" "$OUT/floor.dat" "$mode" 2 &
+    fpid=$!
+    wait_port "$fport"
+    run_wrk "floor $mode, batch of $1" "$fpid" "$fport" "$1" ingest
+    kill "$fpid"; wait "$fpid" 2>/dev/null || true
+    rm -f "$OUT/floor.dat"
+  done
+}
 
 # --- sluice, durable embedded log: a fresh one each round (a log that grows round after
 # round passes its 1 GiB retention and measures deletion too) ---
@@ -62,7 +100,12 @@ export WRK_RUNS="$OUT/runs.jsonl"
 STORED=0 COMMITS=0 ANON=0 FILE=0
 for round in $(seq "$ROUNDS"); do
   [ "$ROUNDS" -gt 1 ] && export WRK_ROUND=$round
-  run_wrk "nginx 204 (body discarded)" "$(pgrep -P "$NGINX_MASTER" | tr '\n' ' ')" "$NPORT" 1 ceiling
+  run_wrk "nginx 204 (body discarded)" "$NGINX_WORKERS" "$NPORT" 1 ceiling
+  if [ "$FLOOR" = 1 ]; then
+    run_wrk "nginx 204, batch of 100" "$NGINX_WORKERS" "$NPORT" 100 ingest
+    floor_runs 1
+    floor_runs 100
+  fi
   SPORT=$(free_port)
   "$SLUICE" serve --roles api --listen "127.0.0.1:$SPORT" --log "file://$OUT/log$round" \
     --log-level warn >/dev/null &
@@ -86,10 +129,16 @@ echo
 echo "## ingest, $(date -u +%Y-%m-%d), ${DURATION}s per run, $CONNS connections, wrk -t2, $(nproc) cores"
 echo
 cat "$OUT/rows"
-if [ "$ROUNDS" -gt 1 ]; then
+if [ "$ROUNDS" -gt 1 ] && [ "$FLOOR" = 1 ]; then
+  python3 bench/rounds.py "$WRK_RUNS" "nginx 204 (body discarded)" "floor durable, batch of 1" \
+    "floor grow, batch of 1" "floor nosync, batch of 1" "floor none, batch of 1" "sluice single event" \
+    --also "nginx 204, batch of 100" "floor durable, batch of 100" "floor grow, batch of 100" "floor nosync, batch of 100" \
+    "floor none, batch of 100" "sluice batch of 100"
+elif [ "$ROUNDS" -gt 1 ]; then
   python3 bench/rounds.py "$WRK_RUNS" "nginx 204 (body discarded)" "sluice single event" \
     --also "sluice batch of 100"
 fi
+if [ "$FLOOR" = 1 ]; then echo; cat "$OUT/threads"; fi
 echo
 echo "sluice stored $STORED events in $COMMITS durable commits ($(python3 -c "print(f'{$STORED/max($COMMITS,1):.1f}')") events per fsync group)."
 echo "sluice's peaks sampled every 100 ms over all its runs: RssAnon $(( ANON / 1024 )) MB, RssFile $(( FILE / 1024 )) MB (its binary and libraries, and LMDB pages mapped)."

@@ -326,6 +326,8 @@ static sl_err emb_append(sl_log_t *log, const sl_log_record *recs, size_t n, sl_
                 memcpy(d, recs[i].key, kl);
             r->key = d;
             d += kl;
+            /* Hashed here, on the appender's thread, not on the writer's serial path. */
+            r->part = sl_log_partition_for_key(r->key, kl, lg->le->partitions);
         }
         if (recs[i].value_len)
             memcpy(d, recs[i].value, recs[i].value_len);

@@ -127,7 +127,7 @@ typedef struct wrec {
     const char *value;
     uint32_t key_len;
     size_t value_len;
-    unsigned part; /* assigned by the writer when it logs the record */
+    unsigned part; /* the key's hash, at append; without a key, the writer's round-robin */
     uint64_t off;
     int64_t ts; /* append time (ms), stamped by the writer */
 } wrec;

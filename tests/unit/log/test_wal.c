@@ -3,7 +3,8 @@
  * left unapplied to LMDB (by a reader and by the next producer), the cut of the tail at
  * recovery, segment rotation and reuse, large groups that bypass the WAL, LMDB refusing
  * what the WAL acknowledged, a reader in another process seeing every acknowledged
- * record at once, and a producer killed with SIGKILL mid-stream.
+ * record at once, the applier keeping its pace unasked, and a producer killed with SIGKILL
+ * mid-stream.
  * Frames are planted with the module's own encoder, as a crashed writer would leave them. */
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "core/time.h"
 #include "log/log.h"
 #include "log/log_int.h"
 
@@ -562,6 +564,35 @@ static void test_other_process_sees_acknowledged(void **state)
                  last + 1);
 }
 
+/* The applier keeps its own pace: every acknowledged group reaches LMDB within its 10 ms
+ * apply gap, also the groups that arrive while it already holds some (the writer wakes it
+ * only when its list was empty) and with nobody polling (a poll would ask for an apply).
+ * A lost wake-up would leave them until the once-a-second housekeeping: ten rounds under
+ * 400 ms each are all but impossible then. */
+static void test_applier_keeps_pace(void **state)
+{
+    wfx *fx = *state;
+    sl_log_t *log = open_wal_log(fx, true, 16ull << 20);
+    sl__log_env *le = ((emb_log *)log)->le;
+    for (int round = 0; round < 10; round++) {
+        for (int i = 0; i < 20; i++)
+            assert_int_equal(append_wait(log, NULL, "r"), SL_OK);
+        uint64_t acked = 0, applied = 0;
+        assert_true(sl__log_wal_read_acked(fx->logdir, &acked));
+        int64_t t0 = sl_time_mono_ns();
+        for (;;) {
+            assert_int_equal(sl__log_wal_applied_lsn(le, &applied), SL_OK);
+            if (applied >= acked || sl_time_mono_ns() - t0 > 400000000ll)
+                break;
+            nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+        }
+        if (applied < acked)
+            fail_msg("round %d: LMDB holds up to lsn %llu after 400 ms, %llu acknowledged", round,
+                     (unsigned long long)applied, (unsigned long long)acked);
+    }
+    sl_log_close(log);
+}
+
 /* ---- SIGKILL mid-stream ---- */
 
 static void test_sigkill_keeps_acknowledged(void **state)
@@ -652,6 +683,7 @@ int sl_test_wal_group(void)
         cmocka_unit_test_setup_teardown(test_large_group_direct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_failure_keeps_acknowledged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_process_sees_acknowledged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_applier_keeps_pace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_keeps_acknowledged, setup, teardown),
     };
     return cmocka_run_group_tests_name("wal", tests, NULL, NULL);
