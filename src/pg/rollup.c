@@ -12,8 +12,11 @@
  *     C interprets only what it reads exactly as PostgreSQL does: a timestamp in RFC 3339
  *     with at most microseconds and no leap second is keyed by its minute, sent as a
  *     binary timestamptz (the session's time zone is UTC, so it is what date_trunc gives),
- *     and a session or user id is hashed as varchar(100) stores it (trailing spaces past
- *     the limit cut).
+ *     a session or user id is hashed as varchar(100) stores it (trailing spaces past the
+ *     limit cut), and an interaction value that is a plain decimal (at most 12 integer and
+ *     6 fraction digits) is summed per group in millionths and sent as one text with the
+ *     values' largest scale, which is what numeric's sum of the values gives; any other
+ *     value goes as its text for PostgreSQL to read and sum.
  *  2. Memory is bounded: at MAX_GROUPS groups in a table (MAX_SKETCHES in the distinct
  *     one) the caller flushes (the upserts add and merge, so several flushes in one
  *     transaction equal one). */
@@ -41,6 +44,10 @@ typedef struct group {
     int64_t events;
     size_t regs;          /* distinct table: index of its session and user registers in r->regs */
     bool sessions, users; /* distinct table: which registers hold something */
+    /* minute table: the sum of its plain decimal values (value_sum) in millionths, how many,
+     * and their largest count of fraction digits */
+    int64_t value_units, values;
+    int value_scale;
 } group;
 
 typedef struct table {
@@ -54,7 +61,7 @@ struct sl__pg_rollup {
     table minute, resources, distinct;
     uint8_t *regs; /* HLL_REGS sessions then HLL_REGS users per distinct group */
     size_t regs_cap;
-    array value_group, value_text; /* interaction values and their minute group */
+    array value_group, value_text; /* interaction values C does not sum, their minute group */
     sl_buf key;                    /* scratch: the key being looked up */
 };
 
@@ -389,6 +396,61 @@ static void hll_add(uint8_t *regs, const char *s, size_t len)
         *reg = rank;
 }
 
+enum { VALUE_SCALE = 6 }; /* fraction digits C sums exactly */
+
+/* A plain decimal text ("-12.3": at most 12 integer and VALUE_SCALE fraction digits, no
+ * exponent, nothing around it) as millionths and its fraction digits; false for anything
+ * else, which PostgreSQL's numeric reads instead. */
+static bool value_units(const char *s, size_t len, int64_t *units, int *scale)
+{
+    if (len == 0)
+        return false;
+    size_t i = s[0] == '-', int_digits = 0, frac_digits = 0;
+    int64_t v = 0;
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        if (++int_digits > 12)
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (int_digits == 0)
+        return false;
+    if (i < len && s[i] == '.') {
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9' && frac_digits < VALUE_SCALE;
+             i++, frac_digits++)
+            v = v * 10 + (s[i] - '0');
+        if (frac_digits == 0)
+            return false;
+    }
+    if (i != len)
+        return false;
+    for (size_t d = frac_digits; d < VALUE_SCALE; d++)
+        v *= 10;
+    *units = s[0] == '-' ? -v : v;
+    *scale = (int)frac_digits;
+    return true;
+}
+
+/* A group's sum of millionths as a decimal text with its values' largest number of
+ * fraction digits, so numeric's sum of it has the scale the values' sum would; into
+ * out[32], returns the length. */
+static size_t value_format(const group *g, char out[32])
+{
+    uint64_t v = g->value_units < 0 ? -(uint64_t)g->value_units : (uint64_t)g->value_units;
+    char digits[24];
+    size_t n = 0, len = 0;
+    for (; v || n <= VALUE_SCALE; v /= 10)
+        digits[n++] = (char)('0' + v % 10); /* least significant first, at least 7 */
+    if (g->value_units < 0)
+        out[len++] = '-';
+    while (n > VALUE_SCALE)
+        out[len++] = digits[--n];
+    if (g->value_scale)
+        out[len++] = '.';
+    for (int d = 0; d < g->value_scale; d++)
+        out[len++] = digits[--n];
+    return len;
+}
+
 sl_err sl__pg_rollup_add(sl__pg_rollup *r, const char *text, const sl__pg_keys *k)
 {
     sl_buf *key = &r->key;
@@ -403,11 +465,21 @@ sl_err sl__pg_rollup_add(sl__pg_rollup *r, const char *text, const sl__pg_keys *
     if (!(g = find_group(&r->minute, key)))
         return SL_ERR_NOMEM;
     g->events++;
-    if (k->interaction_value.len != SL__PG_NULL &&
-        ((err = sl__pg_array_int(&r->value_group, (int64_t)(g - r->minute.groups) + 1)) ||
-         (err = sl__pg_array_text(&r->value_text, text + k->interaction_value.off,
-                                  k->interaction_value.len))))
-        return err;
+    if (k->interaction_value.len != SL__PG_NULL) {
+        const char *v = text + k->interaction_value.off;
+        int64_t units, sum;
+        int scale;
+        if (value_units(v, k->interaction_value.len, &units, &scale) &&
+            !__builtin_add_overflow(g->value_units, units, &sum)) {
+            g->value_units = sum;
+            g->values++;
+            if (scale > g->value_scale)
+                g->value_scale = scale;
+        } else if ((err = sl__pg_array_int(&r->value_group, (int64_t)(g - r->minute.groups) + 1)) ||
+                   (err = sl__pg_array_text(&r->value_text, v, k->interaction_value.len))) {
+            return err;
+        }
+    }
 
     sl_buf_reset(key);
     if ((err = key_time(key, text, k->timestamp)) || (err = key_text(key, text, k->channel)) ||
@@ -453,8 +525,10 @@ sl_err sl__pg_rollup_add(sl__pg_rollup *r, const char *text, const sl__pg_keys *
  * reads and truncates itself. */
 static const char flush_sql[] =
     "WITH v AS ("
-    " SELECT g, sum(x::numeric) AS s, count(*) AS n FROM unnest($8::int4[], $9::text[])"
-    " AS u(g, x) GROUP BY g),"
+    " SELECT g, sum(x) AS s, sum(n) AS n FROM ("
+    " SELECT g, x::numeric, 1 FROM unnest($8::int4[], $9::text[]) AS u(g, x) UNION ALL"
+    " SELECT g, x::numeric, n FROM unnest($20::int4[], $21::text[], $22::int8[])"
+    " AS u(g, x, n)) AS u(g, x, n) GROUP BY g),"
     "r1 AS ("
     " INSERT INTO sluice_rollup_minute AS r (bucket, channel, platform, event_type,"
     " event_category, events, value_sum, value_count)"
@@ -487,7 +561,7 @@ static const char flush_sql[] =
     " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 ON CONFLICT (bucket, channel, what)"
     " DO UPDATE SET regs = sluice_hll_union(r.regs, excluded.regs)";
 
-enum { N_PARAMS = 19 };
+enum { N_PARAMS = 22 };
 
 /* Appends each group's bucket to arrays[0..1], its text fields to arrays[2..2+fields) and
  * its count to arrays[2+fields]. */
@@ -542,11 +616,12 @@ sl_err sl__pg_rollup_flush(sl__pg_rollup *r, PGconn *conn, char *errbuf, size_t 
 {
     if (r->minute.n == 0)
         return SL_OK;
-    /* minute (7), its values (2, kept in r), resources (5), distinct (5) */
-    static const uint32_t oids[N_PARAMS] = {OID_TSTZ, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT,
-                                            OID_TEXT, OID_INT8, 0,        0,        OID_TSTZ,
-                                            OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, OID_TSTZ,
-                                            OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT};
+    /* minute (7), its values C did not sum (2, kept in r), resources (5), distinct (5),
+     * the minute groups' sums of the values C summed (3) */
+    static const uint32_t oids[N_PARAMS] = {
+        OID_TSTZ, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, 0,
+        0,        OID_TSTZ, OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, OID_TSTZ, OID_TEXT,
+        OID_TEXT, OID_TEXT, OID_TEXT, OID_INT4, OID_TEXT, OID_INT8};
     array arrays[N_PARAMS];
     sl_buf params[N_PARAMS], scratch;
     for (int i = 0; i < N_PARAMS; i++) {
@@ -558,6 +633,13 @@ sl_err sl__pg_rollup_flush(sl__pg_rollup *r, PGconn *conn, char *errbuf, size_t 
     if ((err = table_arrays(&r->minute, &arrays[0], 4)) ||
         (err = table_arrays(&r->resources, &arrays[9], 2)))
         goto out;
+    for (size_t i = 0; i < r->minute.n && !err; i++) {
+        const group *g = &r->minute.groups[i];
+        char sum[32];
+        if (g->values && !(err = sl__pg_array_int(&arrays[19], (int64_t)i + 1)) &&
+            !(err = sl__pg_array_text(&arrays[20], sum, value_format(g, sum))))
+            err = sl__pg_array_int(&arrays[21], g->values);
+    }
     for (size_t i = 0; i < r->distinct.n && !err; i++) {
         const group *g = &r->distinct.groups[i];
         if (g->sessions)
