@@ -48,9 +48,13 @@ extern const char sl__pg_copy_columns[];
 
 /* A one-dimensional array parameter in PostgreSQL's binary format, built element by
  * element (rollup.c). Element type oids from PostgreSQL's pg_type.h: */
-#define SL__PG_OID_INT8 20
-#define SL__PG_OID_INT4 23
-#define SL__PG_OID_TEXT 25
+#define SL__PG_OID_INT8        20
+#define SL__PG_OID_INT4        23
+#define SL__PG_OID_TEXT        25
+#define SL__PG_OID_TIMESTAMPTZ 1184 /* binary: int8 microseconds since SL__PG_EPOCH_US */
+
+/* Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01 (UTC). */
+#define SL__PG_EPOCH_US INT64_C(946684800000000)
 typedef struct sl__pg_array {
     sl_buf body; /* the elements so far */
     size_t n;
@@ -63,7 +67,7 @@ void sl__pg_array_cleanup(sl__pg_array *a);
 void sl__pg_array_reset(sl__pg_array *a);
 /* A text element; s NULL for a null one. */
 SL_MUST_CHECK sl_err sl__pg_array_text(sl__pg_array *a, const char *s, size_t len);
-/* An int4 or int8 element, as the array's oid says. */
+/* An int4 or an 8-byte (int8, timestamptz) element, as the array's oid says. */
 SL_MUST_CHECK sl_err sl__pg_array_int(sl__pg_array *a, int64_t v);
 /* The whole parameter value into out (emptied first), to send with format 1. */
 SL_MUST_CHECK sl_err sl__pg_array_finish(const sl__pg_array *a, sl_buf *out);

@@ -10,8 +10,13 @@
  *     PostgreSQL; the statement casts them as the columns do (timestamptz, varchar(n)) and
  *     groups again, so what PostgreSQL made of a text decides the rollup row, never C.
  *     C interprets only what it reads exactly as PostgreSQL does: a timestamp in RFC 3339
- *     with at most microseconds and no leap second is keyed by its minute, and a session
- *     or user id is hashed as varchar(100) stores it (trailing spaces past the limit cut).
+ *     with at most microseconds and no leap second is keyed by its minute, sent as a
+ *     binary timestamptz (the session's time zone is UTC, so it is what date_trunc gives),
+ *     a session or user id is hashed as varchar(100) stores it (trailing spaces past the
+ *     limit cut), and an interaction value that is a plain decimal (at most 12 integer and
+ *     6 fraction digits) is summed per group in millionths and sent as one text with the
+ *     values' largest scale, which is what numeric's sum of the values gives; any other
+ *     value goes as its text for PostgreSQL to read and sum.
  *  2. Memory is bounded: at MAX_GROUPS groups in a table (MAX_SKETCHES in the distinct
  *     one) the caller flushes (the upserts add and merge, so several flushes in one
  *     transaction equal one). */
@@ -30,6 +35,7 @@
 #define OID_INT4 SL__PG_OID_INT4
 #define OID_INT8 SL__PG_OID_INT8
 #define OID_TEXT SL__PG_OID_TEXT
+#define OID_TSTZ SL__PG_OID_TIMESTAMPTZ
 typedef sl__pg_array array;
 
 typedef struct group {
@@ -38,6 +44,10 @@ typedef struct group {
     int64_t events;
     size_t regs;          /* distinct table: index of its session and user registers in r->regs */
     bool sessions, users; /* distinct table: which registers hold something */
+    /* minute table: the sum of its plain decimal values (value_sum) in millionths, how many,
+     * and their largest count of fraction digits */
+    int64_t value_units, values;
+    int value_scale;
 } group;
 
 typedef struct table {
@@ -51,7 +61,7 @@ struct sl__pg_rollup {
     table minute, resources, distinct;
     uint8_t *regs; /* HLL_REGS sessions then HLL_REGS users per distinct group */
     size_t regs_cap;
-    array value_group, value_text; /* interaction values and their minute group */
+    array value_group, value_text; /* interaction values C does not sum, their minute group */
     sl_buf key;                    /* scratch: the key being looked up */
 };
 
@@ -178,21 +188,11 @@ static sl_err key_time(sl_buf *key, const char *text, sl__pg_text t)
     return err ? err : sl_buf_append(key, &minute, sizeof minute);
 }
 
-/* Reads the key field at *at: its text (NULL for null) into out, via scratch for a
- * minute. */
-static const char *key_field(const char *key, size_t *at, size_t *len,
-                             char scratch[SL_TIME_RFC3339_MAX])
+/* Reads the text key field at *at: its text, NULL for null. */
+static const char *key_field(const char *key, size_t *at, size_t *len)
 {
-    char tag = key[(*at)++];
-    if (tag == KEY_NULL)
+    if (key[(*at)++] == KEY_NULL)
         return NULL;
-    if (tag == KEY_MINUTE) {
-        int64_t minute;
-        memcpy(&minute, key + *at, sizeof minute);
-        *at += sizeof minute;
-        *len = sl_time_format_rfc3339(minute, scratch);
-        return scratch;
-    }
     uint32_t n;
     memcpy(&n, key + *at, sizeof n);
     *at += sizeof n;
@@ -200,6 +200,23 @@ static const char *key_field(const char *key, size_t *at, size_t *len,
     *at += n;
     *len = n;
     return s;
+}
+
+/* Reads the time key field at *at into two array elements: a minute C read as a
+ * timestamptz (the text null), anything else as its text (the minute null). */
+static sl_err bucket_field(const char *key, size_t *at, array *minute, array *text)
+{
+    if (key[*at] != KEY_MINUTE) {
+        size_t len = 0;
+        const char *s = key_field(key, at, &len);
+        sl_err err = sl__pg_array_text(minute, NULL, 0);
+        return err ? err : sl__pg_array_text(text, s, len);
+    }
+    int64_t us;
+    memcpy(&us, key + *at + 1, sizeof us);
+    *at += 1 + sizeof us;
+    sl_err err = sl__pg_array_int(minute, us - SL__PG_EPOCH_US);
+    return err ? err : sl__pg_array_text(text, NULL, 0);
 }
 
 /* The group of the key in r->key, added if new; NULL when out of memory. */
@@ -379,6 +396,61 @@ static void hll_add(uint8_t *regs, const char *s, size_t len)
         *reg = rank;
 }
 
+enum { VALUE_SCALE = 6 }; /* fraction digits C sums exactly */
+
+/* A plain decimal text ("-12.3": at most 12 integer and VALUE_SCALE fraction digits, no
+ * exponent, nothing around it) as millionths and its fraction digits; false for anything
+ * else, which PostgreSQL's numeric reads instead. */
+static bool value_units(const char *s, size_t len, int64_t *units, int *scale)
+{
+    if (len == 0)
+        return false;
+    size_t i = s[0] == '-', int_digits = 0, frac_digits = 0;
+    int64_t v = 0;
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        if (++int_digits > 12)
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (int_digits == 0)
+        return false;
+    if (i < len && s[i] == '.') {
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9' && frac_digits < VALUE_SCALE;
+             i++, frac_digits++)
+            v = v * 10 + (s[i] - '0');
+        if (frac_digits == 0)
+            return false;
+    }
+    if (i != len)
+        return false;
+    for (size_t d = frac_digits; d < VALUE_SCALE; d++)
+        v *= 10;
+    *units = s[0] == '-' ? -v : v;
+    *scale = (int)frac_digits;
+    return true;
+}
+
+/* A group's sum of millionths as a decimal text with its values' largest number of
+ * fraction digits, so numeric's sum of it has the scale the values' sum would; into
+ * out[32], returns the length. */
+static size_t value_format(const group *g, char out[32])
+{
+    uint64_t v = g->value_units < 0 ? -(uint64_t)g->value_units : (uint64_t)g->value_units;
+    char digits[24];
+    size_t n = 0, len = 0;
+    for (; v || n <= VALUE_SCALE; v /= 10)
+        digits[n++] = (char)('0' + v % 10); /* least significant first, at least 7 */
+    if (g->value_units < 0)
+        out[len++] = '-';
+    while (n > VALUE_SCALE)
+        out[len++] = digits[--n];
+    if (g->value_scale)
+        out[len++] = '.';
+    for (int d = 0; d < g->value_scale; d++)
+        out[len++] = digits[--n];
+    return len;
+}
+
 sl_err sl__pg_rollup_add(sl__pg_rollup *r, const char *text, const sl__pg_keys *k)
 {
     sl_buf *key = &r->key;
@@ -393,11 +465,21 @@ sl_err sl__pg_rollup_add(sl__pg_rollup *r, const char *text, const sl__pg_keys *
     if (!(g = find_group(&r->minute, key)))
         return SL_ERR_NOMEM;
     g->events++;
-    if (k->interaction_value.len != SL__PG_NULL &&
-        ((err = sl__pg_array_int(&r->value_group, (int64_t)(g - r->minute.groups) + 1)) ||
-         (err = sl__pg_array_text(&r->value_text, text + k->interaction_value.off,
-                                  k->interaction_value.len))))
-        return err;
+    if (k->interaction_value.len != SL__PG_NULL) {
+        const char *v = text + k->interaction_value.off;
+        int64_t units, sum;
+        int scale;
+        if (value_units(v, k->interaction_value.len, &units, &scale) &&
+            !__builtin_add_overflow(g->value_units, units, &sum)) {
+            g->value_units = sum;
+            g->values++;
+            if (scale > g->value_scale)
+                g->value_scale = scale;
+        } else if ((err = sl__pg_array_int(&r->value_group, (int64_t)(g - r->minute.groups) + 1)) ||
+                   (err = sl__pg_array_text(&r->value_text, v, k->interaction_value.len))) {
+            return err;
+        }
+    }
 
     sl_buf_reset(key);
     if ((err = key_time(key, text, k->timestamp)) || (err = key_text(key, text, k->channel)) ||
@@ -438,18 +520,24 @@ sl_err sl__pg_rollup_add(sl__pg_rollup *r, const char *text, const sl__pg_keys *
 }
 
 /* Each rollup's groups, cast as the columns are and grouped again (invariant 1), added to
- * or merged into the stored rows. Sorted, so concurrent sinks lock rows in one order. */
+ * or merged into the stored rows. Sorted, so concurrent sinks lock rows in one order. A
+ * bucket is the minute C read (m) or else the timestamp's text (b), which PostgreSQL
+ * reads and truncates itself. */
 static const char flush_sql[] =
     "WITH v AS ("
-    " SELECT g, sum(x::numeric) AS s, count(*) AS n FROM unnest($7::int4[], $8::text[])"
-    " AS u(g, x) GROUP BY g),"
+    " SELECT g, sum(x) AS s, sum(n) AS n FROM ("
+    " SELECT g, x::numeric, 1 FROM unnest($8::int4[], $9::text[]) AS u(g, x) UNION ALL"
+    " SELECT g, x::numeric, n FROM unnest($20::int4[], $21::text[], $22::int8[])"
+    " AS u(g, x, n)) AS u(g, x, n) GROUP BY g),"
     "r1 AS ("
     " INSERT INTO sluice_rollup_minute AS r (bucket, channel, platform, event_type,"
     " event_category, events, value_sum, value_count)"
-    " SELECT date_trunc('minute', u.b::timestamptz), u.c::varchar(50), u.p::varchar(100),"
-    " u.t::varchar(100), u.k::varchar(100), sum(u.n), sum(v.s), coalesce(sum(v.n), 0)"
-    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])"
-    " WITH ORDINALITY AS u(b, c, p, t, k, n, g) LEFT JOIN v ON v.g = u.g"
+    " SELECT coalesce(u.m, date_trunc('minute', u.b::timestamptz)), u.c::varchar(50),"
+    " u.p::varchar(100), u.t::varchar(100), u.k::varchar(100), sum(u.n), sum(v.s),"
+    " coalesce(sum(v.n), 0)"
+    " FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[],"
+    " $6::text[], $7::int8[]) WITH ORDINALITY AS u(m, b, c, p, t, k, n, g)"
+    " LEFT JOIN v ON v.g = u.g"
     " GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
     " ON CONFLICT (bucket, channel, platform, event_type, event_category)"
     " DO UPDATE SET events = r.events + excluded.events,"
@@ -459,55 +547,55 @@ static const char flush_sql[] =
     " value_count = r.value_count + excluded.value_count),"
     "r2 AS ("
     " INSERT INTO sluice_rollup_resources AS r (bucket, channel, resource_id, events)"
-    " SELECT date_trunc('minute', b::timestamptz), c::varchar(50), x::varchar(500), sum(n)"
-    " FROM unnest($9::text[], $10::text[], $11::text[], $12::int8[]) AS u(b, c, x, n)"
+    " SELECT coalesce(m, date_trunc('minute', b::timestamptz)), c::varchar(50),"
+    " x::varchar(500), sum(n)"
+    " FROM unnest($10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::int8[])"
+    " AS u(m, b, c, x, n)"
     " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 ON CONFLICT (bucket, channel, resource_id)"
     " DO UPDATE SET events = r.events + excluded.events)"
     "INSERT INTO sluice_rollup_distinct AS r (bucket, channel, what, regs)"
-    " SELECT date_trunc('minute', b::timestamptz), c::varchar(50), w,"
+    " SELECT coalesce(m, date_trunc('minute', b::timestamptz)), c::varchar(50), w,"
     " sluice_hll_merge(x::smallint[])"
-    " FROM unnest($13::text[], $14::text[], $15::text[], $16::text[]) AS u(b, c, w, x)"
+    " FROM unnest($15::timestamptz[], $16::text[], $17::text[], $18::text[], $19::text[])"
+    " AS u(m, b, c, w, x)"
     " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 ON CONFLICT (bucket, channel, what)"
     " DO UPDATE SET regs = sluice_hll_union(r.regs, excluded.regs)";
 
-enum { N_PARAMS = 16 };
+enum { N_PARAMS = 22 };
 
-/* Appends the fields of each group's key, and its count, to arrays[0..fields]. */
+/* Appends each group's bucket to arrays[0..1], its text fields to arrays[2..2+fields) and
+ * its count to arrays[2+fields]. */
 static sl_err table_arrays(const table *t, array *arrays, size_t fields)
 {
-    char scratch[SL_TIME_RFC3339_MAX];
     for (size_t i = 0; i < t->n; i++) {
         const group *g = &t->groups[i];
         const char *key = t->keys.data + g->key_off;
         size_t at = 0;
-        for (size_t f = 0; f < fields; f++) {
+        sl_err err = bucket_field(key, &at, &arrays[0], &arrays[1]);
+        for (size_t f = 0; f < fields && !err; f++) {
             size_t len = 0;
-            const char *s = key_field(key, &at, &len, scratch);
-            sl_err err = sl__pg_array_text(&arrays[f], s, len);
-            if (err)
-                return err;
+            const char *s = key_field(key, &at, &len);
+            err = sl__pg_array_text(&arrays[2 + f], s, len);
         }
-        sl_err err = sl__pg_array_int(&arrays[fields], g->events);
+        if (!err)
+            err = sl__pg_array_int(&arrays[2 + fields], g->events);
         if (err)
             return err;
     }
     return SL_OK;
 }
 
-/* Appends one sketch row: the group's bucket and channel, what, and the registers as an
- * array literal. */
+/* Appends one sketch row: the group's bucket (arrays[0..1]) and channel, what, and the
+ * registers as an array literal. */
 static sl_err sketch_row(const table *t, const group *g, const char *what, const uint8_t *regs,
                          array *arrays, sl_buf *scratch)
 {
-    char minute[SL_TIME_RFC3339_MAX];
     const char *key = t->keys.data + g->key_off;
     size_t at = 0, len = 0;
-    sl_err err;
-    for (int f = 0; f < 2; f++) {
-        const char *s = key_field(key, &at, &len, minute);
-        if ((err = sl__pg_array_text(&arrays[f], s, len)))
-            return err;
-    }
+    sl_err err = bucket_field(key, &at, &arrays[0], &arrays[1]);
+    const char *channel = key_field(key, &at, &len);
+    if (err || (err = sl__pg_array_text(&arrays[2], channel, len)))
+        return err;
     /* "{r1,r2,...}"; a register holds at most 55, two digits */
     char literal[HLL_REGS * 3 + 2], *p = literal;
     for (size_t i = 0; i < HLL_REGS; i++) {
@@ -519,18 +607,21 @@ static sl_err sketch_row(const table *t, const group *g, const char *what, const
     *p++ = '}';
     sl_buf_reset(scratch);
     if ((err = sl_buf_append(scratch, literal, (size_t)(p - literal))) ||
-        (err = sl__pg_array_text(&arrays[2], what, strlen(what))))
+        (err = sl__pg_array_text(&arrays[3], what, strlen(what))))
         return err;
-    return sl__pg_array_text(&arrays[3], scratch->data, scratch->len);
+    return sl__pg_array_text(&arrays[4], scratch->data, scratch->len);
 }
 
 sl_err sl__pg_rollup_flush(sl__pg_rollup *r, PGconn *conn, char *errbuf, size_t errlen)
 {
     if (r->minute.n == 0)
         return SL_OK;
+    /* minute (7), its values C did not sum (2, kept in r), resources (5), distinct (5),
+     * the minute groups' sums of the values C summed (3) */
     static const uint32_t oids[N_PARAMS] = {
-        OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, 0,        0,
-        OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT};
+        OID_TSTZ, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, 0,
+        0,        OID_TSTZ, OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, OID_TSTZ, OID_TEXT,
+        OID_TEXT, OID_TEXT, OID_TEXT, OID_INT4, OID_TEXT, OID_INT8};
     array arrays[N_PARAMS];
     sl_buf params[N_PARAMS], scratch;
     for (int i = 0; i < N_PARAMS; i++) {
@@ -539,22 +630,29 @@ sl_err sl__pg_rollup_flush(sl__pg_rollup *r, PGconn *conn, char *errbuf, size_t 
     }
     sl_buf_init(&scratch, SL__PG_PARAM_MAX);
     sl_err err;
-    if ((err = table_arrays(&r->minute, &arrays[0], 5)) ||
-        (err = table_arrays(&r->resources, &arrays[8], 3)))
+    if ((err = table_arrays(&r->minute, &arrays[0], 4)) ||
+        (err = table_arrays(&r->resources, &arrays[9], 2)))
         goto out;
+    for (size_t i = 0; i < r->minute.n && !err; i++) {
+        const group *g = &r->minute.groups[i];
+        char sum[32];
+        if (g->values && !(err = sl__pg_array_int(&arrays[19], (int64_t)i + 1)) &&
+            !(err = sl__pg_array_text(&arrays[20], sum, value_format(g, sum))))
+            err = sl__pg_array_int(&arrays[21], g->values);
+    }
     for (size_t i = 0; i < r->distinct.n && !err; i++) {
         const group *g = &r->distinct.groups[i];
         if (g->sessions)
             err =
-                sketch_row(&r->distinct, g, "session_id", r->regs + g->regs, &arrays[12], &scratch);
+                sketch_row(&r->distinct, g, "session_id", r->regs + g->regs, &arrays[14], &scratch);
         if (!err && g->users)
-            err = sketch_row(&r->distinct, g, "user_id", r->regs + g->regs + HLL_REGS, &arrays[12],
+            err = sketch_row(&r->distinct, g, "user_id", r->regs + g->regs + HLL_REGS, &arrays[14],
                              &scratch);
     }
     const char *values[N_PARAMS];
     int lengths[N_PARAMS], formats[N_PARAMS];
     for (int i = 0; i < N_PARAMS && !err; i++) {
-        const array *a = i == 6 ? &r->value_group : i == 7 ? &r->value_text : &arrays[i];
+        const array *a = i == 7 ? &r->value_group : i == 8 ? &r->value_text : &arrays[i];
         if ((err = sl__pg_array_finish(a, &params[i])))
             break;
         values[i] = params[i].data;

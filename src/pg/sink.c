@@ -565,9 +565,6 @@ static outcome insert_ids_answering(lane *ln, size_t lo, size_t hi, char *why, s
     return WROTE;
 }
 
-/* Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01 (UTC). */
-#define PG_EPOCH_US INT64_C(946684800000000)
-
 /* Writes v big-endian into p's first n bytes. */
 static void put_be(unsigned char *p, uint64_t v, int n)
 {
@@ -599,7 +596,7 @@ static sl_err build_ids_copy(lane *ln, size_t lo, size_t hi, bool *binary)
         put_be(head, 2, 2);
         put_be(head + 2, k->event_id.len, 4);
         put_be(time, 8, 4);
-        put_be(time + 4, (uint64_t)(us - PG_EPOCH_US), 8);
+        put_be(time + 4, (uint64_t)(us - SL__PG_EPOCH_US), 8);
         if (!(err = sl_buf_append(&ln->ids_param, head, sizeof head)) &&
             !(err =
                   sl_buf_append(&ln->ids_param, ln->text.data + k->event_id.off, k->event_id.len)))

@@ -40,7 +40,11 @@ def make_event(i):
               event_category=rnd.choice(CATEGORIES),
               resource_id="/r/%d" % rnd.randrange(40), session_id="s-%d" % rnd.randrange(3000),
               user_id=rnd.choice(["u-%d" % rnd.randrange(800), None]),
-              interaction_value=rnd.choice([None, rnd.randrange(100) / 4]),
+              # decimals the sink sums itself (negative, scales 0-3) and ones it leaves
+              # to PostgreSQL (over six fraction digits, over twelve integer digits)
+              interaction_value=rnd.choice([None, rnd.randrange(100) / 4,
+                                            -rnd.randrange(10**6) / 1000, rnd.random(),
+                                            rnd.random() * 1e14]),
               metadata={"i": i, "note": "tab\there, newline\nthere, back\\slash"})
     return {k: v for k, v in e.items() if v is not None}
 
@@ -148,12 +152,14 @@ def main():
         dead = pg.value("SELECT count(*) FROM sluice_dead_letters")
         checks.check(dead == "0", f"no dead letters: {dead}")
 
-        # The rollups against the raw rows, both directions of the difference.
+        # The rollups against the raw rows, both directions of the difference (sums as
+        # texts, so their scale counts too).
         minute = ("SELECT date_trunc('minute', \"timestamp\") b, channel, platform, event_type,"
-                  " event_category, count(*), sum(interaction_value), count(interaction_value)"
+                  " event_category, count(*), sum(interaction_value)::text,"
+                  " count(interaction_value)"
                   " FROM analytics_events GROUP BY 1, 2, 3, 4, 5")
         rollup = ("SELECT bucket, channel, platform, event_type, event_category, events,"
-                  " value_sum, value_count FROM sluice_rollup_minute")
+                  " value_sum::text, value_count FROM sluice_rollup_minute")
         for name, a, b in [
                 ("minute counts", minute, rollup),
                 ("resources", "SELECT date_trunc('minute', \"timestamp\"), channel, resource_id,"
