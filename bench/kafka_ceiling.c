@@ -1,17 +1,19 @@
 /* The Kafka path's ceiling without HTTP: one librdkafka producer with sluice's settings
- * (idempotent, acks=all, lz4, murmur2_random) keeps K ~560-byte messages in flight, as K
- * keep-alive clients do, and produces the next one from each delivery report. It prints
- * the acknowledgements per second and the producer's CPU per acknowledgement, so
- * bench/kafka.sh's figures can be set against what the mock cluster and an ideal producer
- * reach on the same machine (docs/benchmarks.md, "Kafka backend").
- * Usage: sluice-kafka-ceiling BOOTSTRAP [seconds=8] [in-flight=64] [key=value ...]
- * (key=value: librdkafka settings applied after the defaults, e.g. linger.ms=0). */
+ * (src/log/kafka_producer_settings.h: idempotent, acks=all, lz4, linger, murmur2_random) keeps K
+ * ~560-byte messages in flight, as K keep-alive clients do, and produces the next one from each
+ * delivery report. It prints the acknowledgements per second and the producer's CPU per
+ * acknowledgement, so bench/kafka.sh's figures can be set against what the mock cluster and an
+ * ideal producer reach on the same machine (docs/benchmarks.md, "Kafka backend"). Usage:
+ * sluice-kafka-ceiling BOOTSTRAP [seconds=8] [in-flight=64] [key=value ...] (key=value: librdkafka
+ * settings applied after the defaults, e.g. linger.ms=0). */
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+
+#include "log/kafka_producer_settings.h"
 
 #define N_KEYS    512
 #define VALUE_LEN 560
@@ -67,19 +69,7 @@ int main(int argc, char **argv)
     unsigned long in_flight = argc > 3 ? strtoul(argv[3], NULL, 10) : 64;
     char es[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *settings[] = {"bootstrap.servers",
-                              argv[1],
-                              "enable.idempotence",
-                              "true",
-                              "acks",
-                              "all",
-                              "compression.codec",
-                              "lz4",
-                              "linger.ms",
-                              "0",
-                              "partitioner",
-                              "murmur2_random",
-                              NULL};
+    const char *settings[] = {"bootstrap.servers", argv[1], SL__LOG_KAFKA_PRODUCER_SETTINGS, NULL};
     for (int i = 0; settings[i]; i += 2) {
         if (rd_kafka_conf_set(conf, settings[i], settings[i + 1], es, sizeof es)) {
             fprintf(stderr, "%s\n", es);

@@ -38,6 +38,7 @@
 
 #include "core/diag.h"
 #include "core/time.h"
+#include "log/kafka_producer_settings.h"
 #include "log/log_int.h"
 
 #define METADATA_TIMEOUT_MS 10000
@@ -387,22 +388,7 @@ sl_err sl__log_kafka_open(const char *spec, const sl_log_options *opts, sl_log_t
     const char *producer_defaults[] = {
         "client.id",
         "sluice",
-        "enable.idempotence",
-        "true",
-        "acks",
-        "all",
-        "compression.codec",
-        "lz4",
-        /* Every HTTP answer waits for its ack, so the linger bounds a keep-alive client's
-         * rate: 64 messages kept in flight by an ideal producer (bench/kafka_ceiling.c)
-         * reach 34-37k acks/s at 1 ms, 37-39k at 0.5, 47-55k at 0.2 and 263-281k at 0.
-         * 0.2 ms rather than 0 because load still fills batches and each produce request
-         * costs the broker thread and the broker CPU (bench/kafka.sh at 64 connections:
-         * 1 ms 30-37k requests/s, 0.2 ms 36-44k, 0 ms 29-48k; docs/benchmarks.md). */
-        "linger.ms",
-        "0.2",
-        "partitioner",
-        "murmur2_random",
+        SL__LOG_KAFKA_PRODUCER_SETTINGS,
         "message.timeout.ms",
         "5000",
         /* A broker gone down is retried at most every second, not librdkafka's 10 s: with
