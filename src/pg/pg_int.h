@@ -62,6 +62,12 @@ typedef struct sl__pg_array {
     uint32_t oid;
 } sl__pg_array;
 
+/* One value framed as PostgreSQL's binary format frames an array element and a binary
+ * COPY field alike: its length (-1: null, s NULL), then its bytes; an 8-byte integer (int8,
+ * or timestamptz as microseconds since SL__PG_EPOCH_US). */
+SL_MUST_CHECK sl_err sl__pg_binary_text(sl_buf *b, const char *s, size_t len);
+SL_MUST_CHECK sl_err sl__pg_binary_int8(sl_buf *b, int64_t v);
+
 void sl__pg_array_init(sl__pg_array *a, uint32_t oid);
 void sl__pg_array_cleanup(sl__pg_array *a);
 void sl__pg_array_reset(sl__pg_array *a);

@@ -263,27 +263,36 @@ static sl_err put_be32(sl_buf *b, uint32_t v)
     return sl_buf_append(b, p, sizeof p);
 }
 
+sl_err sl__pg_binary_text(sl_buf *b, const char *s, size_t len)
+{
+    if (!s)
+        return put_be32(b, UINT32_MAX); /* length -1 */
+    sl_err err = put_be32(b, (uint32_t)len);
+    return err ? err : sl_buf_append(b, s, len);
+}
+
+sl_err sl__pg_binary_int8(sl_buf *b, int64_t v)
+{
+    sl_err err = put_be32(b, 8);
+    if (!err)
+        err = put_be32(b, (uint32_t)((uint64_t)v >> 32));
+    return err ? err : put_be32(b, (uint32_t)v);
+}
+
 sl_err sl__pg_array_text(array *a, const char *s, size_t len)
 {
     a->n++;
-    if (!s) {
+    if (!s)
         a->nulls = true;
-        return put_be32(&a->body, UINT32_MAX); /* length -1 */
-    }
-    sl_err err = put_be32(&a->body, (uint32_t)len);
-    return err ? err : sl_buf_append(&a->body, s, len);
+    return sl__pg_binary_text(&a->body, s, len);
 }
 
 sl_err sl__pg_array_int(array *a, int64_t v)
 {
     a->n++;
-    if (a->oid == OID_INT4) {
-        sl_err err = put_be32(&a->body, 4);
-        return err ? err : put_be32(&a->body, (uint32_t)v);
-    }
-    sl_err err = put_be32(&a->body, 8);
-    if (!err)
-        err = put_be32(&a->body, (uint32_t)((uint64_t)v >> 32));
+    if (a->oid != OID_INT4)
+        return sl__pg_binary_int8(&a->body, v);
+    sl_err err = put_be32(&a->body, 4);
     return err ? err : put_be32(&a->body, (uint32_t)v);
 }
 

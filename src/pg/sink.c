@@ -565,13 +565,6 @@ static outcome insert_ids_answering(lane *ln, size_t lo, size_t hi, char *why, s
     return WROTE;
 }
 
-/* Writes v big-endian into p's first n bytes. */
-static void put_be(unsigned char *p, uint64_t v, int n)
-{
-    for (int i = n - 1; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
 /* The ids of rows [lo, hi) in PostgreSQL's binary COPY format into ln->ids_param: each
  * id's text and its timestamp as microseconds since 2000, so PostgreSQL parses no time.
  * *binary is false (and ids_param is not to be sent) when a row's timestamp is not one C
@@ -591,16 +584,11 @@ static sl_err build_ids_copy(lane *ln, size_t lo, size_t hi, bool *binary)
             *binary = false;
             return SL_OK;
         }
-        /* two fields: the id's length and bytes, then 8 bytes of time */
-        unsigned char head[6], time[12];
-        put_be(head, 2, 2);
-        put_be(head + 2, k->event_id.len, 4);
-        put_be(time, 8, 4);
-        put_be(time + 4, (uint64_t)(us - SL__PG_EPOCH_US), 8);
-        if (!(err = sl_buf_append(&ln->ids_param, head, sizeof head)) &&
-            !(err =
-                  sl_buf_append(&ln->ids_param, ln->text.data + k->event_id.off, k->event_id.len)))
-            err = sl_buf_append(&ln->ids_param, time, sizeof time);
+        /* a tuple of two fields (16-bit count): the id's text, then its time */
+        if (!(err = sl_buf_append(&ln->ids_param, "\0\2", 2)) &&
+            !(err = sl__pg_binary_text(&ln->ids_param, ln->text.data + k->event_id.off,
+                                       k->event_id.len)))
+            err = sl__pg_binary_int8(&ln->ids_param, us - SL__PG_EPOCH_US);
     }
     return err ? err : sl_buf_append(&ln->ids_param, "\xff\xff", 2); /* the trailer, -1 */
 }
