@@ -284,7 +284,7 @@ static int cmd_serve(int argc, char **argv)
         .ingest = roles & ROLE_API,
         .components = components,
         .n_components = n_components,
-        .use_poll = cfg.http_poll, /* ingest speed (branch ingestspeed) */
+        .poll_connections = (unsigned)cfg.http_poll_connections,
     };
     if (sl_http_server_start(&ho, log, &srv, errbuf, sizeof errbuf)) {
         sl_diag(SL_DIAG_ERROR, "could not start the HTTP server", "detail=\"%s\"", errbuf);

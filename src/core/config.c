@@ -179,10 +179,11 @@ static const setting settings[] = {
      F(from_beginning), "with --group: start at the oldest event, not the committed offset"},
     {"max", "SLUICE_MAX", SETTING_INT, "0", 0, INT64_MAX, 0, SL_CMD_LOG_READ, F(max_messages),
      "stop after this many events; 0 = all"},
-    /* ingest speed (branch ingestspeed) */
-    {"http-poll", "SLUICE_HTTP_POLL", SETTING_BOOL, "false", 0, 0, 0, SL_CMD_SERVE, F(http_poll),
-     "HTTP workers wait with poll() instead of epoll: fewer system calls per request up to "
-     "about a hundred connections per thread, dearer past that (docs/benchmarks.md)"},
+    {"http-poll-connections", "SLUICE_HTTP_POLL_CONNECTIONS", SETTING_INT, "128", 0, 1000000, 0,
+     SL_CMD_SERVE, F(http_poll_connections),
+     "this many connections are served by workers that wait with poll(), which costs fewer "
+     "system calls per request than epoll but scans all its connections at each wake-up; "
+     "the others by epoll workers; 0 = epoll only (docs/internals/http.md)"},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])

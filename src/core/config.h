@@ -81,7 +81,7 @@ typedef struct sl_config {
     bool from_beginning;
     int64_t max_messages;
     /* ingest speed (branch ingestspeed) */
-    bool http_poll;
+    int64_t http_poll_connections;
 } sl_config;
 
 /* Fills cfg for `command` from the defaults, then the environment, then argv (the words

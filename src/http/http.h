@@ -31,7 +31,7 @@ typedef struct sl_http_options {
                                      * health, readiness and metrics routes */
     const sl_component *components; /* n_components parts asked by /ready and /metrics */
     size_t n_components;
-    bool use_poll; /* workers wait in poll(), not epoll (server.c says when) */
+    unsigned poll_connections; /* served by poll() workers, the rest by epoll (listener.c) */
 } sl_http_options;
 
 /* Starts serving. log, the write keys and the components are borrowed and must outlive

@@ -32,8 +32,34 @@ unsigned sl__http_access_check_key(const sl__http_access *a, struct MHD_Connecti
  * taken). @thread any. */
 unsigned sl__http_access_take(sl__http_access *a, size_t bucket, size_t n);
 
+/* Open connections per client address, for --max-connections-per-ip (ip_limit.c).
+ * @thread any (one mutex). */
+typedef struct sl__http_ip_limit {
+    pthread_mutex_t mu;
+    void *counts;   /* tsearch tree of struct sl__http_ip_count */
+    unsigned limit; /* 0 = no limit: take always succeeds and counts nothing */
+} sl__http_ip_limit;
+
+void sl__http_ip_limit_init(sl__http_ip_limit *l, unsigned limit);
+void sl__http_ip_limit_cleanup(sl__http_ip_limit *l);
+/* Counts one more connection of addr's address; false (nothing counted) when it already
+ * holds the limit or when out of memory. */
+bool sl__http_ip_limit_take(sl__http_ip_limit *l, const struct sockaddr *addr);
+/* Undoes one take of the same address. */
+void sl__http_ip_limit_release(sl__http_ip_limit *l, const struct sockaddr *addr);
+
 struct sl_http_server {
-    struct MHD_Daemon *daemon;
+    /* Connections are accepted by listener.c and handed to one of two libmicrohttpd
+     * daemons, each with its own pool of worker threads (opts.threads). */
+    struct MHD_Daemon *poll_daemon;  /* the first opts.poll_connections; NULL if 0 */
+    struct MHD_Daemon *epoll_daemon; /* every other connection */
+    int listen_fd;
+    pthread_t accept_thread;
+    bool accepting;               /* accept_thread runs and must be joined */
+    atomic_bool accept_end;       /* tells accept_thread to return */
+    atomic_uint connections;      /* accepted and not yet closed (counted before the hand-over) */
+    atomic_uint poll_connections; /* of those, handed to poll_daemon */
+    sl__http_ip_limit ip_limit;
     sl_log_t *log;
     sl_http_options opts;
     sl_metrics metrics;
@@ -87,6 +113,21 @@ typedef struct sl__http_request {
     sl_err append_err; /* written by the log's thread before resume */
     char append_detail[160];
 } sl__http_request;
+
+/* Binds and listens on opts.listen (sets srv->listen_fd and srv->port). */
+SL_MUST_CHECK sl_err sl__http_listener_open(sl_http_server_t *srv, char *errbuf, size_t errlen);
+/* Starts the thread that accepts connections and hands each to a daemon. */
+SL_MUST_CHECK sl_err sl__http_listener_start(sl_http_server_t *srv);
+/* Stops accepting and closes the listening socket. Idempotent. */
+void sl__http_listener_close(sl_http_server_t *srv);
+/* libmicrohttpd's connection notifications of each daemon: undo a closed connection's
+ * counts (srv->connections, srv->poll_connections, srv->ip_limit). */
+void sl__http_listener_on_poll_connection(void *cls, struct MHD_Connection *conn,
+                                          void **socket_context,
+                                          enum MHD_ConnectionNotificationCode toe);
+void sl__http_listener_on_epoll_connection(void *cls, struct MHD_Connection *conn,
+                                           void **socket_context,
+                                           enum MHD_ConnectionNotificationCode toe);
 
 /* Undoes a gzip or deflate Content-Encoding. SL_ERR_TOO_LARGE once the output passes
  * out->cap, SL_ERR_INVALID (with a message) for a corrupt or truncated stream. */

@@ -155,6 +155,10 @@ sl_err sl_metrics_render(const sl_metrics *m, const sl_metrics_gauges *g, sl_buf
     EMIT("# HELP sluice_http_connections Open HTTP connections.\n"
          "# TYPE sluice_http_connections gauge\n"
          "sluice_http_connections %u\n"
+         "# HELP sluice_http_poll_connections Of the open HTTP connections, those served by "
+         "poll() workers (--http-poll-connections); epoll workers serve the rest.\n"
+         "# TYPE sluice_http_poll_connections gauge\n"
+         "sluice_http_poll_connections %u\n"
          "# HELP sluice_http_requests_in_flight Requests received and not yet answered.\n"
          "# TYPE sluice_http_requests_in_flight gauge\n"
          "sluice_http_requests_in_flight %u\n"
@@ -167,8 +171,8 @@ sl_err sl_metrics_render(const sl_metrics *m, const sl_metrics_gauges *g, sl_buf
          "# HELP process_max_resident_memory_bytes Peak resident memory.\n"
          "# TYPE process_max_resident_memory_bytes gauge\n"
          "process_max_resident_memory_bytes %llu\n",
-         g->connections, g->requests_in_flight, cpu, (unsigned long long)resident_bytes(),
-         (unsigned long long)ru.ru_maxrss * 1024ULL);
+         g->connections, g->poll_connections, g->requests_in_flight, cpu,
+         (unsigned long long)resident_bytes(), (unsigned long long)ru.ru_maxrss * 1024ULL);
 #undef EMIT
     return err;
 }

@@ -44,6 +44,7 @@ void sl_metrics_observe_append(sl_metrics *m, int64_t latency_ns);
 typedef struct sl_metrics_gauges {
     const sl_log_stats *log;
     unsigned connections;
+    unsigned poll_connections; /* of connections, those served by poll() workers */
     unsigned requests_in_flight;
 } sl_metrics_gauges;
 

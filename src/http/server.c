@@ -1,9 +1,7 @@
-/* The libmicrohttpd daemon: listening, routing, per-request state, the answers shared by
- * every route, health/readiness/metrics, and graceful draining. POST /analytics itself
- * lives in ingest.c. */
-#include <arpa/inet.h>
+/* The libmicrohttpd daemons: routing, per-request state, the answers shared by every
+ * route, health/readiness/metrics, and graceful draining. Accepting connections lives in
+ * listener.c, POST /analytics in ingest.c. */
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,11 +148,10 @@ static enum MHD_Result handle_metrics(sl__http_request *req)
     sl_http_server_t *srv = req->srv;
     sl_log_stats st;
     sl_log_get_stats(srv->log, &st);
-    const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
     sl_metrics_gauges g = {
         .log = &st,
-        .connections = info ? info->num_connections : 0,
+        .connections = atomic_load(&srv->connections),
+        .poll_connections = atomic_load(&srv->poll_connections),
         .requests_in_flight = atomic_load(&srv->in_flight),
     };
     sl_buf b;
@@ -304,98 +301,80 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
     sl_diag(SL_DIAG_WARN, "http server", "detail=\"%s\"", msg);
 }
 
-/* Splits "HOST:PORT" or "[V6]:PORT" and resolves it to a socket address. */
-static sl_err resolve_listen(const char *listen, struct sockaddr_storage *ss, bool *is_v6,
-                             char *errbuf, size_t errlen)
+/* One daemon without a listening socket (listener.c hands it connections), with its own
+ * pool of worker threads waiting in poll() or epoll. */
+static struct MHD_Daemon *start_daemon(sl_http_server_t *srv, unsigned wait_flag,
+                                       MHD_NotifyConnectionCallback on_connection)
 {
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    if (!colon || colon == listen || !colon[1])
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
-                             "listen address \"%s\" is not HOST:PORT", listen);
-    const char *h = listen;
-    size_t hlen = (size_t)(colon - listen);
-    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
-        h++;
-        hlen -= 2;
-    }
-    if (hlen >= sizeof host)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "listen host is too long");
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    char *end;
-    errno = 0;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || errno || port < 0 || port > 65535)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "listen port \"%s\" is not 0-65535",
-                             colon + 1);
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, colon + 1, &hints, &res);
-    if (rc != 0)
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG, "could not resolve \"%s\": %s", host,
-                             gai_strerror(rc));
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *is_v6 = res->ai_family == AF_INET6;
-    freeaddrinfo(res);
-    return SL_OK;
+    const sl_http_options *opts = &srv->opts;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_NO_LISTEN_SOCKET |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO | wait_flag;
+    /* Above listener.c's exact limit, so that libmicrohttpd never refuses first (each
+     * worker of the pool gets an equal share of this). */
+    unsigned daemon_limit = opts->max_connections * opts->threads;
+    /* The per-connection pool (headers, read buffer, answer) is zeroed by libmicrohttpd at
+     * every request on a kept-alive connection: 64 KiB cost about 98k instructions per
+     * request under callgrind, 32 KiB half that, and still takes request headers of 16 KB
+     * (docs/benchmarks.md). */
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, srv,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opts->threads, MHD_OPTION_CONNECTION_LIMIT,
+        daemon_limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->idle_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_END);
+}
+
+/* Stops both daemons (closing their connections) and frees the server; the listener is
+ * closed first. */
+static void server_destroy(sl_http_server_t *srv)
+{
+    sl__http_listener_close(srv);
+    if (srv->poll_daemon)
+        MHD_stop_daemon(srv->poll_daemon);
+    if (srv->epoll_daemon)
+        MHD_stop_daemon(srv->epoll_daemon);
+    sl__http_ip_limit_cleanup(&srv->ip_limit);
+    sl__http_access_cleanup(&srv->access);
+    free(srv);
 }
 
 sl_err sl_http_server_start(const sl_http_options *opts, sl_log_t *log, sl_http_server_t **out,
                             char *errbuf, size_t errlen)
 {
-    struct sockaddr_storage ss;
-    bool is_v6 = false;
-    sl_err err = resolve_listen(opts->listen, &ss, &is_v6, errbuf, errlen);
-    if (err)
-        return err;
     sl_http_server_t *srv = calloc(1, sizeof *srv);
     if (!srv)
         return SL_ERR_NOMEM;
     srv->log = log;
     srv->opts = *opts;
+    srv->listen_fd = -1;
     sl_metrics_init(&srv->metrics);
+    sl__http_ip_limit_init(&srv->ip_limit, opts->max_connections_per_ip);
     if (sl__http_access_init(&srv->access, opts->write_keys, opts->n_write_keys,
                              opts->rate_limit)) {
+        sl__http_ip_limit_cleanup(&srv->ip_limit);
         free(srv);
         return SL_ERR_NOMEM;
     }
-    /* With epoll libmicrohttpd takes a suspended connection out of its set and puts it
-     * back on resume (two epoll_ctl per request) and, edge-triggered, reads until EAGAIN
-     * (one more recvfrom): a durable single event costs about 7.3 system calls, against
-     * 3.8 with poll() (strace -c, docs/benchmarks.md). But poll() scans every connection
-     * of a worker at each wake-up: with 1,000 idle connections beside 64 busy ones it
-     * cost twice the CPU per request of epoll, so a crowd of idle clients could starve
-     * the server. epoll stays the default; --http-poll is for a known small number of
-     * connections (behind a balancer). */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO |
-                     (opts->use_poll ? MHD_USE_POLL : MHD_USE_EPOLL);
-    if (is_v6)
-        flags |= MHD_USE_IPv6;
-    /* The per-connection pool (headers, read buffer, answer) is zeroed by libmicrohttpd at
-     * every request on a kept-alive connection: 64 KiB cost about 98k instructions per
-     * request under callgrind, 32 KiB half that, and still takes request headers of 16 KB
-     * (docs/benchmarks.md). */
-    srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, srv,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)opts->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)opts->max_connections_per_ip,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->idle_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, srv, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
-    if (!srv->daemon) {
-        sl__http_access_cleanup(&srv->access);
-        free(srv);
-        return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not listen on \"%s\": %s",
-                             opts->listen, errno ? strerror(errno) : "libmicrohttpd refused");
+    sl_err err = sl__http_listener_open(srv, errbuf, errlen);
+    if (err)
+        goto fail;
+    srv->epoll_daemon = start_daemon(srv, MHD_USE_EPOLL, sl__http_listener_on_epoll_connection);
+    if (opts->poll_connections && srv->epoll_daemon)
+        srv->poll_daemon = start_daemon(srv, MHD_USE_POLL, sl__http_listener_on_poll_connection);
+    if (!srv->epoll_daemon || (opts->poll_connections && !srv->poll_daemon)) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "could not start the HTTP workers: %s",
+                            errno ? strerror(errno) : "libmicrohttpd refused");
+        goto fail;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = info ? info->port : 0;
+    if (sl__http_listener_start(srv)) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "could not start the accept thread");
+        goto fail;
+    }
     *out = srv;
     return SL_OK;
+fail:
+    server_destroy(srv);
+    return err;
 }
 
 uint16_t sl_http_server_port(const sl_http_server_t *srv)
@@ -406,9 +385,7 @@ uint16_t sl_http_server_port(const sl_http_server_t *srv)
 unsigned sl_http_server_drain(sl_http_server_t *srv, int64_t timeout_ms)
 {
     atomic_store(&srv->draining, true);
-    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    sl__http_listener_close(srv);
     int64_t deadline = sl_time_mono_ns() + timeout_ms * 1000000;
     while (atomic_load(&srv->in_flight) > 0 && sl_time_mono_ns() < deadline) {
         struct timespec ts = {0, 5 * 1000 * 1000};
@@ -433,7 +410,5 @@ void sl_http_server_free(sl_http_server_t *srv)
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    MHD_stop_daemon(srv->daemon);
-    sl__http_access_cleanup(&srv->access);
-    free(srv);
+    server_destroy(srv);
 }

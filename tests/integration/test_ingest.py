@@ -3,10 +3,12 @@ CORS, health/ready/metrics, the stored form read back with `sluice log read`, co
 group offsets, settings from the environment, and a graceful SIGTERM."""
 
 import gzip
+import http.client
 import json
 import os
 import subprocess
 import threading
+import time
 import zlib
 
 from harness import DROP, SLUICE, Checks, Server, event, read_log
@@ -214,33 +216,86 @@ def settings_from_env():
         checks.check(f.read() == doc, "docs/configuration.md is stale: run sluice config-doc")
 
 
-def poll_event_loop():
-    """--http-poll (workers in poll() instead of epoll) serves the same: every shape stored
-    once, concurrent clients answered, and a graceful SIGTERM answers what is in flight."""
-    with Server(extra_args=["--http-poll"]) as srv:
+def metric(srv, name):
+    _, _, data = srv.request("GET", "/metrics")
+    for line in data.decode().splitlines():
+        if line.startswith(name + " "):
+            return int(float(line.split()[1]))
+    raise AssertionError(f"{name} missing from /metrics")
+
+
+def both_event_loops():
+    """With --http-poll-connections 2, the first two connections go to the poll() workers and
+    the others to the epoll workers: concurrent clients on both are answered, every event is
+    stored once, and a graceful SIGTERM answers what is in flight."""
+    with Server(extra_args=["--http-poll-connections", "2"]) as srv:
         sent = []
         shapes(srv, sent)
+        for _ in range(100):  # until the server has seen shapes()'s connections close
+            if metric(srv, "sluice_http_connections") == 1:
+                break
+            time.sleep(0.05)
         results = []
+        held = threading.Barrier(9)
 
         def sender():
             c = srv.conn()
-            for _ in range(50):
+            for i in range(50):
                 e = event()
                 st, _ = srv.post(e, conn=c)
                 results.append(st)
                 if st == 200:
                     sent.append(e)
+                if i == 0:
+                    held.wait()  # all 8 connections are open while /metrics is read
+                    held.wait()
 
         threads = [threading.Thread(target=sender) for _ in range(8)]
         for t in threads:
             t.start()
+        held.wait()
+        total, in_poll = metric(srv, "sluice_http_connections"), metric(srv, "sluice_http_poll_connections")
+        held.wait()
         for t in threads:
             t.join()
-        checks.check(results.count(200) == 400, f"--http-poll concurrent answers: {set(results)}")
+        checks.check(total >= 9 and in_poll == 2,
+                     f"connections spread over the loops: {total} open, {in_poll} in poll")
+        checks.check(results.count(200) == 400, f"concurrent answers on both loops: {set(results)}")
         stored = [s["event_id"] for s in srv.read_log()]
         checks.check(sorted(stored) == sorted(e["event_id"] for e in sent),
-                     f"--http-poll stored {len(stored)} events, sent {len(sent)}")
+                     f"both loops stored {len(stored)} events, sent {len(sent)}")
         graceful_stop_answers_in_flight(srv)
+
+
+def refused(srv):
+    """True when a new connection is closed by the server without an answer."""
+    try:
+        status, _, _ = srv.request("GET", "/health")
+        return False
+    except (ConnectionError, http.client.HTTPException, OSError):
+        return True
+
+
+def connection_limits():
+    """--max-connections-per-ip and --max-connections are counted across both kinds of
+    worker: a connection past either limit is closed unanswered, and closing one frees its
+    place."""
+    for flag in ("--max-connections-per-ip", "--max-connections"):
+        with Server(extra_args=[flag, "2", "--http-poll-connections", "1"]) as srv:
+            first, second = srv.conn(), srv.conn()
+            for c in (first, second):  # one in the poll workers, one in epoll
+                status, _, _ = srv.request("GET", "/health", conn=c)
+                checks.check(status == 200, f"{flag} 2: a connection within the limit: {status}")
+            checks.check(refused(srv), f"{flag} 2: a third connection was served")
+            first.close()
+            ok = False
+            for _ in range(50):  # the server sees the close a moment later
+                if not refused(srv):
+                    ok = True
+                    break
+                time.sleep(0.05)
+            checks.check(ok, f"{flag} 2: a closed connection did not free its place")
+            second.close()
 
 
 def main():
@@ -253,7 +308,8 @@ def main():
         groups(srv, len(sent) + 2)
         graceful_stop_answers_in_flight(srv)
     stop_races_kept_alive_requests()
-    poll_event_loop()
+    both_event_loops()
+    connection_limits()
     write_keys_and_rate_limits()
     settings_from_env()
     checks.finish()
