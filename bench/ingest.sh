@@ -4,7 +4,8 @@
 # Reports requests/s, latency percentiles, server CPU per request, peak RSS, and
 # instructions per request under callgrind. Usage: bench/ingest.sh [seconds] [connections]
 # Needs a release build in build/ (make build) and wrk, nginx, valgrind (make deps).
-# sluice takes its settings from the environment too: SLUICE_HTTP_POLL=1 measures --http-poll.
+# sluice takes its settings from the environment too: SLUICE_HTTP_POLL_CONNECTIONS=0 measures
+# epoll workers only.
 # ROUNDS=N (default 1) repeats the three runs N times, interleaved, and adds their medians
 # (bench/rounds.py): one run on this shared VM moves by 10-30 % from the next.
 # FLOOR=1 adds, in each round and with the same wrk script, nginx reading batches of 100 and

@@ -1,7 +1,8 @@
 /* The HTTP server: ingest API (POST /analytics), health, readiness and metrics (of the log
- * and of the process's other components), on libmicrohttpd with a pool of event-loop
- * threads. A request whose events must become durable is suspended (no thread waits) and
- * resumed from the log's durability callback. */
+ * and of the process's other components), on libmicrohttpd: an accept thread of ours hands
+ * each connection to a pool of poll() or of epoll worker threads (listener.c). A request whose
+ * events must become durable is suspended (no thread waits) and resumed from the log's durability
+ * callback. */
 #ifndef SL_HTTP_HTTP_H
 #define SL_HTTP_HTTP_H
 
