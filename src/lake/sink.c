@@ -13,6 +13,10 @@
  *     invariant 1 skips what they lag by.
  *  3. At start, and whenever partitions are assigned, txn[] is read from the table's latest
  *     snapshot and each partition is sought to txn[p] + 1.
+ *     Every commit also records which log the offsets count in: txn APP_ID_LOG, whose
+ *     version is log_mark (a hash of sl_log_identity). A table whose mark is another log's
+ *     (a log directory wiped and created anew beside a kept table) holds no progress in
+ *     this log: txn[] reads as -1, and the next commit writes every partition's txn.
  *  4. A batch that cannot be committed is abandoned whole: its uploads are aborted, its
  *     stored files deleted, and its partitions sought back to txn[p] + 1, so it is read
  *     and written again. When the commit's outcome is unknown (a store error, then the
@@ -37,6 +41,7 @@
 #define POLL_MAX       1024
 #define MAX_OPEN_DATES 64 /* date partitions one batch may hold before it is committed */
 #define APP_ID_FMT     "sluice-lake-%u"
+#define APP_ID_LOG     "sluice-lake-log"
 /* Versions one batch may find taken by other writers before it is abandoned and retried. */
 #define MAX_COMMIT_ATTEMPTS 10
 
@@ -56,6 +61,8 @@ struct sl_lake_sink_t {
     sl_delta_snapshot_t *snap; /* the table as last read or written; NULL: read it again */
     int64_t version;           /* snap's version */
     int64_t *txn;              /* invariant 1 */
+    int64_t log_mark;          /* invariant 3: this log's; -1 when the log has no identity */
+    bool other_log;            /* the table's txn[] are another log's (invariant 3) */
     int64_t *batch_first;      /* per partition: first offset in the batch; -1 none */
     int64_t *batch_last;
     bool *pending_seek; /* assigned before the consumer handle existed (embedded open) */
@@ -117,14 +124,37 @@ static void pause_ms(sl_lake_sink_t *sink, int ms)
 
 /* ---- the table's txn versions (invariant 3) ---- */
 
-/* txn[] of every partition from the snapshot. */
+/* The mark of a log identity stored in the table (so it must never change): FNV-1a, 64
+ * bits, cleared to a non-negative version. -1 for a log without identity. */
+static int64_t log_mark_of(const char *identity)
+{
+    if (!*identity)
+        return -1;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const unsigned char *c = (const unsigned char *)identity; *c; c++)
+        h = (h ^ *c) * 0x100000001b3ULL;
+    return (int64_t)(h >> 1);
+}
+
+/* txn[] of every partition from the snapshot: -1 each when the table's offsets count in
+ * another log (invariant 3). A table without a mark (written before marks existed, or by
+ * a log without identity) is taken as this log's. */
 static void txns_from(sl_lake_sink_t *sink, const sl_delta_snapshot_t *snap)
 {
+    int64_t mark;
+    bool other = sink->log_mark >= 0 && sl_delta_snapshot_txn(snap, APP_ID_LOG, &mark) == SL_OK &&
+                 mark != sink->log_mark;
+    if (other && !sink->other_log)
+        sl_diag(SL_DIAG_WARN,
+                "lake table's offsets belong to another log; reading this one "
+                "from its beginning",
+                "log=%s", sl_log_identity(sink->log));
+    sink->other_log = other;
     for (unsigned p = 0; p < sink->parts; p++) {
         char app[32];
         int64_t v;
         snprintf(app, sizeof app, APP_ID_FMT, p);
-        sink->txn[p] = sl_delta_snapshot_txn(snap, app, &v) == SL_OK ? v : -1;
+        sink->txn[p] = !other && sl_delta_snapshot_txn(snap, app, &v) == SL_OK ? v : -1;
     }
 }
 
@@ -394,7 +424,7 @@ static void batch_commit(sl_lake_sink_t *sink)
         set_health(sink, true, NULL, NULL); /* the table reads, and holds those events */
         goto out;
     }
-    txns = calloc(sink->parts, sizeof *txns);
+    txns = calloc(sink->parts + 1, sizeof *txns);
     apps = calloc(sink->parts, sizeof *apps);
     if (!txns || !apps) {
         err = sl_errbuf_set(eb, sizeof eb, SL_ERR_NOMEM, "out of memory");
@@ -403,12 +433,16 @@ static void batch_commit(sl_lake_sink_t *sink)
     if ((err = finish_files(sink, adds, pvs, stats, eb, sizeof eb)))
         goto fail;
     for (unsigned p = 0; p < sink->parts; p++) {
-        if (sink->batch_last[p] < 0)
+        /* After another log's offsets, every partition's are replaced (invariant 3). */
+        if (sink->batch_last[p] < 0 && !sink->other_log)
             continue;
         snprintf(apps[n_txns], sizeof apps[n_txns], APP_ID_FMT, p);
-        txns[n_txns] = (sl_delta_txn){apps[n_txns], sink->batch_last[p]};
+        txns[n_txns] = (sl_delta_txn){apps[n_txns], sink->batch_last[p] >= 0 ? sink->batch_last[p]
+                                                                             : sink->txn[p]};
         n_txns++;
     }
+    if (sink->log_mark >= 0)
+        txns[n_txns++] = (sl_delta_txn){APP_ID_LOG, sink->log_mark};
     static const sl_delta_kv params[] = {{"mode", "Append"}, {"partitionBy", "[\"event_date\"]"}};
     sl_delta_commit c = {
         .adds = adds,
@@ -441,6 +475,7 @@ static void batch_commit(sl_lake_sink_t *sink)
         if (sink->batch_last[p] >= 0)
             sink->txn[p] = sink->batch_last[p];
     }
+    sink->other_log = false;
     atomic_store(&sink->table_version, sink->version);
     atomic_store(&sink->last_commit_ms, sl_time_now_us() / 1000);
     atomic_fetch_add(&sink->commits_total, 1);
@@ -654,6 +689,7 @@ sl_err sl_lake_sink_start(const sl_lake_sink_options *opts, sl_log_t *log, sl_la
     sl_lake_row_init(&sink->row);
     sink->opts = *opts;
     sink->log = log;
+    sink->log_mark = log_mark_of(sl_log_identity(log));
     sink->parts = sl_log_partition_count(log);
     sink->table_uri = strdup(opts->table_uri);
     sink->group = strdup(opts->group ? opts->group : "sluice-lake");

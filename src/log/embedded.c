@@ -388,6 +388,11 @@ static unsigned emb_partition_count(const sl_log_t *log)
     return ((const emb_log *)log)->le->partitions;
 }
 
+static const char *emb_identity(const sl_log_t *log)
+{
+    return ((const emb_log *)log)->le->id;
+}
+
 /* Reads retained counts from meta for a handle without a writer, at most once a second
  * (scrapes must stay cheap). @locks smu */
 static void refresh_reader_stats(emb_log *lg)
@@ -440,6 +445,7 @@ static const sl__log_backend embedded_backend = {
     .close = emb_close,
     .append = emb_append,
     .partition_count = emb_partition_count,
+    .identity = emb_identity,
     .get_stats = emb_get_stats,
     .consumer_open = sl__log_emb_consumer_open,
     .consumer_poll = sl__log_emb_consumer_poll,

@@ -19,6 +19,7 @@
 
 #define META_PARTITIONS "partitions"
 #define META_FORMAT     "format"
+#define META_ID         "id"
 #define FORMAT_VERSION  1u
 #define MAX_READERS     1022u
 
@@ -183,6 +184,25 @@ static int meta_u32_get_or_init(MDB_txn *txn, MDB_dbi meta, const char *key, uin
     return rc;
 }
 
+/* Reads the log's identity, storing a new UUIDv7 first if the log has none (a new log, or
+ * one created before identities existed). A stored value that is not a UUID is corrupt. */
+static int meta_id_get_or_init(MDB_txn *txn, MDB_dbi meta, char out[SL_UUID_STR_LEN + 1])
+{
+    MDB_val k = {strlen(META_ID), (void *)(uintptr_t)META_ID}, v;
+    int rc = mdb_get(txn, meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        sl_uuid_v7(out);
+        v = (MDB_val){SL_UUID_STR_LEN, out};
+        return mdb_put(txn, meta, &k, &v, 0);
+    }
+    out[0] = '\0';
+    if (rc == 0 && v.mv_size == SL_UUID_STR_LEN && sl_uuid_is_canonical(v.mv_data, v.mv_size)) {
+        memcpy(out, v.mv_data, SL_UUID_STR_LEN);
+        out[SL_UUID_STR_LEN] = '\0';
+    }
+    return rc;
+}
+
 /* Reads or creates the meta DB and the partition DBs in one write transaction, so two
  * processes creating the same log at once agree on its partition count. */
 static sl_err env_init_dbs(sl__log_env *le, unsigned want_parts, char *errbuf, size_t errlen)
@@ -213,6 +233,13 @@ static sl_err env_init_dbs(sl__log_env *le, unsigned want_parts, char *errbuf, s
         err =
             sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
                           "could not open log \"%s\": stored partition count is corrupt", le->dir);
+        goto out;
+    }
+    if ((rc = meta_id_get_or_init(txn, le->meta, le->id)))
+        goto mdb_fail;
+    if (!le->id[0]) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                            "could not open log \"%s\": its stored id is corrupt", le->dir);
         goto out;
     }
     if (parts != want_parts)

@@ -141,6 +141,11 @@ unsigned sl_log_partition_count(const sl_log_t *log)
     return log->be->partition_count(log);
 }
 
+const char *sl_log_identity(const sl_log_t *log)
+{
+    return log->be->identity(log);
+}
+
 void sl_log_get_stats(sl_log_t *log, sl_log_stats *stats)
 {
     memset(stats, 0, sizeof *stats);

@@ -70,6 +70,11 @@ unsigned sl_log_partition_for_key(const char *key, size_t key_len, unsigned part
 
 unsigned sl_log_partition_count(const sl_log_t *log);
 
+/* The identity of the log's contents, fixed when the log was created: a sink that stored
+ * offsets of a log with another identity must not apply them to this one (they would skip
+ * this log's first events). "" when the backend has none (Kafka, for now). */
+const char *sl_log_identity(const sl_log_t *log);
+
 typedef struct sl_log_stats {
     uint64_t records;        /* records currently retained, all partitions */
     uint64_t bytes;          /* bytes of retained record values and keys */

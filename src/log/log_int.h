@@ -14,6 +14,7 @@ typedef struct sl__log_backend {
     sl_err (*append)(sl_log_t *log, const sl_log_record *recs, size_t n, sl_log_append_cb cb,
                      void *opaque);
     unsigned (*partition_count)(const sl_log_t *log);
+    const char *(*identity)(const sl_log_t *log);
     void (*get_stats)(sl_log_t *log, sl_log_stats *stats);
 
     sl_err (*consumer_open)(sl_log_t *log, const sl_log_consumer_options *opts,
@@ -62,6 +63,8 @@ SL_MUST_CHECK sl_err sl__log_kafka_open(const char *spec, const sl_log_options *
 /* ---- embedded backend internals (embedded.c, embedded_consumer.c) ---- */
 
 #include <lmdb.h>
+
+#include "core/uuid.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/types.h>
@@ -83,7 +86,8 @@ typedef struct sl__log_env {
     ino_t ino;
     char *dir;
     MDB_env *env;
-    unsigned partitions; /* as stored in the log, whatever the options said */
+    unsigned partitions;          /* as stored in the log, whatever the options said */
+    char id[SL_UUID_STR_LEN + 1]; /* meta "id": the log's identity (sl_log_identity) */
     MDB_dbi meta;
     MDB_dbi *part; /* partitions entries */
 

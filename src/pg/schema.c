@@ -123,6 +123,10 @@ static const char schema_v2[] = "ALTER TABLE sluice_rollup_minute SET (fillfacto
                                 "ALTER TABLE sluice_rollup_distinct SET (fillfactor = 50);"
                                 "INSERT INTO sluice_migrations (version) VALUES (2);";
 
+/* The log each stored offset counts in (sink.c, invariant 1); NULL for rows stored before. */
+static const char schema_v3[] = "ALTER TABLE sluice_offsets ADD COLUMN log_id text;"
+                                "INSERT INTO sluice_migrations (version) VALUES (3);";
+
 static const char events_native[] =
     "CREATE TABLE analytics_events (" EVENT_COLUMNS ") PARTITION BY RANGE (\"timestamp\");";
 static const char events_timescale[] = "CREATE TABLE analytics_events (" EVENT_COLUMNS ");"
@@ -204,6 +208,8 @@ sl_err sl__pg_migrate_conn(PGconn *conn, char *errbuf, size_t errlen)
             goto out;
     }
     if (version < 2 && (err = sl__pg_exec(conn, schema_v2, errbuf, errlen)))
+        goto out;
+    if (version < 3 && (err = sl__pg_exec(conn, schema_v3, errbuf, errlen)))
         goto out;
     err = sl__pg_exec(conn, "COMMIT", errbuf, errlen);
 out:

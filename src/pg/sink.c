@@ -22,6 +22,10 @@
  *  3. A row PostgreSQL refuses (data or constraint error) is found by halving the batch
  *     under savepoints and goes to sluice_dead_letters in the same transaction; the rest
  *     commits.
+ *     Each row also names the log it counts in (log_id, sl_log_identity): a row stored
+ *     for another log (a log directory wiped and created anew beside a kept database)
+ *     counts as no progress, so the new log is read from its beginning, not from offsets
+ *     that would skip its first events.
  *  4. Memory is bounded by batch_rows and batch_bytes: while a batch cannot be written the
  *     thread stops polling (the log keeps accepting; its retention is the bound there). A
  *     polled record that does not fit is not held: its partition is sought back to it.
@@ -78,6 +82,7 @@ typedef struct dead {
 struct sl_pg_sink {
     sl_pg_sink_options opts;
     char *conninfo, *group;
+    const char *log_id; /* sl_log_identity of the log read; "" when unknown */
     lane **lanes;
     unsigned n_lanes;
     atomic_bool stopping;
@@ -253,7 +258,7 @@ static sl_err load_offsets(lane *ln, char *errbuf, size_t errlen)
 {
     const char *params[1] = {ln->sink->group};
     PGresult *res = PQexecParams(ln->conn,
-                                 "SELECT log_partition, next_offset FROM sluice_offsets "
+                                 "SELECT log_partition, next_offset, log_id FROM sluice_offsets "
                                  "WHERE consumer_group = $1",
                                  1, NULL, params, NULL, NULL, 0);
     sl_err err = SL_OK;
@@ -263,11 +268,22 @@ static sl_err load_offsets(lane *ln, char *errbuf, size_t errlen)
         goto out;
     }
     memset(ln->next, 0, ln->parts * sizeof *ln->next);
+    const char *log_id = ln->sink->log_id;
     for (int i = 0; i < PQntuples(res); i++) {
         long p = strtol(PQgetvalue(res, i, 0), NULL, 10);
         unsigned long long off = strtoull(PQgetvalue(res, i, 1), NULL, 10);
         if (p < 0 || (unsigned long)p >= ln->parts)
             continue; /* a partition the log no longer has */
+        /* A row without a log (stored before log ids existed) is taken as this log's. */
+        const char *stored_id = PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2);
+        if (*log_id && stored_id && strcmp(stored_id, log_id) != 0) {
+            sl_diag(SL_DIAG_WARN,
+                    "pg sink: stored offsets belong to another log; reading this "
+                    "one from its beginning",
+                    "group=\"%s\" partition=%ld stored_log=%s log=%s stored_next=%llu",
+                    ln->sink->group, p, stored_id, log_id, off);
+            continue;
+        }
         ln->next[p] = off;
     }
 out:
@@ -767,24 +783,36 @@ static sl_err write_offsets(lane *ln, sl_buf *sql, char *errbuf, size_t errlen)
     char *group = PQescapeLiteral(ln->conn, ln->sink->group, strlen(ln->sink->group));
     if (!group)
         return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "%s", PQerrorMessage(ln->conn));
+    char *log_id = *ln->sink->log_id
+                       ? PQescapeLiteral(ln->conn, ln->sink->log_id, strlen(ln->sink->log_id))
+                       : NULL;
+    if (*ln->sink->log_id && !log_id) {
+        PQfreemem(group);
+        return sl_errbuf_set(errbuf, errlen, SL_ERR_IO, "%s", PQerrorMessage(ln->conn));
+    }
     sl_err err = sl_buf_append_str(sql, "INSERT INTO sluice_offsets (consumer_group, "
-                                        "log_partition, next_offset) VALUES ");
+                                        "log_partition, next_offset, log_id) VALUES ");
     bool first = true;
     for (unsigned p = 0; p < ln->parts && !err; p++) {
         if (ln->held_to[p] <= ln->next[p])
             continue;
-        err = sl_buf_appendf(sql, "%s(%s, %u, %" PRIu64 ")", first ? "" : ", ", group, p,
-                             ln->held_to[p]);
+        err = sl_buf_appendf(sql, "%s(%s, %u, %" PRIu64 ", %s)", first ? "" : ", ", group, p,
+                             ln->held_to[p], log_id ? log_id : "NULL");
         first = false;
     }
     PQfreemem(group);
+    PQfreemem(log_id);
     if (err)
         return err;
     if (first)
         return SL_OK; /* nothing new (every held message was already stored) */
+    /* A row of another log is replaced (load_offsets ignored it), else it only advances. */
     if ((err = sl_buf_append_str(sql, " ON CONFLICT (consumer_group, log_partition) DO UPDATE "
-                                      "SET next_offset = greatest(sluice_offsets.next_offset, "
-                                      "excluded.next_offset), updated_at = now()")))
+                                      "SET next_offset = CASE WHEN sluice_offsets.log_id IS "
+                                      "DISTINCT FROM excluded.log_id THEN excluded.next_offset "
+                                      "ELSE greatest(sluice_offsets.next_offset, "
+                                      "excluded.next_offset) END, log_id = excluded.log_id, "
+                                      "updated_at = now()")))
         return err;
     return sl__pg_exec(ln->conn, sql->data, errbuf, errlen);
 }
@@ -1132,6 +1160,7 @@ sl_err sl_pg_sink_start(const sl_pg_sink_options *opts, sl_log_t *log, sl_pg_sin
     sink->opts = *opts;
     sink->conninfo = strdup(opts->conninfo);
     sink->group = strdup(opts->group ? opts->group : "sluice-pg");
+    sink->log_id = sl_log_identity(log);
     /* A lane owns at least one partition. */
     unsigned parts = sl_log_partition_count(log);
     sink->n_lanes = opts->writers < parts ? opts->writers : parts;

@@ -267,8 +267,37 @@ def check_commit_failure():
         shutil.rmtree(base, ignore_errors=True)
 
 
+def check_log_replaced():
+    """A new log beside a kept table (var/log wiped, var/lake kept): the table's offsets
+    name the log they count in, so the sink reads the new log from its beginning instead
+    of skipping as many of its events per partition as the table held of the old one."""
+    base = tempfile.mkdtemp(prefix="sluice-lake-newlog-")
+    try:
+        table = os.path.join(base, "lake")
+        lake_uri = "file://" + table
+        args = ["--lake", lake_uri, "--lake-batch-interval", "200ms"]
+        evs = events()
+        ids = []
+        for name, part, total in (("old", evs[:120], 120), ("new", evs[120:160], 160)):
+            log_dir = os.path.join(base, name)
+            os.mkdir(log_dir)
+            with Server(log_dir=log_dir, extra_args=args) as srv:
+                ids += post_all(srv, part)
+                checks.check(wait_rows(lake_uri, total, timeout=60),
+                             f"new log: the {name} log's events all in the table")
+        files = replay(table)[-1]["files"]
+        res = duckdb(["SELECT event_id FROM read_parquet([" +
+                      ", ".join(sql_str(file_path(table, a)) for a in files.values()) + "])"])
+        got = [r["event_id"] for r in res[0]]
+        checks.check(sorted(got) == sorted(ids),
+                     f"new log: {len(got)} rows for {len(ids)} events, each once")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def main():
     node_packages()
+    check_log_replaced()
     check_commit_failure()
     check_refusals()
     for codec in CODECS:

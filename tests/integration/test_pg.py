@@ -71,22 +71,23 @@ def test_migrations(pg):
                       " WHERE table_schema = 'public' ORDER BY 1, 2")
     r = migrate(pg)
     checks.check(r.returncode == 0, f"migrating again succeeds: {r.stderr}")
-    checks.check(pg.query("SELECT version FROM sluice_migrations ORDER BY 1") == [("1",), ("2",)],
-                 "each migration is recorded once")
+    checks.check(pg.query("SELECT version FROM sluice_migrations ORDER BY 1")
+                 == [("1",), ("2",), ("3",)], "each migration is recorded once")
     ff = pg.query("SELECT relname, reloptions::text FROM pg_class WHERE relname LIKE "
                   "'sluice_rollup_%' AND relkind = 'r' ORDER BY 1")
     checks.check(ff == [(t, "{fillfactor=50}") for t in ("sluice_rollup_distinct",
                                                          "sluice_rollup_minute",
                                                          "sluice_rollup_resources")],
                  f"rollup tables leave room for in-place updates: {ff}")
-    # A store at version 1 (before the fillfactor) is brought to version 2.
-    pg.query("DELETE FROM sluice_migrations WHERE version = 2; ALTER TABLE "
-             "sluice_rollup_resources RESET (fillfactor)")
+    # A store at version 1 (before the fillfactor and the offsets' log ids) is brought to 3.
+    pg.query("DELETE FROM sluice_migrations WHERE version > 1; ALTER TABLE "
+             "sluice_rollup_resources RESET (fillfactor); ALTER TABLE sluice_offsets DROP "
+             "COLUMN log_id")
     r = migrate(pg)
-    checks.check(r.returncode == 0 and pg.value("SELECT max(version) FROM sluice_migrations") == "2"
+    checks.check(r.returncode == 0 and pg.value("SELECT max(version) FROM sluice_migrations") == "3"
                  and pg.value("SELECT reloptions::text FROM pg_class WHERE relname = "
                               "'sluice_rollup_resources'") == "{fillfactor=50}",
-                 f"a version-1 store migrates to 2: {r.stderr}")
+                 f"a version-1 store migrates to 3: {r.stderr}")
     checks.check(pg.query("SELECT table_name, column_name, data_type FROM "
                           "information_schema.columns WHERE table_schema = 'public' "
                           "ORDER BY 1, 2") == schema, "migrating again changes nothing")
@@ -425,8 +426,6 @@ def test_outage(pg, srv):
 
 def test_graceful_stop(pg):
     before = int(pg.value("SELECT count(*) FROM analytics_events"))
-    # A new log: the offsets stored for the previous one do not apply to it.
-    pg.query("DELETE FROM sluice_offsets")
     srv = Server(extra_args=["--pg", pg.uri, "--pg-linger", "60s"]).start()
     try:
         now = dt.datetime.now(UTC)
@@ -444,12 +443,35 @@ def test_graceful_stop(pg):
         srv.__exit__(None, None, None)
 
 
+def test_log_replaced(pg):
+    """A new log beside a kept database (var/log wiped, var/pg kept): the offsets stored for
+    the old log name it, so the sink reads the new one from its beginning instead of
+    skipping as many of its events per partition as it had stored of the old one."""
+    now = dt.datetime.now(UTC)
+    before = int(pg.value("SELECT count(*) FROM analytics_events"))
+    with Server(extra_args=["--pg", pg.uri, "--pg-linger", "50ms"]) as srv:
+        status, _ = srv.post([event(timestamp=iso(now)) for _ in range(60)])
+        checks.check(status == 200, "the first log takes events")
+        wait_rows(pg, before + 60)
+    old_ids = pg.query("SELECT DISTINCT log_id FROM sluice_offsets WHERE consumer_group = "
+                       "'sluice-pg'")
+    checks.check(len(old_ids) == 1 and old_ids[0][0], f"offsets name their log: {old_ids}")
+    with Server(extra_args=["--pg", pg.uri, "--pg-linger", "50ms"]) as srv:  # a new log dir
+        status, _ = srv.post([event(timestamp=iso(now)) for _ in range(20)])
+        checks.check(status == 200, "the new log takes events")
+        got = wait_rows(pg, before + 80)
+        checks.check(got == before + 80, f"every event of the new log is stored: "
+                                         f"{got - before - 60} of 20")
+        rows = pg.query("SELECT log_id FROM sluice_offsets WHERE consumer_group = 'sluice-pg' "
+                        "AND next_offset > 0 AND log_id IS DISTINCT FROM %s" % repr(old_ids[0][0]))
+        checks.check(len(rows) > 0, "the new log's offsets replace the old log's")
+
+
 def test_large_records(pg):
     """Records near the batch's byte bound: a batch takes what fits and the rest is read
     again for the next one; a record over half the bound is a dead letter, not a stall."""
     before = int(pg.value("SELECT count(*) FROM analytics_events"))
     dead_before = int(pg.value("SELECT count(*) FROM sluice_dead_letters"))
-    pg.query("DELETE FROM sluice_offsets")  # a new log
     args = ["--pg", pg.uri, "--pg-batch-bytes", "2M", "--pg-linger", "50ms", "--max-body", "4M",
             "--max-inflated", "4M", "--max-event", "4M"]
     with Server(extra_args=args) as srv:
@@ -482,6 +504,7 @@ def main():
             test_dead_letters_and_dedup(pg, srv)
             test_outage(pg, srv)
         test_graceful_stop(pg)
+        test_log_replaced(pg)
         test_large_records(pg)
         r = subprocess.run([SLUICE, "serve", "--roles", "pg-sink", "--listen", "127.0.0.1:0"],
                            capture_output=True, text=True, timeout=60,

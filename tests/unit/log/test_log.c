@@ -387,6 +387,54 @@ static void test_partition_count_is_kept(void **state)
     sl_log_close(log);
 }
 
+/* A log's identity is a UUID fixed at creation: the same for a reader and after reopening,
+ * another for a log created anew in the same place, and created for a log that has none. */
+static void test_identity(void **state)
+{
+    fixture *fx = *state;
+    char first[64];
+    sl_log_t *log = open_log(fx->uri, true, 2);
+    snprintf(first, sizeof first, "%s", sl_log_identity(log));
+    assert_int_equal(strlen(first), 36);
+    sl_log_close(log);
+    log = open_log(fx->uri, false, 2);
+    assert_string_equal(sl_log_identity(log), first);
+    sl_log_close(log);
+
+    /* A log from before identities: the id is added at the next open, then kept. */
+    char path[128];
+    snprintf(path, sizeof path, "%s/log", fx->dir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 1025), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 64ull << 20), 0);
+    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    MDB_val k = {2, "id"};
+    assert_int_equal(mdb_del(txn, meta, &k, NULL), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    log = open_log(fx->uri, true, 2);
+    char added[64];
+    snprintf(added, sizeof added, "%s", sl_log_identity(log));
+    assert_int_equal(strlen(added), 36);
+    assert_string_not_equal(added, first);
+    sl_log_close(log);
+    log = open_log(fx->uri, false, 2);
+    assert_string_equal(sl_log_identity(log), added);
+    sl_log_close(log);
+
+    /* The same directory wiped and used again: a new log, a new identity. */
+    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    assert_int_equal(mkdir(fx->dir, 0700), 0);
+    log = open_log(fx->uri, true, 2);
+    assert_string_not_equal(sl_log_identity(log), added);
+    sl_log_close(log);
+}
+
 static void test_append_errors(void **state)
 {
     fixture *fx = *state;
@@ -1180,6 +1228,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_uri_and_options, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_append_order_and_durability, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_partition_count_is_kept, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_identity, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_append_errors, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_producer_lock_busy, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_group_lock_and_names, setup_dir, teardown_dir),
