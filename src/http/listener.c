@@ -95,15 +95,22 @@ sl_err sl__http_listener_open(sl_http_server_t *srv, char *errbuf, size_t errlen
     return SL_OK;
 }
 
-/* Closes a connection refused for a limit; warns at most once a second. */
+/* Whether a warning may go out now: at most one a second, so a flood cannot fill the log. */
+static bool may_warn(int64_t *last_warned_ns)
+{
+    int64_t now = sl_time_mono_ns();
+    if (now - *last_warned_ns < 1000000000)
+        return false;
+    *last_warned_ns = now;
+    return true;
+}
+
+/* Closes a connection refused for a limit. */
 static void refuse(int fd, const char *why, int64_t *last_warned_ns)
 {
     close(fd);
-    int64_t now = sl_time_mono_ns();
-    if (now - *last_warned_ns >= 1000000000) {
-        *last_warned_ns = now;
+    if (may_warn(last_warned_ns))
         sl_diag(SL_DIAG_WARN, "refusing connections", "reason=\"%s\"", why);
-    }
 }
 
 /* @thread the accept thread */
@@ -150,12 +157,9 @@ static void *accept_main(void *arg)
         if (atomic_load(&srv->accept_end) || errno == EINTR || errno == ECONNABORTED)
             continue;
         /* Out of descriptors or memory: wait for some to be freed rather than spin. */
-        int64_t now = sl_time_mono_ns();
-        if (now - last_warned_ns >= 1000000000) {
-            last_warned_ns = now;
+        if (may_warn(&last_warned_ns))
             sl_diag(SL_DIAG_WARN, "could not accept a connection", "detail=\"%s\"",
                     strerror(errno));
-        }
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
