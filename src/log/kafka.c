@@ -66,6 +66,7 @@ typedef struct kafka_log {
     char **opts;
     size_t n_opts;
     bool producer;
+    char identity[300]; /* "kafka:CLUSTER_ID/TOPIC"; "" when the cluster gave no id */
     size_t max_pending_bytes;
     int message_timeout_ms;
 
@@ -343,6 +344,22 @@ static sl_err read_partitions(kafka_log *lg, char *errbuf, size_t errlen)
                          lg->brokers, last ? rd_kafka_err2str(last) : "no partitions");
 }
 
+/* The cluster's id (from the metadata read_partitions just fetched) and the topic: a new
+ * cluster is a new log. A topic deleted and created again in the same cluster keeps its
+ * identity (librdkafka 2.0 does not give topic ids). */
+static void read_identity(kafka_log *lg)
+{
+    char *cluster = rd_kafka_clusterid(lg->rk, METADATA_TIMEOUT_MS);
+    if (cluster)
+        snprintf(lg->identity, sizeof lg->identity, "kafka:%s/%s", cluster, lg->topic);
+    else
+        sl_diag(SL_DIAG_WARN,
+                "kafka cluster gave no cluster id: sinks cannot tell a new cluster "
+                "from the one their offsets were stored for",
+                "topic=%s", lg->topic);
+    rd_kafka_mem_free(lg->rk, cluster);
+}
+
 sl_err sl__log_kafka_open(const char *spec, const sl_log_options *opts, sl_log_t **out,
                           char *errbuf, size_t errlen)
 {
@@ -437,6 +454,7 @@ sl_err sl__log_kafka_open(const char *spec, const sl_log_options *opts, sl_log_t
     }
     if ((err = read_partitions(lg, errbuf, errlen)))
         goto out;
+    read_identity(lg);
     if (pthread_create(&lg->poller, NULL, poll_main, lg) != 0) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "could not start the kafka poll thread");
         goto out;
@@ -561,11 +579,9 @@ static unsigned kafka_partition_count(const sl_log_t *log)
     return ((const kafka_log *)log)->ki.partitions;
 }
 
-/* None yet: a recreated topic is not told apart from the one it replaced. */
 static const char *kafka_identity(const sl_log_t *log)
 {
-    (void)log;
-    return "";
+    return ((const kafka_log *)log)->identity;
 }
 
 /* records and bytes (the log's depth) are unknown to a producer: Kafka keeps them. */

@@ -72,7 +72,8 @@ unsigned sl_log_partition_count(const sl_log_t *log);
 
 /* The identity of the log's contents, fixed when the log was created: a sink that stored
  * offsets of a log with another identity must not apply them to this one (they would skip
- * this log's first events). "" when the backend has none (Kafka, for now). */
+ * this log's first events). Embedded: a UUID made at creation; Kafka: the cluster's id and
+ * the topic (a topic re-created in the same cluster is not told apart). "" when unknown. */
 const char *sl_log_identity(const sl_log_t *log);
 
 typedef struct sl_log_stats {

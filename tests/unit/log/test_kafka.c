@@ -183,6 +183,28 @@ static void on_assign(void *opaque, const unsigned *parts, size_t n)
     *(size_t *)opaque += n;
 }
 
+/* A Kafka log's identity names the cluster and the topic: another cluster, another log. */
+static void test_identity(void **state)
+{
+    mock *m = *state;
+    sl_log_t *log = open_log(m, false, quiet, 2);
+    char first[300];
+    snprintf(first, sizeof first, "%s", sl_log_identity(log));
+    sl_log_close(log);
+    assert_true(strncmp(first, "kafka:", 6) == 0);
+    assert_true(strlen(first) > strlen("kafka:/t") && !strcmp(first + strlen(first) - 2, "/t"));
+    log = open_log(m, true, quiet, 2);
+    assert_string_equal(sl_log_identity(log), first);
+    sl_log_close(log);
+
+    mock *other = NULL;
+    assert_int_equal(mock_setup((void **)&other), 0);
+    log = open_log(other, false, quiet, 2);
+    assert_string_not_equal(sl_log_identity(log), first);
+    sl_log_close(log);
+    mock_teardown((void **)&other);
+}
+
 static void test_group_commit(void **state)
 {
     mock *m = *state;
@@ -293,6 +315,7 @@ int sl_test_kafka_group(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_append_and_read_back, mock_setup, mock_teardown),
+        cmocka_unit_test_setup_teardown(test_identity, mock_setup, mock_teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, mock_setup, mock_teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, mock_setup, mock_teardown),
         cmocka_unit_test_setup_teardown(test_broker_down_and_back, mock_setup, mock_teardown),
