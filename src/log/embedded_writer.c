@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,11 +368,12 @@ static void release_mapped_pages(emb_log *lg)
     lg->bytes_since_trim = 0;
 }
 
-/* Values of several records hold at most this many bytes. A group's records of one
- * partition (several hundred for batch requests) go into few values, each one LMDB put
- * and one overflow-page allocation instead of one put per record (docs/benchmarks.md,
- * 2026-12-07 "record batches"). */
-#define BATCH_VALUE_MAX ((size_t)64 << 10)
+/* Values of several records hold at most this many bytes: 16 LMDB pages of 4 KiB, less
+ * the overflow page header, so a full value fills its 16 overflow pages. A group's records
+ * of one partition (several hundred for batch requests) go into few values, each one LMDB
+ * put and one overflow-page allocation instead of one put per record (docs/benchmarks.md,
+ * 2026-12-07 "batch values"). */
+#define BATCH_VALUE_MAX ((size_t)16 * 4096 - 16)
 
 /* Stores one value holding recs[0..n) (a run of consecutive offsets of one partition,
  * appended at the same time): a single record as before, more as a batch. MDB_APPEND
@@ -830,10 +832,20 @@ static void log_group(emb_log *lg, wunit *units)
 
 /* Takes everything queued, logs it as one group, repeats; drains the queue on close
  * (invariant 7). @thread the log's writer */
+/* LMDB mallocs every overflow page run of a write transaction (a batch value's 16 pages)
+ * and frees it at the commit, ~4 MiB per commit under batch traffic. With glibc's default
+ * trim threshold (128 KiB, raised only by freed mmap chunks) the writer's arena gives
+ * that memory back after each commit and faults it in again, zeroed, at the next: ~40 us
+ * of the writer's ~105 per request of 100 events (docs/benchmarks.md, 2026-12-07). A
+ * threshold of two transactions' worth keeps it. Process-wide: other threads' arenas may
+ * then keep up to that much free memory too. */
+#define MALLOC_TRIM_BYTES (16 << 20)
+
 void *sl__log_emb_writer_main(void *arg)
 {
     emb_log *lg = arg;
     pthread_setname_np(pthread_self(), "sl-log-writer"); /* for per-thread CPU in /proc */
+    mallopt(M_TRIM_THRESHOLD, MALLOC_TRIM_BYTES);
     for (;;) {
         pthread_mutex_lock(&lg->qmu);
         while (!lg->qhead && !lg->closing)
