@@ -94,6 +94,8 @@ static void emb_free(emb_log *lg)
     free(lg->scratch);
     free(lg->curs);
     free(lg->touched);
+    free(lg->order);
+    free(lg->part_end);
     free(lg->wnext);
     free(lg);
 }
@@ -178,8 +180,9 @@ sl_err sl__log_embedded_open(const char *dir, const sl_log_options *opts, sl_log
     lg->scratch = calloc(parts, sizeof *lg->scratch);
     lg->curs = calloc(parts, sizeof *lg->curs);
     lg->touched = calloc(parts, sizeof *lg->touched);
+    lg->part_end = calloc(parts, sizeof *lg->part_end);
     lg->wnext = calloc(parts, sizeof *lg->wnext);
-    if (!lg->ps || !lg->scratch || !lg->curs || !lg->touched || !lg->wnext) {
+    if (!lg->ps || !lg->scratch || !lg->curs || !lg->touched || !lg->part_end || !lg->wnext) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_NOMEM, "could not open log \"%s\": %s", dir,
                             "out of memory");
         goto fail;

@@ -7,7 +7,8 @@
  *
  * Invariants:
  *  1. pos[p] is the next offset to read in partition p. Reads position with
- *     MDB_SET_RANGE, so an offset that retention removed lands on the oldest retained one.
+ *     MDB_SET_RANGE, so an offset that retention removed lands on the oldest retained one;
+ *     an offset inside a batch value (log_int.h) is found in the value before that.
  *  2. A poll that fails leaves pos[] as it was: nothing is skipped.
  *  3. Messages handed out point into buf, which changes only at the next poll or close.
  *  4. Group offsets are written only by commit, in one write transaction; they are meta
@@ -252,16 +253,51 @@ typedef struct poll_state {
     bool full; /* byte cap reached */
 } poll_state;
 
+/* Positions cur on the value holding offset `from`: the one with that key, or a batch
+ * before it that reaches it (a poll that resumes inside a batch); else the first value
+ * after it (retention removed `from`), or MDB_NOTFOUND. */
+static int seek_value(MDB_cursor *cur, uint64_t from, MDB_val *k, MDB_val *v)
+{
+    uint64_t key;
+    *k = (MDB_val){sizeof from, &from};
+    int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+    if (rc == 0 && k->mv_size == sizeof key) {
+        memcpy(&key, k->mv_data, sizeof key);
+        if (key == from)
+            return 0;
+    } else if (rc != MDB_NOTFOUND) {
+        return rc; /* an error, or a corrupt key the caller reports */
+    }
+    MDB_val pk, pv;
+    int prc = mdb_cursor_get(cur, &pk, &pv, rc == 0 ? MDB_PREV : MDB_LAST);
+    if (prc == 0 && pk.mv_size == sizeof key) {
+        sl__log_value_iter it;
+        memcpy(&key, pk.mv_data, sizeof key);
+        if (key < from && sl__log_value_open(pv.mv_data, pv.mv_size, &it) &&
+            from - key < it.count) {
+            *k = pk;
+            *v = pv;
+            return 0;
+        }
+    } else if (prc != 0 && prc != MDB_NOTFOUND) {
+        return prc;
+    }
+    if (rc == MDB_NOTFOUND)
+        return rc;
+    *k = (MDB_val){sizeof from, &from};
+    return mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+}
+
 /* Copies up to limit messages of partition p from pos[p] on, and notes whether the
- * partition was read to its end. Message key/value hold offsets into buf until the poll
- * fixes them up. */
+ * partition was read to its end. A value may hold a batch of records (log_int.h): a poll
+ * may stop inside one, and the next resumes there. Message key/value hold offsets into
+ * buf until the poll fixes them up. */
 static sl_err read_partition(emb_consumer *c, poll_state *st, unsigned p, size_t limit)
 {
     MDB_cursor *cur = c->curs[p];
-    uint64_t from = c->pos[p];
-    MDB_val k = {sizeof from, &from}, v;
+    MDB_val k, v;
     size_t got = 0;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    int rc = seek_value(cur, c->pos[p], &k, &v);
     while (rc == 0) {
         if (got >= limit || st->full)
             break;
@@ -272,41 +308,53 @@ static sl_err read_partition(emb_consumer *c, poll_state *st, unsigned p, size_t
                               ": key of %zu bytes",
                               c->le->dir, p, c->pos[p], k.mv_size);
         memcpy(&off, k.mv_data, sizeof off);
-        uint32_t key_len = 0;
-        int64_t ts = 0;
-        if (v.mv_size >= SL__LOG_REC_HDR)
-            memcpy(&key_len, (const char *)v.mv_data + 8, sizeof key_len);
-        if (v.mv_size < SL__LOG_REC_HDR || key_len > v.mv_size - SL__LOG_REC_HDR)
+        sl__log_value_iter it;
+        if (!sl__log_value_open(v.mv_data, v.mv_size, &it))
             return set_errmsg(c, SL_ERR_CORRUPT,
                               "corrupt record in log \"%s\" partition %u at offset %" PRIu64
                               ": %zu bytes, shorter than its header",
                               c->le->dir, p, off, v.mv_size);
-        memcpy(&ts, v.mv_data, sizeof ts);
-        size_t len = v.mv_size - SL__LOG_REC_HDR;
-        /* The byte cap bounds memory per poll; one message always fits, or a message
-         * larger than the cap could never be read. */
-        if (st->n > 0 && c->buf_len + len > SL__LOG_POLL_BYTES) {
-            st->full = true;
-            break;
+        sl__log_value_rec rec;
+        while (got < limit && !st->full && sl__log_value_next(&it, &rec)) {
+            uint64_t roff = off + (it.count - it.left - 1);
+            if (roff < c->pos[p])
+                continue; /* before the position, inside a batch */
+            /* Key and value lie side by side in both kinds of value. */
+            size_t len = rec.key_len + rec.value_len;
+            /* The byte cap bounds memory per poll; one message always fits, or a message
+             * larger than the cap could never be read. */
+            if (st->n > 0 && c->buf_len + len > SL__LOG_POLL_BYTES) {
+                st->full = true;
+                break;
+            }
+            if (!buf_reserve(c, len))
+                return set_errmsg(c, SL_ERR_NOMEM,
+                                  "could not read log \"%s\": out of memory for %zu bytes",
+                                  c->le->dir, len);
+            memcpy(c->buf + c->buf_len, rec.key, len);
+            st->msgs[st->n++] = (sl_log_message){
+                .partition = p,
+                .offset = roff,
+                .timestamp_ms = it.ts,
+                .key = (const char *)(uintptr_t)c->buf_len,
+                .key_len = rec.key_len,
+                .value = (const char *)(uintptr_t)(c->buf_len + rec.key_len),
+                .value_len = rec.value_len,
+            };
+            c->buf_len += len;
+            c->pos[p] = roff + 1;
+            got++;
         }
-        if (!buf_reserve(c, len))
-            return set_errmsg(c, SL_ERR_NOMEM,
-                              "could not read log \"%s\": out of memory for %zu bytes", c->le->dir,
-                              len);
-        memcpy(c->buf + c->buf_len, (const char *)v.mv_data + SL__LOG_REC_HDR, len);
-        st->msgs[st->n++] = (sl_log_message){
-            .partition = p,
-            .offset = off,
-            .timestamp_ms = ts,
-            .key = (const char *)(uintptr_t)c->buf_len,
-            .key_len = key_len,
-            .value = (const char *)(uintptr_t)(c->buf_len + key_len),
-            .value_len = len - key_len,
-        };
-        c->buf_len += len;
-        c->pos[p] = off + 1;
-        got++;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        if (it.left == 0) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        if (got >= limit || st->full)
+            break;
+        return set_errmsg(c, SL_ERR_CORRUPT,
+                          "corrupt record in log \"%s\" partition %u at offset %" PRIu64
+                          ": it does not fit its batch of %" PRIu32 " records at offset %" PRIu64,
+                          c->le->dir, p, off + (it.count - it.left), it.count, off);
     }
     if (rc != 0 && rc != MDB_NOTFOUND)
         return set_errmsg(c, sl__log_mdb_err(rc), "could not read log \"%s\": %s", c->le->dir,

@@ -405,7 +405,7 @@ static sl_err replay_flush(emb_log *lg, wrec *recs, size_t *n, walpos after, cha
     *u = (wunit){.n = *n, .after = after};
     memcpy(u->recs, recs, *n * sizeof *recs);
     char detail[512];
-    bool ok = sl__log_emb_apply(lg, u, detail, sizeof detail);
+    bool ok = sl__log_emb_apply(lg, u, false, detail, sizeof detail);
     free(u);
     *n = 0;
     if (!ok)

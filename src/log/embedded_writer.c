@@ -2,8 +2,10 @@
  * WAL in one group (one fdatasync) and runs their callbacks; the applier moves durable
  * units into LMDB with retention, many groups per transaction (one LMDB commit). Also
  * loads the partition state at open. The invariants are numbered in embedded.c. */
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,19 +44,16 @@ void sl__log_meta_part_key(char out[32], unsigned p, MDB_val *k)
     k->mv_data = out;
 }
 
-/* The append time of a stored record; INT64_MIN for one too short to hold a header, so
- * retention removes it first. */
-static int64_t record_ts(const MDB_val *v)
+/* What retention and the counts need of a stored value (single or batch): its append
+ * time, records and key + value bytes. A value too short for its header, or whose count
+ * its size cannot hold, reads as one record of no bytes appended at INT64_MIN, so
+ * retention removes it first and counts never underflow. */
+static sl__log_value_iter value_head(const MDB_val *v)
 {
-    int64_t ts = INT64_MIN;
-    if (v->mv_size >= SL__LOG_REC_HDR)
-        memcpy(&ts, v->mv_data, sizeof ts);
-    return ts;
-}
-
-static uint64_t record_bytes(const MDB_val *v)
-{
-    return v->mv_size >= SL__LOG_REC_HDR ? v->mv_size - SL__LOG_REC_HDR : 0;
+    sl__log_value_iter it;
+    if (!sl__log_value_open(v->mv_data, v->mv_size, &it))
+        it = (sl__log_value_iter){.ts = INT64_MIN, .count = 1};
+    return it;
 }
 
 /* Loads every partition's committed state. Repairs (with a warning) meta that disagrees
@@ -70,7 +69,9 @@ sl_err sl__log_emb_load_state(emb_log *lg, char *errbuf, size_t errlen)
     if (rc)
         goto mdb_fail;
     lg->total_bytes = 0;
-    for (unsigned p = 0; p < le->partitions; p++) {
+    unsigned p = 0;
+    size_t key_size = 0;
+    for (p = 0; p < le->partitions; p++) {
         pstate *ps = &lg->ps[p];
         *ps = (pstate){.first_ts = INT64_MAX};
         char kb[32];
@@ -93,27 +94,28 @@ sl_err sl__log_emb_load_state(emb_log *lg, char *errbuf, size_t errlen)
         if (rc)
             goto mdb_fail;
         MDB_val ck, cv;
+        uint64_t first = 0, end = 0; /* the stored offsets: [first, end) */
         rc = mdb_cursor_get(cur, &ck, &cv, MDB_LAST);
         if (rc == 0) {
-            uint64_t last = 0;
-            if (ck.mv_size != sizeof last) {
-                err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
-                                    "could not open log \"%s\": partition %u has a key of %zu "
-                                    "bytes",
-                                    le->dir, p, ck.mv_size);
-                goto out;
-            }
-            memcpy(&last, ck.mv_data, sizeof last);
-            if (ps->next <= last) {
+            key_size = ck.mv_size;
+            if (key_size != sizeof end)
+                goto bad_key;
+            memcpy(&end, ck.mv_data, sizeof end);
+            end += value_head(&cv).count;
+            if (ps->next < end) {
                 sl_diag(SL_DIAG_WARN, "log next offset behind its records, moving it",
                         "dir=\"%s\" partition=%u next=%" PRIu64 " last=%" PRIu64, le->dir, p,
-                        ps->next, last);
-                ps->next = last + 1;
+                        ps->next, end - 1);
+                ps->next = end;
             }
             rc = mdb_cursor_get(cur, &ck, &cv, MDB_FIRST);
             if (rc)
                 goto mdb_fail;
-            ps->first_ts = record_ts(&cv);
+            key_size = ck.mv_size;
+            if (key_size != sizeof first)
+                goto bad_key;
+            memcpy(&first, ck.mv_data, sizeof first);
+            ps->first_ts = value_head(&cv).ts;
         } else if (rc != MDB_NOTFOUND) {
             goto mdb_fail;
         }
@@ -121,24 +123,35 @@ sl_err sl__log_emb_load_state(emb_log *lg, char *errbuf, size_t errlen)
         rc = mdb_stat(txn, le->part[p], &ms);
         if (rc)
             goto mdb_fail;
-        if (ms.ms_entries != ps->records) {
-            /* Only reachable after outside damage: recount rather than trust either. */
-            uint64_t bytes = 0;
+        /* Every value holds at least one record and offsets are consecutive, so the count
+         * lies between the values and the span of offsets (equal to both in a log of
+         * single values); outside that, meta was damaged from outside: recount rather
+         * than trust either. */
+        if (ps->records < ms.ms_entries || ps->records > end - first) {
+            uint64_t records = 0, bytes = 0;
             for (rc = mdb_cursor_get(cur, &ck, &cv, MDB_FIRST); rc == 0;
-                 rc = mdb_cursor_get(cur, &ck, &cv, MDB_NEXT))
-                bytes += record_bytes(&cv);
+                 rc = mdb_cursor_get(cur, &ck, &cv, MDB_NEXT)) {
+                sl__log_value_iter it = value_head(&cv);
+                records += it.count;
+                bytes += it.bytes;
+            }
             if (rc != MDB_NOTFOUND)
                 goto mdb_fail;
             sl_diag(SL_DIAG_WARN, "log partition counts disagree with its records, recounted",
-                    "dir=\"%s\" partition=%u meta_records=%" PRIu64 " records=%zu", le->dir, p,
-                    ps->records, ms.ms_entries);
-            ps->records = ms.ms_entries;
+                    "dir=\"%s\" partition=%u meta_records=%" PRIu64 " records=%" PRIu64, le->dir, p,
+                    ps->records, records);
+            ps->records = records;
             ps->bytes = bytes;
         }
         mdb_cursor_close(cur);
         cur = NULL;
         lg->total_bytes += ps->bytes;
     }
+    goto out;
+bad_key:
+    err = sl_errbuf_set(errbuf, errlen, SL_ERR_CORRUPT,
+                        "could not open log \"%s\": partition %u has a key of %zu bytes", le->dir,
+                        p, key_size);
     goto out;
 mdb_fail:
     err = sl_errbuf_set(errbuf, errlen, sl__log_mdb_err(rc), "could not open log \"%s\": %s",
@@ -175,7 +188,8 @@ static int part_cursor(emb_log *lg, MDB_txn *txn, unsigned p, MDB_cursor **out)
     return 0;
 }
 
-/* Deletes partition p's oldest record, then the next ones while they were appended before
+/* Deletes partition p's oldest value (a record, or a batch of them: retention deletes
+ * whole values), then the next ones while they were appended before
  * `before_ts` and, when `incoming` is not NULL, the log does not yet fit retention_bytes
  * with *incoming more bytes; keeps scratch counts true (invariant 3). One cursor walk: after
  * a delete LMDB leaves the cursor on the next record, so no record costs a search from the
@@ -191,7 +205,8 @@ static int delete_oldest(emb_log *lg, MDB_txn *txn, unsigned p, int64_t before_t
     MDB_val k, v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     while (rc == 0) {
-        uint64_t b = record_bytes(&v);
+        sl__log_value_iter it = value_head(&v);
+        uint64_t b = it.bytes;
         rc = mdb_cursor_del(cur, 0);
         if (rc)
             return rc;
@@ -199,13 +214,12 @@ static int delete_oldest(emb_log *lg, MDB_txn *txn, unsigned p, int64_t before_t
             b = ps->bytes;
         ps->bytes -= b;
         lg->total_bytes -= b;
-        if (ps->records)
-            ps->records--;
+        ps->records -= it.count < ps->records ? it.count : ps->records;
         touched[p] = true;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         if (rc)
             break;
-        ps->first_ts = record_ts(&v);
+        ps->first_ts = value_head(&v).ts;
         if (ps->first_ts >= before_ts ||
             (incoming && lg->total_bytes + *incoming <= lg->retention_bytes))
             return 0;
@@ -354,50 +368,147 @@ static void release_mapped_pages(emb_log *lg)
     lg->bytes_since_trim = 0;
 }
 
-/* Stores one unit's records, at the partitions and offsets the WAL gave them, with
- * MDB_APPEND (keys only grow, so pages fill completely and no search is needed) and
- * MDB_RESERVE (the value is written in place, once). A record below the partition's next
- * offset is already stored (only possible if meta "wal" lagged its records) and skipped.
- * @thread applier */
-static int write_unit(emb_log *lg, MDB_txn *txn, const wunit *u, bool *touched)
+/* Values of several records hold at most this many bytes: 16 LMDB pages of 4 KiB, less
+ * the overflow page header, so a full value fills its 16 overflow pages. A group's records
+ * of one partition (several hundred for batch requests) go into few values, each one LMDB
+ * put and one overflow-page allocation instead of one put per record (docs/benchmarks.md,
+ * 2026-12-07 "batch values"). */
+#define BATCH_VALUE_MAX ((size_t)16 * 4096 - 16)
+
+/* Stores one value holding recs[0..n) (a run of consecutive offsets of one partition,
+ * appended at the same time): a single record as before, more as a batch. MDB_APPEND
+ * (keys only grow, so pages fill completely and no search is needed) and MDB_RESERVE (the
+ * value is written in place, once). @thread applier */
+static int put_value(emb_log *lg, MDB_txn *txn, const wrec *const *recs, size_t n, bool *touched)
 {
-    for (size_t i = 0; i < u->n; i++) {
-        const wrec *r = &u->recs[i];
-        pstate *ps = &lg->scratch[r->part];
-        if (r->off < ps->next)
-            continue;
-        MDB_cursor *cur;
-        int rc = part_cursor(lg, txn, r->part, &cur);
-        if (rc)
-            return rc;
-        uint64_t off = r->off;
-        MDB_val k = {sizeof off, &off};
-        MDB_val v = {SL__LOG_REC_HDR + r->key_len + r->value_len, NULL};
-        rc = mdb_cursor_put(cur, &k, &v, MDB_RESERVE | MDB_APPEND);
-        if (rc)
-            return rc;
-        char *d = v.mv_data;
+    const wrec *r = recs[0];
+    pstate *ps = &lg->scratch[r->part];
+    MDB_cursor *cur;
+    int rc = part_cursor(lg, txn, r->part, &cur);
+    if (rc)
+        return rc;
+    uint64_t off = r->off;
+    MDB_val k = {sizeof off, &off};
+    MDB_val v = {n == 1 ? SL__LOG_REC_HDR + r->key_len + r->value_len
+                        : sl__log_value_batch_size(recs, n),
+                 NULL};
+    rc = mdb_cursor_put(cur, &k, &v, MDB_RESERVE | MDB_APPEND);
+    if (rc)
+        return rc;
+    char *d = v.mv_data;
+    uint64_t bytes;
+    if (n == 1) {
         memcpy(d, &r->ts, sizeof r->ts);
         memcpy(d + 8, &r->key_len, sizeof r->key_len);
         if (r->key_len)
             memcpy(d + SL__LOG_REC_HDR, r->key, r->key_len);
         if (r->value_len)
             memcpy(d + SL__LOG_REC_HDR + r->key_len, r->value, r->value_len);
-        ps->next = r->off + 1;
-        ps->records++;
-        ps->bytes += r->key_len + r->value_len;
-        lg->total_bytes += r->key_len + r->value_len;
-        lg->bytes_since_trim += v.mv_size;
-        if (ps->first_ts == INT64_MAX)
-            ps->first_ts = r->ts;
-        touched[r->part] = true;
+        bytes = r->key_len + r->value_len;
+    } else {
+        sl__log_value_encode_batch(d, r->ts, recs, n);
+        bytes = v.mv_size - SL__LOG_BATCH_HDR - n * SL__LOG_BATCH_REC;
+    }
+    ps->next = recs[n - 1]->off + 1;
+    ps->records += n;
+    ps->bytes += bytes;
+    lg->total_bytes += bytes;
+    lg->bytes_since_trim += v.mv_size;
+    if (ps->first_ts == INT64_MAX)
+        ps->first_ts = r->ts;
+    touched[r->part] = true;
+    return 0;
+}
+
+/* Stores one partition's records recs[0..n), in offset order, as values of consecutive
+ * offsets with one append time and at most BATCH_VALUE_MAX bytes. Records below the
+ * partition's next offset are already stored (only possible if meta "wal" lagged its
+ * records) and skipped. @thread applier */
+static int write_partition(emb_log *lg, MDB_txn *txn, const wrec *const *recs, size_t n,
+                           bool *touched)
+{
+    const pstate *ps = &lg->scratch[recs[0]->part];
+    size_t i = 0;
+    while (i < n && recs[i]->off < ps->next)
+        i++;
+    while (i < n) {
+        size_t size = SL__LOG_BATCH_HDR + SL__LOG_BATCH_REC + recs[i]->key_len + recs[i]->value_len;
+        size_t j = i + 1;
+        for (; j < n; j++) {
+            size_t more = SL__LOG_BATCH_REC + recs[j]->key_len + recs[j]->value_len;
+            if (recs[j]->off != recs[j - 1]->off + 1 || recs[j]->ts != recs[i]->ts ||
+                size + more > BATCH_VALUE_MAX)
+                break;
+            size += more;
+        }
+        int rc = put_value(lg, txn, recs + i, j - i, touched);
+        if (rc)
+            return rc;
+        i = j;
+    }
+    return 0;
+}
+
+/* Stores the records of a list of units at the partitions and offsets the writer gave
+ * them. With `batches`, they are sorted by partition (a stable counting sort into
+ * lg->order, so each partition's records stay in offset order) and each partition's go
+ * into as few values as write_partition allows; without, each record is one value, as in
+ * logs written before batch values existed. @thread applier */
+static int write_units(emb_log *lg, MDB_txn *txn, const wunit *units, uint64_t nrecs, bool batches,
+                       bool *touched)
+{
+    if (!batches || nrecs == 1) {
+        for (const wunit *u = units; u; u = u->next) {
+            for (size_t i = 0; i < u->n; i++) {
+                const wrec *r = &u->recs[i];
+                if (r->off < lg->scratch[r->part].next)
+                    continue; /* already stored, as in write_partition */
+                int rc = put_value(lg, txn, &r, 1, touched);
+                if (rc)
+                    return rc;
+            }
+        }
+        return 0;
+    }
+    if (nrecs > lg->order_cap) {
+        if (nrecs > SIZE_MAX / sizeof *lg->order)
+            return ENOMEM;
+        const wrec **o = realloc(lg->order, (size_t)nrecs * sizeof *o);
+        if (!o)
+            return ENOMEM;
+        lg->order = o;
+        lg->order_cap = (size_t)nrecs;
+    }
+    unsigned parts = lg->le->partitions;
+    size_t *end = lg->part_end; /* each partition's start in order, its end after the fill */
+    memset(end, 0, parts * sizeof *end);
+    for (const wunit *u = units; u; u = u->next)
+        for (size_t i = 0; i < u->n; i++)
+            end[u->recs[i].part]++;
+    size_t at = 0;
+    for (unsigned p = 0; p < parts; p++) {
+        size_t c = end[p];
+        end[p] = at;
+        at += c;
+    }
+    for (const wunit *u = units; u; u = u->next)
+        for (size_t i = 0; i < u->n; i++)
+            lg->order[end[u->recs[i].part]++] = &u->recs[i];
+    size_t start = 0;
+    for (unsigned p = 0; p < parts; p++) {
+        if (end[p] > start) {
+            int rc = write_partition(lg, txn, lg->order + start, end[p] - start, touched);
+            if (rc)
+                return rc;
+        }
+        start = end[p];
     }
     return 0;
 }
 
 /* One write transaction: the units (may be none: retention only), retention, meta
  * (partitions, and "wal" past the last unit), one commit. @thread applier (or open) */
-bool sl__log_emb_apply(emb_log *lg, wunit *units, char *detail, size_t dlen)
+bool sl__log_emb_apply(emb_log *lg, wunit *units, bool batches, char *detail, size_t dlen)
 {
     sl__log_env *le = lg->le;
     unsigned parts = le->partitions;
@@ -425,8 +536,8 @@ bool sl__log_emb_apply(emb_log *lg, wunit *units, char *detail, size_t dlen)
     rc = enforce_retention(lg, txn, now, incoming, touched);
     if (rc)
         goto done;
-    for (wunit *u = units; u; u = u->next) {
-        rc = write_unit(lg, txn, u, touched);
+    if (units) {
+        rc = write_units(lg, txn, units, t.records, batches, touched);
         if (rc)
             goto done;
     }
@@ -494,7 +605,7 @@ static void housekeeping(emb_log *lg)
     char detail[512];
     pthread_mutex_lock(&lg->apply_mu);
     if (retention_due(lg, lg->ps, now_ms()))
-        (void)sl__log_emb_apply(lg, NULL, detail, sizeof detail);
+        (void)sl__log_emb_apply(lg, NULL, false, detail, sizeof detail);
     release_mapped_pages(lg);
     pthread_mutex_unlock(&lg->apply_mu);
     if (mono >= lg->next_reader_check_ns) {
@@ -617,7 +728,7 @@ static sl_err make_durable(emb_log *lg, wunit *units, const unit_sums *t, bool *
         for (wunit *u = units; u; u = u->next)
             u->after = lg->wal.at; /* nothing of the WAL is left to apply */
         pthread_mutex_lock(&lg->apply_mu);
-        err = sl__log_emb_apply(lg, units, detail, dlen) ? SL_OK : SL_ERR_IO;
+        err = sl__log_emb_apply(lg, units, true, detail, dlen) ? SL_OK : SL_ERR_IO;
         pthread_mutex_unlock(&lg->apply_mu);
     } else {
         err = sl__log_wal_write(lg, units, detail, dlen);
@@ -721,10 +832,20 @@ static void log_group(emb_log *lg, wunit *units)
 
 /* Takes everything queued, logs it as one group, repeats; drains the queue on close
  * (invariant 7). @thread the log's writer */
+/* LMDB mallocs every overflow page run of a write transaction (a batch value's 16 pages)
+ * and frees it at the commit, ~4 MiB per commit under batch traffic. With glibc's default
+ * trim threshold (128 KiB, raised only by freed mmap chunks) the writer's arena gives
+ * that memory back after each commit and faults it in again, zeroed, at the next: ~40 us
+ * of the writer's ~105 per request of 100 events (docs/benchmarks.md, 2026-12-07). A
+ * threshold of two transactions' worth keeps it. Process-wide: other threads' arenas may
+ * then keep up to that much free memory too. */
+#define MALLOC_TRIM_BYTES (16 << 20)
+
 void *sl__log_emb_writer_main(void *arg)
 {
     emb_log *lg = arg;
     pthread_setname_np(pthread_self(), "sl-log-writer"); /* for per-thread CPU in /proc */
+    mallopt(M_TRIM_THRESHOLD, MALLOC_TRIM_BYTES);
     for (;;) {
         pthread_mutex_lock(&lg->qmu);
         while (!lg->qhead && !lg->closing)
@@ -798,7 +919,7 @@ void *sl__log_emb_applier_main(void *arg)
             bool ok = false;
             if (!gave_up) {
                 pthread_mutex_lock(&lg->apply_mu);
-                ok = sl__log_emb_apply(lg, units, detail, sizeof detail);
+                ok = sl__log_emb_apply(lg, units, false, detail, sizeof detail);
                 pthread_mutex_unlock(&lg->apply_mu);
             }
             unit_sums t = sum_units(units);

@@ -73,6 +73,48 @@ SL_MUST_CHECK sl_err sl__log_kafka_open(const char *spec, const sl_log_options *
  * native byte order (LMDB files are not portable across byte orders anyway), then the key,
  * then the value. */
 #define SL__LOG_REC_HDR 12u
+/* A value may instead hold a batch: records with consecutive offsets from the value's key
+ * on, all appended at the same time (one per append unit and partition). Its header is
+ * int64 append time, uint32 SL__LOG_BATCH_TAG where a single record has its key length
+ * (no single record can have that key length: sl_log_append refuses a key and value over
+ * UINT32_MAX - SL__LOG_REC_HDR bytes), uint32 count (>= 2); then per record uint32 key
+ * length, uint32 value length, key, value. */
+#define SL__LOG_BATCH_TAG UINT32_MAX
+#define SL__LOG_BATCH_HDR 16u
+#define SL__LOG_BATCH_REC 8u
+
+/* Reads a stored value of either kind, checking every length against its size. */
+typedef struct sl__log_value_iter {
+    int64_t ts;     /* append time of every record in it */
+    uint32_t count; /* records in the value */
+    uint32_t left;  /* records not yet returned by sl__log_value_next */
+    uint64_t bytes; /* keys and values of its records, from the header alone */
+    bool batch;
+    uint32_t key_len; /* a single record's */
+    const char *next;
+    const char *end;
+} sl__log_value_iter;
+
+typedef struct sl__log_value_rec {
+    const char *key;
+    uint32_t key_len;
+    const char *value;
+    size_t value_len;
+} sl__log_value_rec;
+
+/* Starts reading the value data[0..size) (borrowed; must outlive the iterator); false
+ * when its header is corrupt (too short, a count its size cannot hold). */
+bool sl__log_value_open(const void *data, size_t size, sl__log_value_iter *it);
+/* The next record (pointers into the value); false after the last one, or when the next
+ * record does not fit the value (corrupt: it->left is then not 0). */
+bool sl__log_value_next(sl__log_value_iter *it, sl__log_value_rec *rec);
+
+/* Bytes of a batch value holding *recs[0..n) (n >= 2). */
+typedef struct wrec wrec;
+size_t sl__log_value_batch_size(const wrec *const *recs, size_t n);
+/* Writes that batch value at dst (which has room for its size), append time ts. */
+void sl__log_value_encode_batch(char *dst, int64_t ts, const wrec *const *recs, size_t n);
+
 /* Bytes of messages one poll copies at most (a single larger message is still returned). */
 #define SL__LOG_POLL_BYTES ((size_t)8 << 20)
 
@@ -126,7 +168,7 @@ typedef struct pmeta {
     uint64_t bytes;
 } pmeta;
 
-typedef struct wrec {
+struct wrec {
     const char *key; /* NULL: no key, spread round-robin */
     const char *value;
     uint32_t key_len;
@@ -134,7 +176,7 @@ typedef struct wrec {
     unsigned part; /* the key's hash, at append; without a key, the writer's round-robin */
     uint64_t off;
     int64_t ts; /* append time (ms), stamped by the writer */
-} wrec;
+};
 
 /* A position in the write-ahead log: segment number, byte position in it, and the
  * sequence number of the frame that starts there. */
@@ -242,6 +284,9 @@ typedef struct emb_log {
     pstate *ps;
     pstate *scratch;
     MDB_cursor **curs;
+    const struct wrec **order; /* an apply's records sorted by partition (write_units) */
+    size_t order_cap;          /* entries of order */
+    size_t *part_end;          /* per partition, its end in order */
     uint64_t total_bytes;
     unsigned rr;
     int64_t next_housekeeping_ns;
@@ -306,9 +351,10 @@ void sl__log_emb_publish_stats(emb_log *lg);
 void *sl__log_emb_writer_main(void *arg);
 void *sl__log_emb_applier_main(void *arg);
 /* Applies units (records with partition and offset assigned) and retention in one LMDB
- * transaction, with meta "wal" moved past the last unit; true on success. @thread applier
- * (or open) */
-bool sl__log_emb_apply(emb_log *lg, wunit *units, char *detail, size_t dlen);
+ * transaction, with meta "wal" moved past the last unit; true on success. `batches`: store
+ * each partition's records of the units as batch values (the writer's direct path), else
+ * one value per record. @thread applier (or open) */
+bool sl__log_emb_apply(emb_log *lg, wunit *units, bool batches, char *detail, size_t dlen);
 
 /* WAL (embedded_wal.c). recover runs at open with the writer lock held and the partition
  * state loaded: it applies every frame past meta "wal", cuts off what follows the last

@@ -26,6 +26,8 @@
 int sl_test_kafka_group(void);
 /* tests/unit/log/test_wal.c */
 int sl_test_wal_group(void);
+/* tests/unit/log/test_batch.c */
+int sl_test_batch_group(void);
 
 /* ---- helpers ---- */
 
@@ -1249,5 +1251,6 @@ int main(void)
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     failed |= sl_test_wal_group();
+    failed |= sl_test_batch_group();
     return failed | sl_test_kafka_group();
 }
