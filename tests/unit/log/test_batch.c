@@ -5,7 +5,6 @@
  * resuming at exactly the next record, seeks into a batch, retention deleting whole batch
  * values with counts and bytes right (and recounted at open), a damaged batch value, and
  * a producer of batch units killed with SIGKILL. */
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -23,83 +22,21 @@
 
 #include "log/log.h"
 #include "log/log_int.h"
+#include "log_fixture.h"
 
 /* Records per unit and value size: a unit is 100 x ~400 bytes, over the 32 KiB that send
  * a unit straight into LMDB as batch values. */
 #define UNIT_RECS 100
 #define VALUE_LEN 400
 
-typedef struct bfx {
-    char dir[64];
-    char uri[80];
-    char logdir[80];
-} bfx;
-
-static int setup(void **state)
-{
-    bfx *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/sluice-batch-test-XXXXXX");
-    if (!mkdtemp(fx->dir)) {
-        free(fx);
-        return -1;
-    }
-    snprintf(fx->uri, sizeof fx->uri, "file://%s/log", fx->dir);
-    snprintf(fx->logdir, sizeof fx->logdir, "%s/log", fx->dir);
-    *state = fx;
-    return 0;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int teardown(void **state)
-{
-    bfx *fx = *state;
-    nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(fx);
-    return 0;
-}
+typedef sl_test_log_dir bfx;
+#define setup    sl_test_log_dir_setup
+#define teardown sl_test_log_dir_teardown
 
 static sl_log_t *open_batch_log(const bfx *fx, bool producer, unsigned partitions,
                                 uint64_t retention_bytes)
 {
-    sl_log_options o;
-    sl_log_options_default(&o);
-    o.producer = producer;
-    o.partitions = partitions;
-    o.max_size_bytes = 64ull << 20;
-    o.retention_bytes = retention_bytes;
-    sl_log_t *log = NULL;
-    char eb[256] = "";
-    sl_err err = sl_log_open(fx->uri, &o, &log, eb, sizeof eb);
-    if (err)
-        fail_msg("open %s: %s: %s", fx->uri, sl_strerror(err), eb);
-    return log;
-}
-
-typedef struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    bool done;
-    sl_err err;
-} waiter;
-
-static void on_done(void *opaque, sl_err err, const char *detail)
-{
-    (void)detail;
-    waiter *w = opaque;
-    pthread_mutex_lock(&w->mu);
-    w->done = true;
-    w->err = err;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->mu);
+    return sl_test_open_log(fx->uri, producer, partitions, 64ull << 20, retention_bytes);
 }
 
 /* Record `seq` of a test: key "k<seq>", value "v<seq>-" padded with 'x' to len bytes. */
@@ -127,15 +64,7 @@ static sl_err append_unit(sl_log_t *log, unsigned first, size_t n, size_t len)
         make_rec(&bufs[i], first + (unsigned)i, len);
         recs[i] = (sl_log_record){bufs[i].key, strlen(bufs[i].key), bufs[i].value, len};
     }
-    waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
-    sl_err err = sl_log_append(log, recs, n, on_done, &w);
-    if (!err) {
-        pthread_mutex_lock(&w.mu);
-        while (!w.done)
-            pthread_cond_wait(&w.cond, &w.mu);
-        pthread_mutex_unlock(&w.mu);
-        err = w.err;
-    }
+    sl_err err = sl_test_append_wait(log, recs, n);
     free(recs);
     free(bufs);
     return err;
@@ -641,22 +570,8 @@ static void test_sigkill_batches(void **state)
         }
     }
     close(fds[1]);
-    unsigned last = 0, got;
-    size_t acked = 0;
-    while (acked < 30 && read(fds[0], &got, sizeof got) == (ssize_t)sizeof got) {
-        last = got;
-        acked++;
-    }
-    kill(pid, SIGKILL);
-    while (read(fds[0], &got, sizeof got) == (ssize_t)sizeof got) {
-        last = got;
-        acked++;
-    }
-    close(fds[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status));
-    assert_true(acked >= 30);
+    unsigned last;
+    sl_test_kill_after_acks(fds[0], pid, 30, &last);
 
     sl_log_t *log = open_batch_log(fx, false, 1, 0);
     sl_log_consumer_t *c = NULL;

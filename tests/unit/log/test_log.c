@@ -3,7 +3,6 @@
  * back-pressure, retention, a full map, close draining, corrupt records, sl_log_print).
  * Each test works in its own mkdtemp directory under /tmp and removes it. */
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -12,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +21,7 @@
 
 #include "log/log.h"
 #include "log/log_int.h"
+#include "log_fixture.h"
 
 /* tests/unit/log/test_kafka.c */
 int sl_test_kafka_group(void);
@@ -31,41 +32,9 @@ int sl_test_batch_group(void);
 
 /* ---- helpers ---- */
 
-typedef struct fixture {
-    char dir[64];
-    char uri[80];
-} fixture;
-
-static int setup_dir(void **state)
-{
-    fixture *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/sluice-log-test-XXXXXX");
-    if (!mkdtemp(fx->dir)) {
-        free(fx);
-        return -1;
-    }
-    snprintf(fx->uri, sizeof fx->uri, "file://%s/log", fx->dir);
-    *state = fx;
-    return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int teardown_dir(void **state)
-{
-    fixture *fx = *state;
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(fx);
-    return 0;
-}
+typedef sl_test_log_dir fixture;
+#define setup_dir    sl_test_log_dir_setup
+#define teardown_dir sl_test_log_dir_teardown
 
 static void sleep_ms(int ms)
 {
@@ -145,20 +114,10 @@ static void wait_callbacks(cbrec *r, size_t n)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Small files: 64 MiB map, 16 MiB retention. */
 static sl_log_t *open_log(const char *uri, bool producer, unsigned partitions)
 {
-    sl_log_options o;
-    sl_log_options_default(&o);
-    o.producer = producer;
-    o.partitions = partitions;
-    o.max_size_bytes = 64ull << 20; /* keep test files small */
-    o.retention_bytes = 16ull << 20;
-    sl_log_t *log = NULL;
-    char eb[256] = "";
-    sl_err err = sl_log_open(uri, &o, &log, eb, sizeof eb);
-    if (err)
-        fail_msg("open %s: %s: %s", uri, sl_strerror(err), eb);
-    return log;
+    return sl_test_open_log(uri, producer, partitions, 64ull << 20, 16ull << 20);
 }
 
 /* Reads every message from the beginning without a group. */
@@ -430,7 +389,7 @@ static void test_identity(void **state)
     sl_log_close(log);
 
     /* The same directory wiped and used again: a new log, a new identity. */
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    sl_test_rm_tree(fx->dir);
     assert_int_equal(mkdir(fx->dir, 0700), 0);
     log = open_log(fx->uri, true, 2);
     assert_string_not_equal(sl_log_identity(log), added);

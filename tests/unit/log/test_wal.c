@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -29,94 +28,24 @@
 #include "core/time.h"
 #include "log/log.h"
 #include "log/log_int.h"
+#include "log_fixture.h"
 
 #define SEG0 "wal-0000000000000000"
 
-typedef struct wfx {
-    char dir[64];
-    char uri[160];
-    char logdir[128];
-} wfx;
-
-static int setup(void **state)
-{
-    wfx *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/sluice-wal-test-XXXXXX");
-    if (!mkdtemp(fx->dir)) {
-        free(fx);
-        return -1;
-    }
-    snprintf(fx->logdir, sizeof fx->logdir, "%s/log", fx->dir);
-    snprintf(fx->uri, sizeof fx->uri, "file://%s", fx->logdir);
-    *state = fx;
-    return 0;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int teardown(void **state)
-{
-    wfx *fx = *state;
-    nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(fx);
-    return 0;
-}
+typedef sl_test_log_dir wfx;
+#define setup    sl_test_log_dir_setup
+#define teardown sl_test_log_dir_teardown
 
 static sl_log_t *open_wal_log(const wfx *fx, bool producer, uint64_t max_size)
 {
-    sl_log_options o;
-    sl_log_options_default(&o);
-    o.producer = producer;
-    o.partitions = 2;
-    o.max_size_bytes = max_size;
-    o.retention_bytes = 0;
-    sl_log_t *log = NULL;
-    char eb[256] = "";
-    sl_err err = sl_log_open(fx->uri, &o, &log, eb, sizeof eb);
-    if (err)
-        fail_msg("open %s: %s: %s", fx->uri, sl_strerror(err), eb);
-    return log;
+    return sl_test_open_log(fx->uri, producer, 2, max_size, 0);
 }
 
 /* Appends one record and waits until it is durable; returns the callback's result. */
-typedef struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    bool done;
-    sl_err err;
-} waiter;
-
-static void on_done(void *opaque, sl_err err, const char *detail)
-{
-    (void)detail;
-    waiter *w = opaque;
-    pthread_mutex_lock(&w->mu);
-    w->done = true;
-    w->err = err;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->mu);
-}
-
 static sl_err append_wait(sl_log_t *log, const char *key, const char *value)
 {
-    waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     sl_log_record rec = {key, key ? strlen(key) : 0, value, strlen(value)};
-    sl_err err = sl_log_append(log, &rec, 1, on_done, &w);
-    if (err)
-        return err;
-    pthread_mutex_lock(&w.mu);
-    while (!w.done)
-        pthread_cond_wait(&w.cond, &w.mu);
-    pthread_mutex_unlock(&w.mu);
-    return w.err;
+    return sl_test_append_wait(log, &rec, 1);
 }
 
 /* Every record from the beginning: "P:OFFSET:VALUE" lines joined, in partition order. */
@@ -623,22 +552,8 @@ static void test_sigkill_keeps_acknowledged(void **state)
         }
     }
     close(fds[1]);
-    unsigned last = 0, got;
-    size_t acked = 0;
-    while (acked < 400 && read(fds[0], &got, sizeof got) == (ssize_t)sizeof got) {
-        last = got;
-        acked++;
-    }
-    kill(pid, SIGKILL);
-    while (read(fds[0], &got, sizeof got) == (ssize_t)sizeof got) {
-        last = got;
-        acked++;
-    }
-    close(fds[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status));
-    assert_true(acked >= 400);
+    unsigned last;
+    size_t acked = sl_test_kill_after_acks(fds[0], pid, 400, &last);
 
     sl_log_t *log = open_wal_log(fx, false, 64ull << 20);
     sl_log_consumer_t *c = NULL;
