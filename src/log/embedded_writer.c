@@ -207,6 +207,7 @@ static int delete_oldest(emb_log *lg, MDB_txn *txn, unsigned p, int64_t before_t
     while (rc == 0) {
         sl__log_value_iter it = value_head(&v);
         uint64_t b = it.bytes;
+        lg->bytes_since_trim += v.mv_size; /* its pages are mapped now (release_mapped_pages) */
         rc = mdb_cursor_del(cur, 0);
         if (rc)
             return rc;
@@ -331,11 +332,14 @@ static unit_sums sum_units(wunit *units)
  * mappings (not the cached data: the map is file-backed and LMDB writes with pwrite, so
  * no mapped page is dirty) keeps RSS to what the process really holds; a later read
  * faults the page back from the cache. Done each second and by the apply that passes
- * TRIM_EVERY_BYTES of records since the last time, whichever thread applies (batches are
- * applied by the writer, and only trimming each second let a batch run map 200+ MB), so
- * a burst maps at most about that much (measured in docs/benchmarks.md).
- * @locks apply_mu */
-#define TRIM_EVERY_BYTES ((uint64_t)32 << 20)
+ * TRIM_EVERY_BYTES of values stored or deleted since the last time, whichever thread
+ * applies (batches are applied by the writer, and only trimming each second let a batch
+ * run map 200+ MB). Deleted values count because retention reads each one's head (and
+ * LMDB its overflow pages) through the map, and the kernel maps up to 64 KiB around each
+ * such fault: with batch values and only stored bytes counted (32 MiB), data.mdb peaked at
+ * 150-190 MB of the process's RSS, with both counted (8 MiB) at 55-80 MB, at the same
+ * throughput (docs/benchmarks.md). @locks apply_mu */
+#define TRIM_EVERY_BYTES ((uint64_t)8 << 20)
 
 static void release_mapped_pages(emb_log *lg)
 {
