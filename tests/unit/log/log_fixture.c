@@ -120,3 +120,23 @@ size_t sl_test_kill_after_acks(int fd, pid_t pid, size_t min_acks, unsigned *las
     assert_true(acked >= min_acks);
     return acked;
 }
+
+void sl_test_raw_begin(sl_test_raw *r, const char *logdir, const char *db, unsigned dbi_flags,
+                       bool rdonly)
+{
+    r->rdonly = rdonly;
+    assert_int_equal(mdb_env_create(&r->env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(r->env, 1025), 0);
+    assert_int_equal(mdb_env_open(r->env, logdir, rdonly ? MDB_RDONLY : 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(r->env, NULL, rdonly ? MDB_RDONLY : 0, &r->txn), 0);
+    assert_int_equal(mdb_dbi_open(r->txn, db, dbi_flags, &r->dbi), 0);
+}
+
+void sl_test_raw_end(sl_test_raw *r)
+{
+    if (r->rdonly)
+        mdb_txn_abort(r->txn);
+    else
+        assert_int_equal(mdb_txn_commit(r->txn), 0);
+    mdb_env_close(r->env);
+}

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <lmdb.h>
+
 #include "log/log.h"
 
 typedef struct sl_test_log_dir {
@@ -29,6 +31,21 @@ sl_log_t *sl_test_open_log(const char *uri, bool producer, unsigned partitions,
 /* Appends recs as one unit and waits for its callback; returns the append's or the
  * callback's error. */
 sl_err sl_test_append_wait(sl_log_t *log, const sl_log_record *recs, size_t n);
+
+/* A closed log's LMDB environment opened directly, with a transaction on one of its DBs,
+ * to read or damage the log behind its back. */
+typedef struct sl_test_raw {
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    bool rdonly;
+} sl_test_raw;
+
+/* Begins on DB `db` of the log in logdir (dbi_flags: MDB_INTEGERKEY for a partition DB). */
+void sl_test_raw_begin(sl_test_raw *r, const char *logdir, const char *db, unsigned dbi_flags,
+                       bool rdonly);
+/* Commits (aborts a read-only transaction) and closes the environment. */
+void sl_test_raw_end(sl_test_raw *r);
 
 /* For a forked producer that writes an unsigned sequence number to a pipe after each
  * acknowledged append: reads fd until min_acks came, kills pid with SIGKILL, reads what it

@@ -83,18 +83,12 @@ static unsigned seq_of(const sl_log_message *m)
 /* Values and records of partition p, read with LMDB directly (the log must be closed). */
 static void raw_counts(const bfx *fx, unsigned p, size_t *values, size_t *batches)
 {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
     MDB_cursor *cur;
     char name[16];
     snprintf(name, sizeof name, "p%u", p);
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-    assert_int_equal(mdb_env_open(env, fx->logdir, MDB_RDONLY, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, name, MDB_INTEGERKEY, &dbi), 0);
-    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+    sl_test_raw raw;
+    sl_test_raw_begin(&raw, fx->logdir, name, MDB_INTEGERKEY, true);
+    assert_int_equal(mdb_cursor_open(raw.txn, raw.dbi, &cur), 0);
     MDB_val k, v;
     *values = *batches = 0;
     for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
@@ -105,31 +99,23 @@ static void raw_counts(const bfx *fx, unsigned p, size_t *values, size_t *batche
         *batches += it.batch;
     }
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
+    sl_test_raw_end(&raw);
 }
 
 /* Overwrites meta "partition/0"'s record count (the log must be closed). */
 static void damage_count(const bfx *fx, uint64_t records)
 {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-    assert_int_equal(mdb_env_open(env, fx->logdir, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    sl_test_raw raw;
+    sl_test_raw_begin(&raw, fx->logdir, "meta", 0, false);
     MDB_val k = {strlen("partition/0"), "partition/0"}, v;
-    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    assert_int_equal(mdb_get(raw.txn, raw.dbi, &k, &v), 0);
     pmeta pm;
     assert_int_equal(v.mv_size, sizeof pm);
     memcpy(&pm, v.mv_data, sizeof pm);
     pm.records = records;
     v = (MDB_val){sizeof pm, &pm};
-    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    assert_int_equal(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0);
+    sl_test_raw_end(&raw);
 }
 
 /* ---- the decoder ---- */
@@ -516,19 +502,12 @@ static void test_corrupt_batch(void **state)
     put_u32(d + 12, 3);
     size += put_u32(d + size, 50);
     size += put_u32(d + size, 1);
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-    assert_int_equal(mdb_env_open(env, fx->logdir, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "p0", MDB_INTEGERKEY, &dbi), 0);
+    sl_test_raw raw;
+    sl_test_raw_begin(&raw, fx->logdir, "p0", MDB_INTEGERKEY, false);
     uint64_t off = 2;
     MDB_val k = {sizeof off, &off}, v = {size, d};
-    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    assert_int_equal(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0);
+    sl_test_raw_end(&raw);
 
     log = open_batch_log(fx, true, 1, 0);
     sl_log_consumer_t *c = NULL;

@@ -363,21 +363,11 @@ static void test_identity(void **state)
     sl_log_close(log);
 
     /* A log from before identities: the id is added at the next open, then kept. */
-    char path[128];
-    snprintf(path, sizeof path, "%s/log", fx->dir);
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi meta;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 1025), 0);
-    assert_int_equal(mdb_env_set_mapsize(env, 64ull << 20), 0);
-    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    sl_test_raw raw;
+    sl_test_raw_begin(&raw, fx->logdir, "meta", 0, false);
     MDB_val k = {2, "id"};
-    assert_int_equal(mdb_del(txn, meta, &k, NULL), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    assert_int_equal(mdb_del(raw.txn, raw.dbi, &k, NULL), 0);
+    sl_test_raw_end(&raw);
     log = open_log(fx->uri, true, 2);
     char added[64];
     snprintf(added, sizeof added, "%s", sl_log_identity(log));
@@ -1080,21 +1070,12 @@ static void test_corrupt_record(void **state)
 
     /* Plant a record shorter than its header at offset 3, behind the log's back, and leave
      * meta's next offset at 3 (behind the records). */
-    char dir[128];
-    snprintf(dir, sizeof dir, "%s/log", fx->dir);
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
-    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "p0", MDB_INTEGERKEY, &dbi), 0);
+    sl_test_raw raw;
+    sl_test_raw_begin(&raw, fx->logdir, "p0", MDB_INTEGERKEY, false);
     uint64_t off = 3;
     MDB_val k = {sizeof off, &off}, v = {5, "short"};
-    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    assert_int_equal(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0);
+    sl_test_raw_end(&raw);
 
     log = open_log(fx->uri, true, 1);
     sl_log_consumer_t *c = NULL;
