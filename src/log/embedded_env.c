@@ -20,7 +20,6 @@
 #define META_PARTITIONS "partitions"
 #define META_FORMAT     "format"
 #define META_ID         "id"
-#define FORMAT_VERSION  1u
 #define MAX_READERS     1022u
 
 /* ---- small helpers ---- */
@@ -184,6 +183,12 @@ static int meta_u32_get_or_init(MDB_txn *txn, MDB_dbi meta, const char *key, uin
     return rc;
 }
 
+int sl__log_env_store_format(sl__log_env *le, MDB_txn *txn, uint32_t format)
+{
+    MDB_val k = {strlen(META_FORMAT), (void *)(uintptr_t)META_FORMAT}, v = {sizeof format, &format};
+    return mdb_put(txn, le->meta, &k, &v, 0);
+}
+
 /* Reads the log's identity, storing a new UUIDv7 first if the log has none (a new log, or
  * one created before identities existed). A stored value that is not a UUID is corrupt. */
 static int meta_id_get_or_init(MDB_txn *txn, MDB_dbi meta, char out[SL_UUID_STR_LEN + 1])
@@ -216,13 +221,13 @@ static sl_err env_init_dbs(sl__log_env *le, unsigned want_parts, char *errbuf, s
     if (rc)
         goto mdb_fail;
 
-    uint32_t fmt = 0;
-    if ((rc = meta_u32_get_or_init(txn, le->meta, META_FORMAT, FORMAT_VERSION, &fmt)))
+    if ((rc = meta_u32_get_or_init(txn, le->meta, META_FORMAT, SL__LOG_FORMAT_BATCH, &le->format)))
         goto mdb_fail;
-    if (fmt != FORMAT_VERSION) {
+    if (le->format != SL__LOG_FORMAT_SINGLE && le->format != SL__LOG_FORMAT_BATCH) {
         err = sl_errbuf_set(errbuf, errlen, SL_ERR_UNSUPPORTED,
-                            "could not open log \"%s\": unknown format version %" PRIu32, le->dir,
-                            fmt);
+                            "could not open log \"%s\": unknown format version %" PRIu32
+                            " (this sluice reads versions %u and %u)",
+                            le->dir, le->format, SL__LOG_FORMAT_SINGLE, SL__LOG_FORMAT_BATCH);
         goto out;
     }
 

@@ -519,6 +519,7 @@ bool sl__log_emb_apply(emb_log *lg, wunit *units, bool batches, char *detail, si
     bool *touched = lg->touched;
     uint64_t saved_total = lg->total_bytes;
     MDB_txn *txn = NULL;
+    bool upgrade = false; /* this transaction makes the log format 2 */
     int64_t now = now_ms();
     memcpy(lg->scratch, lg->ps, parts * sizeof *lg->scratch);
     memset(touched, 0, parts * sizeof *touched);
@@ -539,6 +540,10 @@ bool sl__log_emb_apply(emb_log *lg, wunit *units, bool batches, char *detail, si
     wunit *last = t.last;
     rc = enforce_retention(lg, txn, now, incoming, touched);
     if (rc)
+        goto done;
+    /* A log from before batch values becomes format 2 with its first one (log_int.h). */
+    upgrade = batches && t.records > 1 && le->format == SL__LOG_FORMAT_SINGLE;
+    if (upgrade && (rc = sl__log_env_store_format(le, txn, SL__LOG_FORMAT_BATCH)))
         goto done;
     if (units) {
         rc = write_units(lg, txn, units, t.records, batches, touched);
@@ -579,6 +584,13 @@ done:
     if (lg->bytes_since_trim > TRIM_EVERY_BYTES)
         release_mapped_pages(lg);
     if (rc == 0) {
+        if (upgrade) {
+            le->format = SL__LOG_FORMAT_BATCH;
+            sl_diag(SL_DIAG_INFO, "log format upgraded for batch values",
+                    "dir=\"%s\" format=%u detail=\"sluice binaries from before batch values "
+                    "no longer open it\"",
+                    le->dir, SL__LOG_FORMAT_BATCH);
+        }
         memcpy(lg->ps, lg->scratch, parts * sizeof *lg->ps);
         sl__log_emb_publish_stats(lg);
         if (last)

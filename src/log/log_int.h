@@ -130,6 +130,7 @@ typedef struct sl__log_env {
     MDB_env *env;
     unsigned partitions;          /* as stored in the log, whatever the options said */
     char id[SL_UUID_STR_LEN + 1]; /* meta "id": the log's identity (sl_log_identity) */
+    uint32_t format; /* meta "format" (SL__LOG_FORMAT_*); @locks the emb_log's apply_mu */
     MDB_dbi meta;
     MDB_dbi *part; /* partitions entries */
 
@@ -148,6 +149,14 @@ typedef struct sl__log_env {
     bool apply_failing;        /* @locks mu; the last apply failed: pollers do not wait */
     pthread_cond_t apply_cond; /* CLOCK_MONOTONIC; wakes the applier */
 } sl__log_env;
+
+/* meta "format": the values a log may hold. 1: single records only (logs written before
+ * batch values existed); 2: batch values too. New logs are 2; a log of format 1 becomes 2
+ * in the transaction that writes its first batch value, so that a binary from before batch
+ * values refuses to open it ("unknown format version 2") instead of reading its batch
+ * values as corrupt, and can still open a log that never held one. */
+#define SL__LOG_FORMAT_SINGLE 1u
+#define SL__LOG_FORMAT_BATCH  2u
 
 /* The writer checks retention (and the registry-free stats cache refreshes) this often. */
 #define SL__LOG_HOUSEKEEPING_NS 1000000000ll
@@ -341,6 +350,9 @@ SL_MUST_CHECK sl_err sl__log_env_acquire(const char *dir, const sl_log_options *
                                          sl__log_env **out, char *errbuf, size_t errlen);
 /* Drops a reference; the last one closes the environment. NULL is a no-op. */
 void sl__log_env_release(sl__log_env *le);
+
+/* Puts meta "format" in txn; the caller sets le->format once txn committed. */
+SL_MUST_CHECK int sl__log_env_store_format(sl__log_env *le, MDB_txn *txn, uint32_t format);
 
 /* The meta key "partition/N". out must have 32 bytes; k points into it. */
 void sl__log_meta_part_key(char out[32], unsigned p, MDB_val *k);

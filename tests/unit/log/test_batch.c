@@ -3,8 +3,8 @@
  * damaged bytes, a log written with single values, then batches, then single values read
  * back in order (also after reopening), a group committing in the middle of a batch and
  * resuming at exactly the next record, seeks into a batch, retention deleting whole batch
- * values with counts and bytes right (and recounted at open), a damaged batch value, and
- * a producer of batch units killed with SIGKILL. */
+ * values with counts and bytes right (and recounted at open), a damaged batch value, a
+ * producer of batch units killed with SIGKILL, and the format upgrade of an older log. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -309,6 +309,67 @@ static void test_single_then_batch_in_order(void **state)
     free(ex);
 }
 
+/* meta "format" of a closed log; `set` overwrites it first. */
+static uint32_t raw_format(const bfx *fx, const uint32_t *set)
+{
+    sl_test_raw raw;
+    sl_test_raw_begin(&raw, fx->logdir, "meta", 0, set == NULL);
+    MDB_val k = {strlen("format"), "format"}, v;
+    if (set) {
+        v = (MDB_val){sizeof *set, (void *)(uintptr_t)set};
+        assert_int_equal(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0);
+    }
+    uint32_t format = 0;
+    assert_int_equal(mdb_get(raw.txn, raw.dbi, &k, &v), 0);
+    assert_int_equal(v.mv_size, sizeof format);
+    memcpy(&format, v.mv_data, sizeof format);
+    sl_test_raw_end(&raw);
+    return format;
+}
+
+/* A new log is format 2. A log of format 1 (from before batch values) stays 1 while only
+ * single records are appended, becomes 2 in the commit of its first batch value, and
+ * reads back whole; a format this binary does not know is refused at open, by name. */
+static void test_format_upgrade(void **state)
+{
+    bfx *fx = *state;
+    sl_log_t *log = open_batch_log(fx, true, 1, 0);
+    assert_int_equal(append_unit(log, 0, 1, 40), SL_OK);
+    sl_log_close(log);
+    assert_int_equal(raw_format(fx, NULL), SL__LOG_FORMAT_BATCH);
+
+    const uint32_t single = SL__LOG_FORMAT_SINGLE;
+    assert_int_equal(raw_format(fx, &single), SL__LOG_FORMAT_SINGLE);
+    log = open_batch_log(fx, true, 1, 0);
+    assert_int_equal(append_unit(log, 1, 1, 40), SL_OK);
+    sl_log_close(log);
+    assert_int_equal(raw_format(fx, NULL), SL__LOG_FORMAT_SINGLE);
+
+    log = open_batch_log(fx, true, 1, 0);
+    assert_int_equal(append_unit(log, 2, UNIT_RECS, VALUE_LEN), SL_OK);
+    sl_log_close(log);
+    assert_int_equal(raw_format(fx, NULL), SL__LOG_FORMAT_BATCH);
+    size_t values, batches;
+    raw_counts(fx, 0, &values, &batches);
+    assert_true(batches >= 1);
+
+    log = open_batch_log(fx, false, 1, 0);
+    sl_log_stats st;
+    sl_log_get_stats(log, &st);
+    assert_int_equal(st.records, 2 + UNIT_RECS);
+    sl_log_close(log);
+
+    const uint32_t unknown = 3;
+    raw_format(fx, &unknown);
+    sl_log_options o;
+    sl_log_options_default(&o);
+    sl_log_t *refused = NULL;
+    char eb[256] = "";
+    assert_int_equal(sl_log_open(fx->uri, &o, &refused, eb, sizeof eb), SL_ERR_UNSUPPORTED);
+    assert_null(refused);
+    assert_non_null(strstr(eb, "unknown format version 3"));
+}
+
 /* A group commits in the middle of a batch value and resumes at exactly the next record;
  * seeks land inside batch values too. One partition, so every unit is one value. */
 static void test_commit_and_seek_inside_batch(void **state)
@@ -585,6 +646,7 @@ int sl_test_batch_group(void)
         cmocka_unit_test(test_value_decoder),
         cmocka_unit_test_setup_teardown(test_single_then_batch_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_and_seek_inside_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_format_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_deletes_whole_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_age_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_batch, setup, teardown),
