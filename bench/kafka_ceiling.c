@@ -1,7 +1,8 @@
 /* The Kafka path's ceiling without HTTP: one librdkafka producer with sluice's settings
  * (src/log/kafka_producer_settings.h: idempotent, acks=all, lz4, linger, murmur2_random) keeps K
  * ~560-byte messages in flight, as K keep-alive clients do, and produces the next one from each
- * delivery report. It prints the acknowledgements per second and the producer's CPU per
+ * delivery report (sluice answers from the on_acknowledgement interceptor instead, which must
+ * not produce). It prints the acknowledgements per second and the producer's CPU per
  * acknowledgement, so bench/kafka.sh's figures can be set against what the mock cluster and an
  * ideal producer reach on the same machine (docs/benchmarks.md, "Kafka backend"). Usage:
  * sluice-kafka-ceiling BOOTSTRAP [seconds=8] [in-flight=64] [key=value ...] (key=value: librdkafka

@@ -1,18 +1,19 @@
 /* The Kafka log backend (kafka://BROKERS/TOPIC): appends go to an idempotent librdkafka
  * producer (acks=all, lz4 batches, key = session_id, Kafka's murmur2 partitioner) and each
- * unit is answered when the broker acknowledged all of its records. A dedicated poll thread
- * runs rd_kafka_poll() and with it the delivery reports; no thread ever waits per request.
+ * unit is answered when the broker acknowledged all of its records, from librdkafka's
+ * on_acknowledgement interceptor on the thread that learnt the outcome; no thread ever waits
+ * per request. A poll thread serves librdkafka's error events and probes a lost cluster.
  * Consumers are in kafka_consumer.c; docs/internals/kafka.md has the whole picture.
  *
  * Invariants:
- *  1. A unit's callback reports SL_OK only when a delivery report without error arrived
+ *  1. A unit's callback reports SL_OK only when an acknowledgement without error arrived
  *     for every one of its records (with acks=all and idempotence: written to every
  *     in-sync replica, once). Any other outcome reports the unit's first error.
  *  2. Every accepted unit (sl_log_append returned SL_OK) gets exactly one callback. Its
- *     refcount starts at n + 1: one per record (dropped by its delivery report) and one
+ *     refcount starts at n + 1: one per record (dropped by its acknowledgement) and one
  *     held by sl_log_append until it has produced what it could. Whoever drops the last
  *     reference completes the unit; a unit nobody could enqueue is refused (no callback).
- *  3. Callbacks run on the poll thread (or on the closing thread during close), never on
+ *  3. Callbacks run on librdkafka's threads, the poll thread or the closing thread, never on
  *     the appending thread: a unit completed inside sl_log_append goes to the done list,
  *     which the poll thread drains.
  *  4. The producer queue is bounded (queue.buffering.max.kbytes from max_pending_bytes,
@@ -23,7 +24,7 @@
  *     (then purges, reporting errors) before destroying the producer.
  *
  * States of a unit: PRODUCING (sl_log_append holds a reference) -> IN FLIGHT (records in
- * librdkafka's queue, references held by their delivery reports) -> DONE (callback called,
+ * librdkafka's queue, references held by their acknowledgements) -> DONE (callback called,
  * freed). States of the handle: OPEN -> CLOSING (appends get SL_ERR_CLOSED; the poll thread
  * stops; flush, purge, poll until every unit is done) -> CLOSED. healthy goes false on
  * "all brokers down" or a failed delivery, and true on a successful delivery or, while
@@ -78,6 +79,7 @@ typedef struct kafka_log {
     pthread_t poller;
     bool poller_started;
     atomic_bool stop;
+    atomic_bool abandoned; /* close gave up on units in flight: their callers are gone */
 
     pthread_mutex_t dmu;
     kunit *done; /* @locks dmu: units completed off the poll thread */
@@ -226,10 +228,24 @@ static void drain_done(kafka_log *lg)
     }
 }
 
-/* @thread the poll thread (or close): rd_kafka_poll() runs it once per message. */
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+/* True while this thread is inside rd_kafka_produce(): librdkafka acknowledges a message it
+ * refuses there (a failed partitioner) from within the call, and kafka_append, which sees
+ * the call fail, answers for that record itself. */
+static _Thread_local bool tl_producing;
+
+/* librdkafka's on_acknowledgement interceptor: once per message, at its final outcome
+ * (delivered with acks=all, or failed for good), on the thread that learnt it: the
+ * broker's thread for an answer, librdkafka's main thread for a timeout, the closing
+ * thread for a purge. Answering from here rather than from a delivery report served by
+ * rd_kafka_poll() spares each answer a hand-over to the poll thread; with no delivery
+ * report callback set, librdkafka frees delivered messages at once. It must not call
+ * librdkafka on rk, nor block: it counts, and may run the unit's callback. */
+static rd_kafka_resp_err_t on_acknowledgement(rd_kafka_t *rk, rd_kafka_message_t *rkm, void *opaque)
 {
+    (void)rk;
     kafka_log *lg = opaque;
+    if (tl_producing || atomic_load(&lg->abandoned))
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
     kunit *u = rkm->_private;
     atomic_fetch_sub(&lg->st_pending, (uint_fast64_t)(rkm->len + rkm->key_len));
     if (rkm->err) {
@@ -244,6 +260,17 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
     }
     if (unit_release(u, 1))
         unit_complete(lg, u);
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* Interceptors are added as the client is created, from this on_new interceptor. */
+static rd_kafka_resp_err_t add_interceptors(rd_kafka_t *rk, const rd_kafka_conf_t *conf,
+                                            void *opaque, char *errstr, size_t errstr_size)
+{
+    (void)conf;
+    (void)errstr;
+    (void)errstr_size;
+    return rd_kafka_interceptor_add_on_acknowledgement(rk, "sluice", on_acknowledgement, opaque);
 }
 
 /* @thread librdkafka's threads (error events are served by rd_kafka_poll: the poll thread) */
@@ -437,7 +464,12 @@ sl_err sl__log_kafka_open(const char *spec, const sl_log_options *opts, sl_log_t
             lg->message_timeout_ms = (int)v;
     }
     rd_kafka_conf_set_opaque(conf, lg);
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    if (rd_kafka_conf_interceptor_add_on_new(conf, "sluice", add_interceptors, lg) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+        err = sl_errbuf_set(errbuf, errlen, SL_ERR_CONFIG,
+                            "could not set up the kafka producer's acknowledgements");
+        goto out;
+    }
     rd_kafka_conf_set_error_cb(conf, on_error);
     char es[512];
     lg->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, es, sizeof es);
@@ -489,9 +521,12 @@ static void kafka_close(sl_log_t *log)
         rd_kafka_poll(lg->rk, 50);
         drain_done(lg);
     }
-    if (atomic_load(&lg->st_open_units))
+    if (atomic_load(&lg->st_open_units)) {
         sl_diag(SL_DIAG_ERROR, "kafka units left unanswered at close", "units=%" PRIuFAST64,
                 atomic_load(&lg->st_open_units));
+        /* rd_kafka_destroy may still acknowledge them: that must not reach their callers. */
+        atomic_store(&lg->abandoned, true);
+    }
     kafka_free(lg);
 }
 
@@ -541,11 +576,14 @@ static sl_err kafka_append(sl_log_t *log, const sl_log_record *recs, size_t n, s
     size_t i;
     rd_kafka_resp_err_t perr = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (i = 0; i < n; i++) {
-        /* Count first: the delivery report may run before produce returns. */
+        /* Count first: the acknowledgement may come before produce returns. */
         atomic_fetch_add(&lg->st_pending, (uint_fast64_t)(recs[i].key_len + recs[i].value_len));
-        if (rd_kafka_produce(lg->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-                             (void *)recs[i].value, recs[i].value_len, recs[i].key,
-                             recs[i].key ? recs[i].key_len : 0, u) == -1) {
+        tl_producing = true;
+        int rc = rd_kafka_produce(lg->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+                                  (void *)recs[i].value, recs[i].value_len, recs[i].key,
+                                  recs[i].key ? recs[i].key_len : 0, u);
+        tl_producing = false;
+        if (rc == -1) {
             atomic_fetch_sub(&lg->st_pending, (uint_fast64_t)(recs[i].key_len + recs[i].value_len));
             perr = rd_kafka_last_error();
             break;
@@ -553,7 +591,7 @@ static sl_err kafka_append(sl_log_t *log, const sl_log_record *recs, size_t n, s
     }
     sl_err err = SL_OK;
     if (i == 0) {
-        /* Nothing enqueued: no delivery report holds u, refuse the whole unit. */
+        /* Nothing enqueued: no acknowledgement holds u, refuse the whole unit. */
         atomic_fetch_sub(&lg->st_open_units, 1);
         free(u);
         err = produce_err(perr);
