@@ -1,7 +1,8 @@
 /* Unit tests of the Kafka log backend against an in-process librdkafka mock cluster (a real
  * Kafka protocol peer): append acknowledgement and placement, reading back through the
  * consumer interface, group commits, a full queue (whole and partial units), a broker down
- * (errors within message.timeout.ms, healthy flips) and back up. Run from test_log.c. */
+ * (errors within message.timeout.ms, healthy flips) and back up, and a record refused inside
+ * rd_kafka_produce. Run from test_log.c. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -311,6 +313,56 @@ static void test_broker_down_and_back(void **state)
     sl_log_close(log);
 }
 
+/* A record that librdkafka refuses inside rd_kafka_produce (its partitioner fails once the
+ * cluster says the topic is gone) is answered by sl_log_append alone: an error, no callback,
+ * nothing left pending. librdkafka acknowledges such a record from inside the call too; that
+ * acknowledgement must not count a second time. When the topic is back, appends succeed. */
+static void test_refused_inside_produce(void **state)
+{
+    mock *m = *state;
+    static const char *const opts[] = {"log_level=0", "message.timeout.ms=1000",
+                                       "topic.metadata.refresh.interval.ms=100",
+                                       "topic.metadata.propagation.max.ms=0"};
+    sl_log_t *log = open_log(m, true, opts, 4);
+    rd_kafka_mock_topic_set_error(m->mc, "t", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+    sl_log_record rec = {"k", 1, "{}", 2};
+    sl_err err = SL_OK;
+    outcome o;
+    /* Until the producer's next metadata refresh, appends are taken and answered later. */
+    for (int i = 0; i < 100 && err == SL_OK; i++) {
+        outcome_init(&o);
+        err = sl_log_append(log, &rec, 1, on_done, &o);
+        if (err == SL_OK)
+            assert_true(outcome_wait(&o, 5000) >= 0);
+        else
+            assert_int_equal(outcome_wait(&o, 300), -1);
+        outcome_cleanup(&o);
+        if (err == SL_OK)
+            usleep(100 * 1000);
+    }
+    assert_int_equal(err, SL_ERR_IO);
+    sl_log_stats st;
+    sl_log_get_stats(log, &st);
+    assert_int_equal(st.pending_bytes, 0);
+
+    rd_kafka_mock_topic_set_error(m->mc, "t", RD_KAFKA_RESP_ERR_NO_ERROR);
+    bool ok = false;
+    for (int i = 0; i < 100 && !ok; i++) {
+        outcome_init(&o);
+        if (sl_log_append(log, &rec, 1, on_done, &o) == SL_OK) {
+            assert_true(outcome_wait(&o, 5000) >= 0);
+            ok = o.err == SL_OK;
+        } else {
+            usleep(100 * 1000);
+        }
+        outcome_cleanup(&o);
+    }
+    assert_true(ok);
+    sl_log_get_stats(log, &st);
+    assert_int_equal(st.pending_bytes, 0);
+    sl_log_close(log);
+}
+
 int sl_test_kafka_group(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +371,7 @@ int sl_test_kafka_group(void)
         cmocka_unit_test_setup_teardown(test_group_commit, mock_setup, mock_teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, mock_setup, mock_teardown),
         cmocka_unit_test_setup_teardown(test_broker_down_and_back, mock_setup, mock_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_inside_produce, mock_setup, mock_teardown),
     };
     return cmocka_run_group_tests_name("kafka", tests, NULL, NULL);
 }
