@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "core/diag.h"
@@ -188,6 +189,68 @@ static int part_cursor(emb_log *lg, MDB_txn *txn, unsigned p, MDB_cursor **out)
     return 0;
 }
 
+/* LMDB reads pages through its read-only shared map, and copy-on-write reads the old
+ * version of every page it rewrites, so over time the whole written file becomes mapped
+ * into this process and counts in its RSS, though it is only page cache. Dropping the
+ * mappings (not the cached data: the map is file-backed and LMDB writes with pwrite, so
+ * no mapped page is dirty) keeps RSS to what the process really holds; a later read
+ * faults the page back from the cache. Done each second (housekeeping) and whenever the
+ * thread that applies has taken TRIM_EVERY_FAULTS page faults since its last trim: checked
+ * after every value retention deletes (it reads each one's head, and LMDB its overflow
+ * pages) and after every apply. Faults, not bytes, because one fault maps a whole large
+ * folio of the page cache (up to 1 MiB seen on this kernel), so the bytes read say little
+ * of what got mapped: trimming after 8 MiB of values stored or deleted left batch runs at
+ * a peak RSS of 90-134 MB, after 32 faults at 51-64 MB, at the same throughput and CPU
+ * (docs/benchmarks.md, 2026-12-08). @locks apply_mu */
+#define TRIM_EVERY_FAULTS 32
+
+/* Minor page faults of the calling thread (mapping a cached page is one). */
+static long thread_faults(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_minflt : 0;
+}
+
+/* The calling thread's fault count at its last trim (the writer and the applier apply). */
+static _Thread_local long tl_faults_at_trim;
+
+static void release_mapped_pages(emb_log *lg)
+{
+    /* LMDB reports its map's address only for MDB_FIXEDMAP, so find data.mdb's mapping. */
+    if (!lg->map_addr && !lg->map_lookup_failed) {
+        char path[PATH_MAX + 16], line[PATH_MAX + 128];
+        FILE *f = fopen("/proc/self/maps", "r");
+        lg->map_lookup_failed = true;
+        if (f && realpath(lg->le->dir, path)) {
+            size_t n = strlen(path);
+            snprintf(path + n, sizeof path - n, "/data.mdb");
+            while (fgets(line, sizeof line, f)) {
+                unsigned long lo, hi;
+                char *file = strchr(line, '/');
+                if (!file || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+                    continue;
+                file[strcspn(file, "\n")] = '\0';
+                if (strcmp(file, path) == 0 && hi - lo > lg->map_len) {
+                    lg->map_addr = (void *)lo;
+                    lg->map_len = hi - lo;
+                    lg->map_lookup_failed = false;
+                }
+            }
+        }
+        if (f)
+            fclose(f);
+    }
+    if (lg->map_addr)
+        madvise(lg->map_addr, lg->map_len, MADV_DONTNEED);
+    tl_faults_at_trim = thread_faults();
+}
+
+static void trim_if_due(emb_log *lg)
+{
+    if (thread_faults() - tl_faults_at_trim >= TRIM_EVERY_FAULTS)
+        release_mapped_pages(lg);
+}
+
 /* Deletes partition p's oldest value (a record, or a batch of them: retention deletes
  * whole values), then the next ones while they were appended before
  * `before_ts` and, when `incoming` is not NULL, the log does not yet fit retention_bytes
@@ -207,8 +270,8 @@ static int delete_oldest(emb_log *lg, MDB_txn *txn, unsigned p, int64_t before_t
     while (rc == 0) {
         sl__log_value_iter it = value_head(&v);
         uint64_t b = it.bytes;
-        lg->bytes_since_trim += v.mv_size; /* its pages are mapped now (release_mapped_pages) */
         rc = mdb_cursor_del(cur, 0);
+        trim_if_due(lg);
         if (rc)
             return rc;
         if (b > ps->bytes)
@@ -326,52 +389,6 @@ static unit_sums sum_units(wunit *units)
     return t;
 }
 
-/* LMDB reads pages through its read-only shared map, and copy-on-write reads the old
- * version of every page it rewrites, so over time the whole written file becomes mapped
- * into this process and counts in its RSS, though it is only page cache. Dropping the
- * mappings (not the cached data: the map is file-backed and LMDB writes with pwrite, so
- * no mapped page is dirty) keeps RSS to what the process really holds; a later read
- * faults the page back from the cache. Done each second and by the apply that passes
- * TRIM_EVERY_BYTES of values stored or deleted since the last time, whichever thread
- * applies (batches are applied by the writer, and only trimming each second let a batch
- * run map 200+ MB). Deleted values count because retention reads each one's head (and
- * LMDB its overflow pages) through the map, and the kernel maps up to 64 KiB around each
- * such fault: with batch values and only stored bytes counted (32 MiB), data.mdb peaked at
- * 150-190 MB of the process's RSS, with both counted (8 MiB) at 55-80 MB, at the same
- * throughput (docs/benchmarks.md). @locks apply_mu */
-#define TRIM_EVERY_BYTES ((uint64_t)8 << 20)
-
-static void release_mapped_pages(emb_log *lg)
-{
-    /* LMDB reports its map's address only for MDB_FIXEDMAP, so find data.mdb's mapping. */
-    if (!lg->map_addr && !lg->map_lookup_failed) {
-        char path[PATH_MAX + 16], line[PATH_MAX + 128];
-        FILE *f = fopen("/proc/self/maps", "r");
-        lg->map_lookup_failed = true;
-        if (f && realpath(lg->le->dir, path)) {
-            size_t n = strlen(path);
-            snprintf(path + n, sizeof path - n, "/data.mdb");
-            while (fgets(line, sizeof line, f)) {
-                unsigned long lo, hi;
-                char *file = strchr(line, '/');
-                if (!file || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
-                    continue;
-                file[strcspn(file, "\n")] = '\0';
-                if (strcmp(file, path) == 0 && hi - lo > lg->map_len) {
-                    lg->map_addr = (void *)lo;
-                    lg->map_len = hi - lo;
-                    lg->map_lookup_failed = false;
-                }
-            }
-        }
-        if (f)
-            fclose(f);
-    }
-    if (lg->map_addr)
-        madvise(lg->map_addr, lg->map_len, MADV_DONTNEED);
-    lg->bytes_since_trim = 0;
-}
-
 /* Values of several records hold at most this many bytes: 16 LMDB pages of 4 KiB, less
  * the overflow page header, so a full value fills its 16 overflow pages. A group's records
  * of one partition (several hundred for batch requests) go into few values, each one LMDB
@@ -417,7 +434,6 @@ static int put_value(emb_log *lg, MDB_txn *txn, const wrec *const *recs, size_t 
     ps->records += n;
     ps->bytes += bytes;
     lg->total_bytes += bytes;
-    lg->bytes_since_trim += v.mv_size;
     if (ps->first_ts == INT64_MAX)
         ps->first_ts = r->ts;
     touched[r->part] = true;
@@ -519,6 +535,7 @@ bool sl__log_emb_apply(emb_log *lg, wunit *units, bool batches, char *detail, si
     bool *touched = lg->touched;
     uint64_t saved_total = lg->total_bytes;
     MDB_txn *txn = NULL;
+    wunit *last = NULL;   /* the last unit applied */
     bool upgrade = false; /* this transaction makes the log format 2 */
     int64_t now = now_ms();
     memcpy(lg->scratch, lg->ps, parts * sizeof *lg->scratch);
@@ -537,7 +554,7 @@ bool sl__log_emb_apply(emb_log *lg, wunit *units, bool batches, char *detail, si
     }
     unit_sums t = sum_units(units);
     uint64_t incoming = t.bytes;
-    wunit *last = t.last;
+    last = t.last;
     rc = enforce_retention(lg, txn, now, incoming, touched);
     if (rc)
         goto done;
@@ -581,8 +598,7 @@ bool sl__log_emb_apply(emb_log *lg, wunit *units, bool batches, char *detail, si
 done:
     if (txn)
         mdb_txn_abort(txn);
-    if (lg->bytes_since_trim > TRIM_EVERY_BYTES)
-        release_mapped_pages(lg);
+    trim_if_due(lg);
     if (rc == 0) {
         if (upgrade) {
             le->format = SL__LOG_FORMAT_BATCH;

@@ -302,7 +302,6 @@ typedef struct emb_log {
     void *map_addr; /* data.mdb's mapping, found once; see release_mapped_pages */
     size_t map_len;
     bool map_lookup_failed;
-    uint64_t bytes_since_trim; /* values stored or deleted since the mappings were dropped */
     int64_t next_reader_check_ns;
 
     /* Stats, readable from any thread without a lock or a transaction. */
