@@ -80,6 +80,25 @@ static unsigned seq_of(const sl_log_message *m)
     return (unsigned)strtoul(num + 1, NULL, 10);
 }
 
+/* Polls c until it has nothing more, checking that the records come in offset order from
+ * `next` on and that each one's sequence number is its offset (one partition); adds their
+ * key and value bytes to *bytes and returns the offset after the last. */
+static uint64_t read_in_order(sl_log_consumer_t *c, uint64_t next, uint64_t *bytes)
+{
+    sl_log_message msgs[64];
+    for (;;) {
+        size_t n = 0;
+        assert_int_equal(sl_log_consumer_poll(c, msgs, 64, &n, 0), SL_OK);
+        if (n == 0)
+            return next;
+        for (size_t i = 0; i < n; i++, next++) {
+            assert_int_equal(msgs[i].offset, next);
+            assert_int_equal(seq_of(&msgs[i]), next);
+            *bytes += msgs[i].key_len + msgs[i].value_len;
+        }
+    }
+}
+
 /* Values and records of partition p, read with LMDB directly (the log must be closed). */
 static void raw_counts(const bfx *fx, unsigned p, size_t *values, size_t *batches)
 {
@@ -414,17 +433,8 @@ static void test_commit_and_seek_inside_batch(void **state)
     assert_int_equal(msgs[0].offset, 28);
     assert_int_equal(seq_of(&msgs[0]), 28);
     /* The rest follows in order, across the boundary between the two batch values. */
-    next = 29;
-    for (;;) {
-        assert_int_equal(sl_log_consumer_poll(c, msgs, 64, &n, 0), SL_OK);
-        if (n == 0)
-            break;
-        for (size_t i = 0; i < n; i++, next++) {
-            assert_int_equal(msgs[i].offset, next);
-            assert_int_equal(seq_of(&msgs[i]), next);
-        }
-    }
-    assert_int_equal(next, 203);
+    uint64_t bytes = 0;
+    assert_int_equal(read_in_order(c, 29, &bytes), 203);
     /* Seeks: into the second batch, its first record, its last, past the end. */
     uint64_t to[] = {150, 103, 202, 102};
     for (size_t i = 0; i < sizeof to / sizeof to[0]; i++) {
@@ -479,20 +489,8 @@ static void test_retention_deletes_whole_batches(void **state)
     sl_log_consumer_options co = {.from_beginning = true};
     char eb[256];
     assert_int_equal(sl_log_consumer_open(log, &co, &c, eb, sizeof eb), SL_OK);
-    sl_log_message msgs[64];
-    uint64_t first = UNITS * UNIT_RECS - st.records, next = first, bytes = 0;
-    for (;;) {
-        size_t n = 0;
-        assert_int_equal(sl_log_consumer_poll(c, msgs, 64, &n, 0), SL_OK);
-        if (n == 0)
-            break;
-        for (size_t i = 0; i < n; i++, next++) {
-            assert_int_equal(msgs[i].offset, next);
-            assert_int_equal(seq_of(&msgs[i]), next);
-            bytes += msgs[i].key_len + msgs[i].value_len;
-        }
-    }
-    assert_int_equal(next, UNITS * UNIT_RECS);
+    uint64_t bytes = 0;
+    assert_int_equal(read_in_order(c, UNITS * UNIT_RECS - st.records, &bytes), UNITS * UNIT_RECS);
     assert_int_equal(bytes, st.bytes);
     sl_log_consumer_close(c);
     sl_log_close(log);
