@@ -97,68 +97,65 @@ static const unsigned char json_escape_needed[256] = {
     [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1,
 };
 
-sl_err sl_buf_append_json_string(sl_buf *b, const char *s, size_t len)
+static inline bool word_needs_escape(uint64_t w)
+{
+    return (sl_swar_has_below(w, 0x20) | sl_swar_has_byte(w, '"') | sl_swar_has_byte(w, '\\')) != 0;
+}
+
+/* The length of the longest prefix of s that needs no escape. A string of eight bytes or
+ * more ends with one test of its last eight, which overlap bytes already found clean, so
+ * the test stays exact; only a word that holds a byte to escape, or a string shorter
+ * than a word, is looked at byte by byte. */
+static size_t clean_prefix(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i + 8 <= len && !word_needs_escape(sl_swar_load(s + i)))
+        i += 8;
+    if (i + 8 > len && len >= 8 && !word_needs_escape(sl_swar_load(s + len - 8)))
+        return len;
+    while (i < len && !json_escape_needed[(unsigned char)s[i]])
+        i++;
+    return i;
+}
+
+/* The escape of c (a byte json_escape_needed marks) into esc; returns its length. */
+static size_t json_escape(unsigned char c, char esc[6])
 {
     static const char hex[] = "0123456789abcdef";
-    /* Room for the common case (nothing to escape) in one step. */
+    static const char short_form[256] = {
+        ['"'] = '"',  ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r',
+        ['\t'] = 't', ['\b'] = 'b',  ['\f'] = 'f',
+    };
+    esc[0] = '\\';
+    if (short_form[c]) {
+        esc[1] = short_form[c];
+        return 2;
+    }
+    memcpy(esc + 1, "u00", 3);
+    esc[4] = hex[c >> 4];
+    esc[5] = hex[c & 15];
+    return 6;
+}
+
+sl_err sl_buf_append_json_string(sl_buf *b, const char *s, size_t len)
+{
+    /* Room for the common case (nothing to escape): quotes and bytes, one copy. */
     sl_err err = sl_buf_reserve(b, len + 2);
     if (err)
         return err;
-    b->data[b->len++] = '"';
-    size_t run = 0; /* start of the pending run of bytes that need no escape */
-    for (size_t i = 0; i < len; i++) {
-        /* Eight clean bytes at a time: no control character, '"' or '\\'. */
-        while (i + 8 <= len) {
-            uint64_t w = sl_swar_load(s + i);
-            if (sl_swar_has_below(w, 0x20) | sl_swar_has_byte(w, '"') | sl_swar_has_byte(w, '\\'))
-                break;
-            i += 8;
-        }
-        if (i == len)
-            break;
-        unsigned char c = (unsigned char)s[i];
-        if (!json_escape_needed[c])
-            continue;
-        if ((err = sl_buf_append(b, s + run, i - run)))
+    size_t clean = clean_prefix(s, len);
+    b->data[b->len] = '"';
+    memcpy(b->data + b->len + 1, s, clean);
+    b->len += clean + 1;
+    for (size_t i = clean; i < len;) {
+        char esc[6];
+        size_t n = json_escape((unsigned char)s[i], esc);
+        i++;
+        size_t run = clean_prefix(s + i, len - i);
+        if ((err = sl_buf_append(b, esc, n)) || (err = sl_buf_append(b, s + i, run)))
             return err;
-        run = i + 1;
-        char esc[6] = {'\\', 0};
-        size_t n = 2;
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            n = 6;
-        }
-        if ((err = sl_buf_append(b, esc, n)))
-            return err;
+        i += run;
     }
-    if ((err = sl_buf_append(b, s + run, len - run)))
-        return err;
     return sl_buf_append_char(b, '"');
 }
 

@@ -170,6 +170,21 @@ static void buf_json_escapes_at_every_offset(void **state)
             }
         }
     }
+    /* Two escapes in one string: the clean run between them is copied whole. */
+    for (size_t len = 2; len <= sizeof raw; len++) {
+        for (size_t at = 0; at + 1 < len; at++) {
+            for (size_t at2 = at + 1; at2 < len; at2++) {
+                memset(raw, 'x', len);
+                raw[at] = '"';
+                raw[at2] = '\n';
+                snprintf(want, sizeof want, "\"%.*s\\\"%.*s\\n%.*s\"", (int)at, raw,
+                         (int)(at2 - at - 1), raw + at + 1, (int)(len - at2 - 1), raw + at2 + 1);
+                sl_buf_reset(&b);
+                assert_int_equal(sl_buf_append_json_string(&b, raw, len), SL_OK);
+                assert_string_equal(b.data, want);
+            }
+        }
+    }
     sl_buf_cleanup(&b);
 }
 
