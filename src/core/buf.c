@@ -68,14 +68,26 @@ sl_err sl_buf_append_str(sl_buf *b, const char *s)
     return sl_buf_append(b, s, strlen(s));
 }
 
+/* Formats straight into the free space when the text fits (one vsnprintf, the usual case
+ * on a reused buffer); otherwise measures, grows and formats again. */
 sl_err sl_buf_appendf(sl_buf *b, const char *fmt, ...)
 {
+    size_t room = b->alloc - b->len; /* NUL included; 0 before the first append */
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (n < 0) {
+        if (room)
+            b->data[b->len] = '\0';
         return SL_ERR_INVALID;
+    }
+    if ((size_t)n < room) { /* alloc is at most cap + 1, so this is within the cap */
+        b->len += (size_t)n;
+        return SL_OK;
+    }
+    if (room)
+        b->data[b->len] = '\0'; /* undo the truncated attempt */
     sl_err err = sl_buf_reserve(b, (size_t)n);
     if (err)
         return err;

@@ -188,6 +188,31 @@ static void buf_json_escapes_at_every_offset(void **state)
     sl_buf_cleanup(&b);
 }
 
+/* appendf formats into the free space when the text fits, else grows and formats again;
+ * past the cap it fails and leaves the buffer as it was, NUL-terminated. */
+static void buf_appendf_fits_grows_and_refuses(void **state)
+{
+    (void)state;
+    sl_buf b;
+    sl_buf_init(&b, 300);
+    assert_int_equal(sl_buf_appendf(&b, "%s", "first"), SL_OK); /* no memory yet */
+    assert_int_equal(b.alloc, 256);
+    char long_text[200];
+    memset(long_text, 'y', sizeof long_text - 1);
+    long_text[sizeof long_text - 1] = '\0';
+    assert_int_equal(sl_buf_appendf(&b, "-%d-", 7), SL_OK); /* fits the free space */
+    assert_int_equal(sl_buf_appendf(&b, "%s", long_text), SL_OK);
+    assert_int_equal(sl_buf_appendf(&b, "%s", long_text), SL_ERR_TOO_LARGE); /* over 300 */
+    assert_int_equal(b.len, 5 + 3 + 199);
+    assert_int_equal(strlen(b.data), b.len);
+    assert_memory_equal(b.data, "first-7-yy", 10);
+    assert_int_equal(sl_buf_appendf(&b, "%.*s", 93, long_text), SL_OK); /* exactly to the cap */
+    assert_int_equal(b.len, 300);
+    assert_int_equal(sl_buf_appendf(&b, "z"), SL_ERR_TOO_LARGE);
+    assert_int_equal(strlen(b.data), 300);
+    sl_buf_cleanup(&b);
+}
+
 static void grow_doubles_and_keeps_on_failure(void **state)
 {
     (void)state;
@@ -218,6 +243,7 @@ int sl_test_config_run(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(config_defaults_and_suffixes),
         cmocka_unit_test(buf_json_escapes_at_every_offset),
+        cmocka_unit_test(buf_appendf_fits_grows_and_refuses),
         cmocka_unit_test(grow_doubles_and_keeps_on_failure),
         cmocka_unit_test(config_flag_beats_env_beats_default),
         cmocka_unit_test(config_errors_name_the_setting),
