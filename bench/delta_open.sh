@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 N=${1:-1000}
 ROUNDS=${2:-5}
 TOOL=${TOOL:-build/sluice-delta-bench}
-OUT=$(mktemp -d "${BENCH_TMP:-/var/tmp}/sluice-bench-delta-open.XXXXXX")
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$OUT"' EXIT
+. bench/scratch.sh
+scratch "${BENCH_TMP:-/var/tmp}/sluice-bench-delta-open.XXXXXX"
 
 stores=("file" "file://$OUT/table")
 if command -v moto_server > /dev/null; then

@@ -22,8 +22,8 @@ CONNS=${2:-64}
 ROUNDS=${ROUNDS:-1}
 FLOOR=${FLOOR:-0}
 SLUICE=${SLUICE:-build/sluice}
-OUT=$(mktemp -d /tmp/sluice-bench.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$OUT"' EXIT
+. bench/scratch.sh
+scratch /tmp/sluice-bench.XXXXXX
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }

@@ -21,8 +21,8 @@ KAFKA_MOCK=${KAFKA_MOCK:-build/sluice-kafka-mock}
 KAFKA_CEILING=${KAFKA_CEILING:-build/sluice-kafka-ceiling}
 CEILING=${CEILING:-1}
 REFERENCE_PATH=${REFERENCE_PATH:-/analytics}
-OUT=$(mktemp -d /tmp/sluice-bench-kafka.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$OUT"' EXIT
+. bench/scratch.sh
+scratch /tmp/sluice-bench-kafka.XXXXXX
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }

@@ -12,8 +12,8 @@ SIZE_MB=${1:-128}
 COUNT=${2:-200}
 ROUNDS=${3:-3}
 TOOL=${TOOL:-build/sluice-storage-tool}
-OUT=$(mktemp -d "${BENCH_TMP:-/var/tmp}/sluice-bench-storage.XXXXXX")
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$OUT"' EXIT
+. bench/scratch.sh
+scratch "${BENCH_TMP:-/var/tmp}/sluice-bench-storage.XXXXXX"
 command -v moto_server >/dev/null || { echo "moto_server is not installed" >&2; exit 1; }
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

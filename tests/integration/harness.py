@@ -2,6 +2,7 @@
 free port and a temporary log, talk HTTP to it, read its log back with `sluice log read`.
 Standard library only; the binary comes from $SLUICE_BIN (set by CTest)."""
 
+import atexit
 import fcntl
 import http.client
 import json
@@ -59,11 +60,15 @@ def free_port():
 
 
 class Server:
-    """A running `sluice serve`. Use as a context manager; .stop() sends SIGTERM."""
+    """A running `sluice serve`. Use as a context manager; .stop() sends SIGTERM. A server
+    given no log_dir makes its own, removed when the context ends or, for one started
+    without a context, when the test exits (its process killed first if still running)."""
 
     def __init__(self, log_dir=None, extra_args=(), env=None):
         self.own_dir = log_dir is None
         self.dir = log_dir or tempfile.mkdtemp(prefix="sluice-it-")
+        if self.own_dir:
+            atexit.register(self._remove_own_dir)
         self.log_uri = "file://" + os.path.join(self.dir, "log")
         self.extra_args = list(extra_args)
         self.env = dict(os.environ, **(env or {}))
@@ -105,6 +110,10 @@ class Server:
             self.stop()
         if self.own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _remove_own_dir(self):
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def stop(self, timeout=30):
         self.proc.send_signal(signal.SIGTERM)
