@@ -7,7 +7,7 @@
 # its scratch directory; may be run alone: bench/callgrind_ingest.sh [DIR].
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-$(mktemp -d /tmp/sluice-cg.XXXXXX)}
+if [ -n "${1:-}" ]; then OUT=$1; else . bench/scratch.sh; scratch /tmp/sluice-cg.XXXXXX; fi
 SLUICE=${SLUICE:-build/sluice}
 N_SMALL=200
 N_LARGE=1200
