@@ -157,7 +157,8 @@ sl_err sl_buf_append_json_string(sl_buf *b, const char *s, size_t len)
         return err;
     size_t clean = clean_prefix(s, len);
     b->data[b->len] = '"';
-    memcpy(b->data + b->len + 1, s, clean);
+    if (clean) /* s may be NULL when len is 0 */
+        memcpy(b->data + b->len + 1, s, clean);
     b->len += clean + 1;
     for (size_t i = clean; i < len;) {
         char esc[6];

@@ -133,6 +133,9 @@ static void buf_cap_and_json_escapes(void **state)
     assert_int_equal(sl_buf_append_json_string(&b, raw, sizeof raw - 1), SL_OK);
     assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\u0001\x7f\xc3\xa9\"");
     sl_buf_reset(&b);
+    assert_int_equal(sl_buf_append_json_string(&b, NULL, 0), SL_OK); /* the empty string */
+    assert_string_equal(b.data, "\"\"");
+    sl_buf_reset(&b);
     assert_int_equal(sl_buf_appendf(&b, "%d-%s", 42, "x"), SL_OK);
     assert_string_equal(b.data, "42-x");
     size_t len;
