@@ -196,13 +196,16 @@ static int part_cursor(emb_log *lg, MDB_txn *txn, unsigned p, MDB_cursor **out)
  * no mapped page is dirty) keeps RSS to what the process really holds; a later read
  * faults the page back from the cache. Done each second (housekeeping) and whenever the
  * thread that applies has taken TRIM_EVERY_FAULTS page faults since its last trim: checked
- * after every value retention deletes (it reads each one's head, and LMDB its overflow
- * pages) and after every apply. Faults, not bytes, because one fault maps a whole large
- * folio of the page cache (up to 1 MiB seen on this kernel), so the bytes read say little
- * of what got mapped: trimming after 8 MiB of values stored or deleted left batch runs at
+ * after every apply, and within one after every FAULT_CHECK_BYTES of values retention
+ * deleted (it reads each one's head, and LMDB its overflow pages; checking after each
+ * value cost single events at retention a getrusage per record, 22,000 a second). Faults,
+ * not bytes, decide the trim because one fault maps a whole large folio of the page cache
+ * (up to 1 MiB seen on this kernel), so the bytes read say little of what got mapped:
+ * trimming after 8 MiB of values stored or deleted left batch runs at
  * a peak RSS of 90-134 MB, after 32 faults at 51-64 MB, at the same throughput and CPU
  * (docs/benchmarks.md, 2026-12-08). @locks apply_mu */
 #define TRIM_EVERY_FAULTS 32
+#define FAULT_CHECK_BYTES ((size_t)256 << 10)
 
 /* Minor page faults of the calling thread (mapping a cached page is one). */
 static long thread_faults(void)
@@ -211,8 +214,10 @@ static long thread_faults(void)
     return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_minflt : 0;
 }
 
-/* The calling thread's fault count at its last trim (the writer and the applier apply). */
+/* The calling thread's fault count at its last trim, and the bytes of values it deleted
+ * since it last looked at its faults (the writer and the applier apply). */
 static _Thread_local long tl_faults_at_trim;
+static _Thread_local size_t tl_deleted_unchecked;
 
 static void release_mapped_pages(emb_log *lg)
 {
@@ -247,6 +252,7 @@ static void release_mapped_pages(emb_log *lg)
 
 static void trim_if_due(emb_log *lg)
 {
+    tl_deleted_unchecked = 0;
     if (thread_faults() - tl_faults_at_trim >= TRIM_EVERY_FAULTS)
         release_mapped_pages(lg);
 }
@@ -270,8 +276,10 @@ static int delete_oldest(emb_log *lg, MDB_txn *txn, unsigned p, int64_t before_t
     while (rc == 0) {
         sl__log_value_iter it = value_head(&v);
         uint64_t b = it.bytes;
+        tl_deleted_unchecked += v.mv_size;
         rc = mdb_cursor_del(cur, 0);
-        trim_if_due(lg);
+        if (tl_deleted_unchecked >= FAULT_CHECK_BYTES)
+            trim_if_due(lg);
         if (rc)
             return rc;
         if (b > ps->bytes)
